@@ -1,0 +1,120 @@
+//! The manifest (`ferrygate.toml`): what it may contain, how it is read and
+//! how its mistakes are reported.
+//!
+//! Owns parsing, `${ENV}` expansion and validation. Every key has a documented
+//! default; an unknown key is an error that names the file, line and key, never
+//! a silent fallback. Nothing here opens sockets or touches runtime state: the
+//! result is a plain [`Config`] value the rest of the gateway reads.
+
+mod env;
+mod error;
+mod server;
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use env::{Environment, ProcessEnv};
+pub use error::{ConfigError, Location};
+pub use server::{RateLimit, Secret, ServerConfig};
+
+/// The whole manifest.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Listener, API key and per-connection limits.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Which broker carries messages between instances.
+    #[serde(default)]
+    pub broker: BrokerConfig,
+}
+
+/// `[broker]`: the message bus between gateway instances.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerConfig {
+    /// Which implementation: only `memory` (one instance, in process) exists today.
+    pub kind: BrokerKind,
+    /// Prefix of every broker subject or channel the gateway uses.
+    pub prefix: String,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            kind: BrokerKind::Memory,
+            prefix: "ferrygate".to_owned(),
+        }
+    }
+}
+
+/// The broker implementations the gateway knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BrokerKind {
+    /// In-process delivery: a single instance, nothing leaves the process.
+    Memory,
+}
+
+/// A manifest read from disk, with the path it came from.
+#[derive(Debug)]
+pub struct LoadedConfig {
+    /// The parsed, validated configuration.
+    pub config: Config,
+    /// The manifest file; relative paths inside it are relative to its folder.
+    pub path: PathBuf,
+}
+
+impl Config {
+    /// Reads, expands and validates the manifest at `path`.
+    pub fn load(path: &Path, env: &dyn Environment) -> Result<LoadedConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let config = Self::parse(&text, env).map_err(|e| e.in_file(path))?;
+        Ok(LoadedConfig {
+            config,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Parses and validates manifest text; errors carry line and key but no file.
+    pub fn parse(text: &str, env: &dyn Environment) -> Result<Self, ConfigError> {
+        let mut config: Config =
+            toml::from_str(text).map_err(|e| ConfigError::from_toml(text, &e))?;
+        config.expand_env(text, env)?;
+        config.validate(text)?;
+        Ok(config)
+    }
+
+    /// Replaces `${VAR}` in the values that may hold secrets.
+    fn expand_env(&mut self, text: &str, env: &dyn Environment) -> Result<(), ConfigError> {
+        if let Some(api_key) = &mut self.server.api_key {
+            let value = env::expand(api_key.expose(), env).map_err(|e| ConfigError::Invalid {
+                key: "server.api_key".to_owned(),
+                reason: e.to_string(),
+                location: Location::of_key(text, &["server", "api_key"]),
+                path: None,
+            })?;
+            api_key.replace(value);
+        }
+        Ok(())
+    }
+
+    fn validate(&self, text: &str) -> Result<(), ConfigError> {
+        self.server.validate().map_err(|invalid| {
+            let location = Location::of_key(text, &["server", invalid.key]);
+            ConfigError::Invalid {
+                key: format!("server.{}", invalid.key),
+                reason: invalid.reason,
+                location,
+                path: None,
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

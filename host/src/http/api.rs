@@ -1,0 +1,149 @@
+//! The `/v1/` API for backend services, guarded by the manifest's `api_key`.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::error;
+use crate::broker::Target;
+use crate::gateway::Gateway;
+use crate::protocol::ChannelName;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PublishBody {
+    channel: String,
+    data: Box<RawValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SendBody {
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    conn: Option<String>,
+    data: Box<RawValue>,
+}
+
+pub(super) async fn publish(
+    State(gateway): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Result<axum::Json<PublishBody>, JsonRejection>,
+) -> Response {
+    if let Err(refused) = authorize(&gateway, &headers) {
+        return refused;
+    }
+    let body = match body {
+        Ok(axum::Json(body)) => body,
+        Err(rejection) => return bad_body(&rejection),
+    };
+    let channel = match ChannelName::new(&body.channel) {
+        Ok(channel) => channel,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("invalid `channel`: {e}"),
+            );
+        }
+    };
+    match gateway.broker.publish(&channel, body.data.get()).await {
+        Ok(()) => {
+            gateway.metrics.published("http");
+            axum::Json(json!({"ok": true})).into_response()
+        }
+        Err(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            e.to_string(),
+        ),
+    }
+}
+
+pub(super) async fn send(
+    State(gateway): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Result<axum::Json<SendBody>, JsonRejection>,
+) -> Response {
+    if let Err(refused) = authorize(&gateway, &headers) {
+        return refused;
+    }
+    let body = match body {
+        Ok(axum::Json(body)) => body,
+        Err(rejection) => return bad_body(&rejection),
+    };
+    let target = match (body.user, body.conn) {
+        (Some(user), None) => Target::User(user),
+        (None, Some(conn)) => Target::Conn(conn),
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "give exactly one of `user` or `conn`",
+            );
+        }
+    };
+    match gateway.broker.send(&target, body.data.get()).await {
+        Ok(Some(0)) if matches!(target, Target::Conn(_)) => {
+            error(StatusCode::NOT_FOUND, "not_found", "no such connection")
+        }
+        Ok(delivered) => axum::Json(json!({"ok": true, "delivered": delivered})).into_response(),
+        Err(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            e.to_string(),
+        ),
+    }
+}
+
+fn bad_body(rejection: &JsonRejection) -> Response {
+    let (status, code) = match rejection {
+        JsonRejection::BytesRejection(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            (StatusCode::PAYLOAD_TOO_LARGE, "too_large")
+        }
+        _ => (StatusCode::BAD_REQUEST, "bad_request"),
+    };
+    error(status, code, rejection.body_text())
+}
+
+/// Checks `Authorization: Bearer <key>` or `X-API-Key: <key>` in constant time.
+fn authorize(gateway: &Gateway, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(expected) = &gateway.config.server.api_key else {
+        gateway.metrics.api_unauthorized.inc();
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the HTTP API is disabled: no `api_key` in [server]",
+        ));
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
+    // Hashing first makes the comparison independent of both lengths.
+    let matches = presented.is_some_and(|key| {
+        let presented = Sha256::digest(key.trim().as_bytes());
+        let expected = Sha256::digest(expected.expose().as_bytes());
+        bool::from(presented.ct_eq(&expected))
+    });
+    if matches {
+        Ok(())
+    } else {
+        gateway.metrics.api_unauthorized.inc();
+        Err(error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong API key",
+        ))
+    }
+}

@@ -1,0 +1,167 @@
+//! `GET /ws`: checks the handshake, admits the session, switches protocols.
+//!
+//! The handshake is answered here rather than through a framework extractor so
+//! that every refusal is a plain HTTP status with a JSON body (SPEC 3: never a
+//! socket that is upgraded and then closed), and so the session gets the
+//! tokio-tungstenite stream directly, with the gateway's frame limits.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::Response;
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+
+use super::{RemoteAddr, error};
+use crate::gateway::Gateway;
+use crate::metrics::UpgradeRefusal;
+use crate::session::{self, Accepted};
+
+/// The subprotocol a client may offer to name this protocol version.
+pub const SUBPROTOCOL: &str = "ferrygate.v1";
+
+/// Read buffer per connection: small, since most client frames are small and
+/// idle connections should cost little; it grows for a larger frame.
+const READ_BUFFER_BYTES: usize = 2048;
+
+/// The socket library's write buffer target: frames are coalesced up to this
+/// size before a write syscall.
+const WRITE_BUFFER_BYTES: usize = 32 * 1024;
+
+pub(super) async fn websocket(
+    State(gateway): State<Arc<Gateway>>,
+    mut request: Request,
+) -> Response {
+    if gateway.is_draining() {
+        gateway.metrics.upgrade_refused(UpgradeRefusal::Draining);
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "draining: reconnect to another instance",
+        );
+    }
+    let key = match handshake_key(request.method(), request.headers()) {
+        Ok(key) => key,
+        Err(why) => {
+            gateway
+                .metrics
+                .upgrade_refused(UpgradeRefusal::BadHandshake);
+            return error(StatusCode::BAD_REQUEST, "bad_request", why);
+        }
+    };
+    if !origin_allowed(&gateway.config.server.allowed_origins, request.headers()) {
+        gateway.metrics.upgrade_refused(UpgradeRefusal::Origin);
+        return error(StatusCode::FORBIDDEN, "forbidden", "origin not allowed");
+    }
+    let Some(slot) = gateway.connections.reserve() else {
+        gateway.metrics.upgrade_refused(UpgradeRefusal::Capacity);
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "connection limit reached",
+        );
+    };
+    let Some(RemoteAddr(remote)) = request.extensions().get::<RemoteAddr>().copied() else {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "no peer address",
+        );
+    };
+    let subprotocol = offers_subprotocol(request.headers());
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    let ws_config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
+        .max_message_size(Some(gateway.config.server.max_frame_bytes))
+        .max_frame_size(Some(gateway.config.server.max_frame_bytes));
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let ws = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(ws_config),
+                )
+                .await;
+                let accepted = Accepted {
+                    slot,
+                    remote,
+                    user: None,
+                };
+                session::run(ws, gateway, accepted).await;
+            }
+            Err(e) => tracing::debug!(%remote, error = %e, "upgrade did not complete"),
+        }
+    });
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    if subprotocol {
+        headers.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(SUBPROTOCOL),
+        );
+    }
+    response
+}
+
+/// Validates RFC 6455 section 4.2.1 and returns `Sec-WebSocket-Key`.
+fn handshake_key(method: &Method, headers: &HeaderMap) -> Result<String, &'static str> {
+    if method != Method::GET {
+        return Err("a WebSocket upgrade must be a GET");
+    }
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    if !has_token(header::CONNECTION, "upgrade") || !has_token(header::UPGRADE, "websocket") {
+        return Err("expected `Connection: upgrade` and `Upgrade: websocket`");
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .and_then(|v| v.to_str().ok())
+        != Some("13")
+    {
+        return Err("expected `Sec-WebSocket-Version: 13`");
+    }
+    headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .and_then(|v| v.to_str().ok())
+        .filter(|key| key.len() == 24)
+        .map(str::to_owned)
+        .ok_or("missing or malformed `Sec-WebSocket-Key`")
+}
+
+fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    // Non-browser clients send no Origin; the allow-list is about browsers.
+    headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|origin| allowed.iter().any(|a| a == origin))
+}
+
+fn offers_subprotocol(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim() == SUBPROTOCOL)
+}

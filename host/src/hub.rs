@@ -1,0 +1,199 @@
+//! Local fan-out: which of this instance's connections want which channel.
+//!
+//! Channels live in shards, each behind its own lock, so that publishes to
+//! different channels rarely contend. A publish builds its push frame once and
+//! appends the same shared bytes to each subscriber's outbox while holding the
+//! channel's shard lock: every subscriber therefore sees a channel's messages in
+//! one order, and a subscribe's `ok` reply is queued under the same lock, so no
+//! push of that channel can overtake it. Nothing here blocks or awaits.
+//!
+//! The hub never talks to the broker: the broker calls [`Hub::deliver`].
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::connections::ConnId;
+use crate::metrics::Metrics;
+use crate::outbox::{Outbox, Pushed};
+use crate::protocol::{ChannelName, Frame};
+
+const SHARDS: usize = 64;
+
+/// One connection's membership in a channel.
+#[derive(Debug, Clone)]
+pub struct Subscriber {
+    /// The subscribing connection.
+    pub conn: ConnId,
+    /// Where its pushes go.
+    pub outbox: Arc<Outbox>,
+}
+
+/// Result of [`Hub::subscribe`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subscribed {
+    /// The first local subscriber of the channel.
+    First,
+    /// The channel already had local subscribers.
+    Joined,
+}
+
+/// Result of [`Hub::unsubscribe`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unsubscribed {
+    /// The last local subscriber left.
+    Last,
+    /// Others remain.
+    Left,
+    /// The connection was not subscribed.
+    NotSubscribed,
+}
+
+type Channels = HashMap<ChannelName, Vec<Subscriber>>;
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct Hub {
+    shards: Box<[Mutex<Channels>]>,
+    hasher: RandomState,
+    metrics: Arc<Metrics>,
+}
+
+impl Hub {
+    /// An empty hub.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: RandomState::new(),
+            metrics,
+        }
+    }
+
+    /// Adds `subscriber` to `channel` and queues `ack` to it before any push of
+    /// that channel. The caller guarantees the connection is not yet subscribed.
+    pub fn subscribe(
+        &self,
+        channel: &ChannelName,
+        subscriber: Subscriber,
+        ack: Frame,
+    ) -> Subscribed {
+        let mut shard = self.shard(channel).lock();
+        self.push(&subscriber.outbox, ack);
+        match shard.get_mut(channel) {
+            Some(subscribers) => {
+                subscribers.push(subscriber);
+                Subscribed::Joined
+            }
+            None => {
+                shard.insert(channel.clone(), vec![subscriber]);
+                Subscribed::First
+            }
+        }
+    }
+
+    /// Removes `conn` from `channel`.
+    pub fn unsubscribe(&self, channel: &ChannelName, conn: &ConnId) -> Unsubscribed {
+        let mut shard = self.shard(channel).lock();
+        let Some(subscribers) = shard.get_mut(channel) else {
+            return Unsubscribed::NotSubscribed;
+        };
+        let Some(index) = subscribers.iter().position(|s| &s.conn == conn) else {
+            return Unsubscribed::NotSubscribed;
+        };
+        subscribers.swap_remove(index);
+        if subscribers.is_empty() {
+            shard.remove(channel);
+            Unsubscribed::Last
+        } else {
+            Unsubscribed::Left
+        }
+    }
+
+    /// Pushes `data` (JSON text) to every local subscriber of `channel`;
+    /// returns how many it was queued for.
+    pub fn deliver(&self, channel: &ChannelName, data: &str) -> usize {
+        let shard = self.shard(channel).lock();
+        let Some(subscribers) = shard.get(channel) else {
+            return 0;
+        };
+        let frame = Frame::push(channel, data);
+        subscribers
+            .iter()
+            .filter(|s| self.push(&s.outbox, frame.clone()))
+            .count()
+    }
+
+    /// Number of channels with at least one local subscriber.
+    pub fn channel_count(&self) -> usize {
+        self.shards.iter().map(|shard| shard.lock().len()).sum()
+    }
+
+    /// Pushes one frame to one outbox, counting what a cut connection loses.
+    pub(crate) fn push(&self, outbox: &Outbox, frame: Frame) -> bool {
+        match outbox.push(frame) {
+            Pushed::Queued => true,
+            Pushed::Overflowed { dropped } => {
+                self.metrics.slow_consumers.inc();
+                self.metrics.frames_dropped.inc_by(dropped as u64);
+                false
+            }
+            Pushed::Closed => {
+                self.metrics.frames_dropped.inc();
+                false
+            }
+        }
+    }
+
+    fn shard(&self, channel: &ChannelName) -> &Mutex<Channels> {
+        let index = self.hasher.hash_one(channel) as usize % self.shards.len();
+        &self.shards[index]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subscriber(conn: &str) -> Subscriber {
+        Subscriber {
+            conn: ConnId::from(conn),
+            outbox: Arc::new(Outbox::new(1 << 20)),
+        }
+    }
+
+    async fn texts(outbox: &Outbox) -> Vec<String> {
+        let mut batch = Vec::new();
+        outbox.next(&mut batch, usize::MAX).await;
+        batch.iter().map(|f| f.as_str().to_owned()).collect()
+    }
+
+    #[tokio::test]
+    async fn ack_precedes_pushes_and_interest_is_reported() {
+        let hub = Hub::new(Arc::new(Metrics::new()));
+        let channel = ChannelName::new("c").expect("valid");
+        let (a, b) = (subscriber("a"), subscriber("b"));
+        assert_eq!(
+            hub.subscribe(&channel, a.clone(), Frame::from("ack".to_owned())),
+            Subscribed::First
+        );
+        assert_eq!(
+            hub.subscribe(&channel, b.clone(), Frame::from("ack".to_owned())),
+            Subscribed::Joined
+        );
+        assert_eq!(hub.deliver(&channel, "1"), 2);
+        assert_eq!(
+            texts(&a.outbox).await,
+            ["ack", r#"{"channel":"c","data":1}"#]
+        );
+        assert_eq!(hub.unsubscribe(&channel, &a.conn), Unsubscribed::Left);
+        assert_eq!(
+            hub.unsubscribe(&channel, &a.conn),
+            Unsubscribed::NotSubscribed
+        );
+        assert_eq!(hub.unsubscribe(&channel, &b.conn), Unsubscribed::Last);
+        assert_eq!(hub.deliver(&channel, "2"), 0);
+        assert_eq!(hub.channel_count(), 0);
+    }
+}

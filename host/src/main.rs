@@ -1,0 +1,122 @@
+//! The `ferrygate` command: `serve` runs the gateway, `check` validates a manifest.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ferrygate::config::{Config, ProcessEnv};
+use ferrygate::gateway::Gateway;
+use tracing_subscriber::EnvFilter;
+
+/// Exit status for a manifest that cannot be used (sysexits `EX_CONFIG`).
+const EXIT_CONFIG: u8 = 78;
+
+#[derive(Parser)]
+#[command(
+    name = "ferrygate",
+    version,
+    about = "WebSocket gateway with cross-instance fan-out and Wasm plugins"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// Manifest (ferrygate.toml). Without one: 127.0.0.1:8080, in-process broker, no plugins.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Listen address; overrides `[server] listen`.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Validate a manifest and exit: 0 when valid, 1 with the file, line and key at fault.
+    Check {
+        /// Manifest to check.
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => check(&config),
+        Command::Serve { config, listen } => {
+            init_tracing();
+            serve(config, listen)
+        }
+    }
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match Config::load(path, &ProcessEnv) {
+        Ok(_) => {
+            println!("{}: ok", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(path: Option<PathBuf>, listen: Option<SocketAddr>) -> ExitCode {
+    let mut config = match &path {
+        Some(path) => match Config::load(path, &ProcessEnv) {
+            Ok(loaded) => loaded.config,
+            Err(e) => {
+                tracing::error!("{e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        },
+        None => {
+            tracing::warn!(
+                "no --config given: running on defaults, every client is allowed and the HTTP API is disabled (no api_key)"
+            );
+            Config::default()
+        }
+    };
+    if let Some(listen) = listen {
+        config.server.listen = listen;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let address = config.server.listen;
+        let listener = match tokio::net::TcpListener::bind(address).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::error!(%address, error = %e, "cannot listen");
+                return ExitCode::FAILURE;
+            }
+        };
+        let gateway = Gateway::new(config);
+        let local = listener.local_addr().map_or(address, |a| a);
+        tracing::info!(address = %local, node = %gateway.node, "ferrygate listening (ws://{local}/ws)");
+        ferrygate::server::run(listener, gateway, ferrygate::signal::shutdown()).await;
+        tracing::info!("stopped");
+        ExitCode::SUCCESS
+    })
+}
+
+fn init_tracing() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+}

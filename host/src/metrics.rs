@@ -1,0 +1,217 @@
+//! Prometheus metrics served on `GET /metrics`.
+//!
+//! Owns every counter and gauge and their names; callers only increment. Hot
+//! paths touch plain atomics (a counter per batch, not per recipient); labelled
+//! families are used where a label is bounded by an enum of this crate (error
+//! codes, close reasons), so cardinality never depends on client input.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::close::CloseReason;
+use crate::protocol::ErrorCode;
+
+/// A label drawn from a fixed set of names.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Reason {
+    reason: &'static str,
+}
+
+/// The error code of a refused request.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Code {
+    code: &'static str,
+}
+
+/// Where a published message entered the gateway.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Source {
+    source: &'static str,
+}
+
+/// Why an upgrade to WebSocket was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpgradeRefusal {
+    /// `max_connections` reached.
+    Capacity,
+    /// The gateway is draining.
+    Draining,
+    /// The `Origin` header is not in `allowed_origins`.
+    Origin,
+    /// Not a valid WebSocket handshake.
+    BadHandshake,
+}
+
+impl UpgradeRefusal {
+    const fn as_str(self) -> &'static str {
+        match self {
+            Self::Capacity => "capacity",
+            Self::Draining => "draining",
+            Self::Origin => "origin",
+            Self::BadHandshake => "bad_handshake",
+        }
+    }
+}
+
+/// Every metric the gateway exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Open WebSocket sessions.
+    pub connections: Gauge,
+    /// Sessions opened since start.
+    pub connections_opened: Counter,
+    upgrades_refused: Family<Reason, Counter>,
+    /// Sessions closed, by reason.
+    disconnects: Family<Reason, Counter>,
+    /// Current (connection, channel) subscriptions.
+    pub subscriptions: Gauge,
+    published: Family<Source, Counter>,
+    /// Frames written to client sockets (pushes, replies, messages).
+    pub frames_delivered: Counter,
+    /// Frames discarded because their connection was cut or closing.
+    pub frames_dropped: Counter,
+    /// Connections cut with 1013 because their queue overflowed.
+    pub slow_consumers: Counter,
+    request_errors: Family<Code, Counter>,
+    /// HTTP API calls refused for a missing or wrong key.
+    pub api_unauthorized: Counter,
+    /// Messages addressed to a connection or user (`/v1/send`) and delivered.
+    pub direct_delivered: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric under the `ferrygate_` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("ferrygate");
+        let metrics = Self {
+            connections: Gauge::default(),
+            connections_opened: Counter::default(),
+            upgrades_refused: Family::default(),
+            disconnects: Family::default(),
+            subscriptions: Gauge::default(),
+            published: Family::default(),
+            frames_delivered: Counter::default(),
+            frames_dropped: Counter::default(),
+            slow_consumers: Counter::default(),
+            request_errors: Family::default(),
+            api_unauthorized: Counter::default(),
+            direct_delivered: Counter::default(),
+            registry: Registry::default(),
+        };
+        let r = &mut registry;
+        r.register(
+            "connections",
+            "Open WebSocket sessions",
+            metrics.connections.clone(),
+        );
+        r.register(
+            "connections_opened",
+            "WebSocket sessions opened",
+            metrics.connections_opened.clone(),
+        );
+        r.register(
+            "upgrades_refused",
+            "WebSocket upgrades refused, by reason",
+            metrics.upgrades_refused.clone(),
+        );
+        r.register(
+            "disconnects",
+            "WebSocket sessions closed, by reason",
+            metrics.disconnects.clone(),
+        );
+        r.register(
+            "subscriptions",
+            "Current channel subscriptions",
+            metrics.subscriptions.clone(),
+        );
+        r.register(
+            "messages_published",
+            "Messages accepted for fan-out, by source",
+            metrics.published.clone(),
+        );
+        r.register(
+            "frames_delivered",
+            "Frames written to client sockets",
+            metrics.frames_delivered.clone(),
+        );
+        r.register(
+            "frames_dropped",
+            "Frames discarded for a connection that was cut or closing",
+            metrics.frames_dropped.clone(),
+        );
+        r.register(
+            "slow_consumers",
+            "Connections closed with 1013 because they fell behind",
+            metrics.slow_consumers.clone(),
+        );
+        r.register(
+            "request_errors",
+            "Client requests answered with an error, by code",
+            metrics.request_errors.clone(),
+        );
+        r.register(
+            "api_unauthorized",
+            "HTTP API calls with a missing or wrong key",
+            metrics.api_unauthorized.clone(),
+        );
+        r.register(
+            "direct_delivered",
+            "Direct messages delivered to a socket",
+            metrics.direct_delivered.clone(),
+        );
+        Self {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// Counts an upgrade refused for `why`.
+    pub fn upgrade_refused(&self, why: UpgradeRefusal) {
+        self.upgrades_refused
+            .get_or_create(&Reason {
+                reason: why.as_str(),
+            })
+            .inc();
+    }
+
+    /// Counts a session closed for `why`.
+    pub fn disconnected(&self, why: CloseReason) {
+        self.disconnects
+            .get_or_create(&Reason {
+                reason: why.as_str(),
+            })
+            .inc();
+    }
+
+    /// Counts a request refused with `code`.
+    pub fn request_error(&self, code: ErrorCode) {
+        self.request_errors
+            .get_or_create(&Code {
+                code: code.as_str(),
+            })
+            .inc();
+    }
+
+    /// Counts a message accepted for fan-out from `source` (`ws` or `http`).
+    pub fn published(&self, source: &'static str) {
+        self.published.get_or_create(&Source { source }).inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut text = String::with_capacity(4096);
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}

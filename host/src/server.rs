@@ -1,0 +1,92 @@
+//! The listener: accepts TCP connections, serves HTTP/1.1 on each (with
+//! upgrades), and drains the gateway when told to shut down.
+//!
+//! `run(listener, gateway, shutdown)` is the whole server: tests call it on a
+//! port-0 listener with a future of their own as the shutdown signal.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+use crate::close::CloseReason;
+use crate::gateway::Gateway;
+use crate::http::{self, RemoteAddr};
+
+/// Longest pause after a failed accept (for instance, out of file descriptors).
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Serves until `shutdown` resolves, then drains: readiness turns 503, every
+/// session is closed with 1012, spread over `drain_ms`, and `run` returns once
+/// they are gone (or `close_grace_ms` after the drain period at the latest).
+pub async fn run(listener: TcpListener, gateway: Arc<Gateway>, shutdown: impl Future<Output = ()>) {
+    let accept = tokio::spawn(accept_loop(listener, Arc::clone(&gateway)));
+    shutdown.await;
+    drain(&gateway).await;
+    accept.abort();
+}
+
+/// Flips readiness, refuses new upgrades and closes every session.
+pub async fn drain(gateway: &Gateway) {
+    let server = &gateway.config.server;
+    gateway.begin_drain();
+    tracing::info!(
+        sessions = gateway.connections.len(),
+        period_ms = server.drain_ms,
+        "draining: closing every session with 1012"
+    );
+    gateway
+        .connections
+        .close_all(
+            CloseReason::Draining,
+            server.drain_period(),
+            server.close_grace(),
+        )
+        .await;
+    tracing::info!(remaining = gateway.connections.len(), "drain complete");
+}
+
+async fn accept_loop(listener: TcpListener, gateway: Arc<Gateway>) {
+    let router = http::router(Arc::clone(&gateway));
+    let server = &gateway.config.server;
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(server.request_head_timeout_ms))
+        .max_buf_size(server.max_request_head_bytes);
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let (stream, remote) = match listener.accept().await {
+            Ok(accepted) => {
+                backoff = Duration::from_millis(5);
+                accepted
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed; backing off");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let connection = http.serve_connection(
+            TokioIo::new(stream),
+            TowerToHyperService::new(tower::service_fn(
+                move |mut request: hyper::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(RemoteAddr(remote));
+                    router.clone().oneshot(request)
+                },
+            )),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = connection.with_upgrades().await {
+                tracing::debug!(%remote, error = %e, "http connection ended with an error");
+            }
+        });
+    }
+}

@@ -1,0 +1,157 @@
+//! One client's WebSocket session, from `welcome` to close.
+//!
+//! A session is one task running two halves side by side: the [`reader`] parses
+//! client frames and acts on them (subscribe, publish, ...), the [`writer`]
+//! drains the session's [`Outbox`] to the socket in batches and sends pings.
+//! Replies and pushes share the outbox, so a client sees them in the order
+//! they happened. When either half ends, the other is told why and the close
+//! code reaches the client (see [`CloseReason`]).
+//!
+//! A session touches the hub and the broker only through their APIs, and
+//! cleans up every subscription it made when it ends, however it ends.
+
+mod rate;
+mod reader;
+mod requests;
+mod writer;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::WebSocketStream;
+use tracing::Instrument;
+
+use crate::connections::{ConnId, Slot, UserId};
+use crate::gateway::Gateway;
+use crate::hub::Subscriber;
+use crate::outbox::Outbox;
+use crate::protocol::{ChannelName, Frame};
+
+use rate::TokenBucket;
+
+/// Everything a session needs from its surroundings.
+#[derive(Debug)]
+pub struct Accepted {
+    /// Admission, reserved before the upgrade.
+    pub slot: Slot,
+    /// The peer's address.
+    pub remote: SocketAddr,
+    /// The authenticated user, if any.
+    pub user: Option<UserId>,
+}
+
+/// Runs one session until it closes.
+pub async fn run<S>(ws: WebSocketStream<S>, gateway: Arc<Gateway>, accepted: Accepted)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let outbox = Arc::new(Outbox::new(gateway.config.server.max_queued_bytes));
+    let close_grace = gateway.config.server.close_grace();
+    let registration = accepted
+        .slot
+        .register(accepted.user.clone(), Arc::clone(&outbox));
+    let conn = registration.conn().clone();
+    let span = tracing::info_span!(
+        "conn",
+        id = %conn,
+        remote = %accepted.remote,
+        user = accepted.user.as_deref().unwrap_or("-"),
+    );
+    async move {
+        gateway.metrics.connections.inc();
+        gateway.metrics.connections_opened.inc();
+        tracing::debug!("session open");
+        outbox.push(Frame::welcome(
+            &conn,
+            accepted.user.as_deref(),
+            &gateway.node,
+        ));
+
+        let (sink, stream) = ws.split();
+        let mut session = Session::new(Arc::clone(&gateway), conn, Arc::clone(&outbox));
+        let reason = {
+            let reader = reader::run(stream, &mut session);
+            let writer = writer::run(sink, &outbox, &gateway);
+            tokio::pin!(reader, writer);
+            tokio::select! {
+                reason = &mut reader => {
+                    outbox.close(reason);
+                    let _ = tokio::time::timeout(close_grace, &mut writer).await;
+                    reason
+                }
+                reason = &mut writer => {
+                    // Give the client a moment to echo our close frame.
+                    let _ = tokio::time::timeout(close_grace, &mut reader).await;
+                    reason
+                }
+            }
+        };
+        session.leave_all();
+        drop(registration);
+        gateway.metrics.connections.dec();
+        gateway.metrics.disconnected(reason);
+        tracing::debug!(
+            reason = reason.as_str(),
+            code = reason.code(),
+            "session closed"
+        );
+    }
+    .instrument(span)
+    .await;
+}
+
+/// The reader's state: what this connection is subscribed to and its budgets.
+struct Session {
+    gateway: Arc<Gateway>,
+    conn: ConnId,
+    outbox: Arc<Outbox>,
+    subscriptions: HashSet<ChannelName>,
+    requests: TokenBucket,
+    publishes: TokenBucket,
+}
+
+impl Session {
+    fn new(gateway: Arc<Gateway>, conn: ConnId, outbox: Arc<Outbox>) -> Self {
+        let config = &gateway.config.server;
+        let requests = TokenBucket::new(config.request_rate);
+        let publishes = TokenBucket::new(config.publish_rate);
+        Self {
+            gateway,
+            conn,
+            outbox,
+            subscriptions: HashSet::new(),
+            requests,
+            publishes,
+        }
+    }
+
+    fn subscriber(&self) -> Subscriber {
+        Subscriber {
+            conn: self.conn.clone(),
+            outbox: Arc::clone(&self.outbox),
+        }
+    }
+
+    /// Queues a reply frame for the client.
+    fn reply(&self, frame: Frame) {
+        self.gateway.hub.push(&self.outbox, frame);
+    }
+
+    fn leave_all(&mut self) {
+        let count = self.subscriptions.len();
+        for channel in self.subscriptions.drain() {
+            self.gateway.hub.unsubscribe(&channel, &self.conn);
+        }
+        self.gateway.metrics.subscriptions.dec_by(count as i64);
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // A session future dropped mid-way (runtime shutdown) still leaves the hub clean.
+        self.leave_all();
+    }
+}

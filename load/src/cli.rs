@@ -1,0 +1,135 @@
+//! Command-line interface (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Load and benchmark tool for ferrygate (and for NATS's WebSocket listener as a baseline).
+#[derive(Debug, Parser)]
+#[command(name = "ferrygate-load", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Hard limit for the whole run, in seconds.
+    #[arg(long, global = true, default_value_t = 300)]
+    pub max_secs: u64,
+    /// Runtime threads: 1 is a current-thread runtime (pin with `taskset -c N`).
+    #[arg(long, global = true, default_value_t = 1)]
+    pub threads: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Open many idle connections and measure the server's memory per connection.
+    Conns(ConnsArgs),
+    /// One publisher, many subscribers on one channel: step through publish rates.
+    Fanout(FanoutArgs),
+}
+
+/// Which server protocol to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// ferrygate's JSON protocol on `GET /ws`.
+    Ferrygate,
+    /// NATS protocol over NATS's WebSocket listener.
+    Nats,
+}
+
+/// Options shared by every subcommand.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// Server protocol.
+    #[arg(long, value_enum, default_value_t = Target::Ferrygate)]
+    pub target: Target,
+    /// WebSocket URL [default: ws://127.0.0.1:8080/ws for ferrygate,
+    /// ws://127.0.0.1:9222 for nats]. A token can go in the query (`?token=T`).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Source addresses to bind, round-robin: `127.0.0.1,127.0.0.2` or
+    /// `127.0.0.1-127.0.0.8` or `127.0.0.1-8` (each has ~28k ephemeral ports).
+    #[arg(long)]
+    pub sources: Option<String>,
+    /// Server process id, for its memory (`VmRSS`) and CPU (`/proc/PID/stat`).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Connection attempts (TCP + upgrade + handshake) in flight at once.
+    #[arg(long, default_value_t = 200)]
+    pub connect_concurrency: usize,
+    /// Time limit for one connection's connect and handshake, in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub connect_timeout_secs: u64,
+}
+
+impl Common {
+    pub fn url(&self) -> String {
+        self.url.clone().unwrap_or_else(|| match self.target {
+            Target::Ferrygate => "ws://127.0.0.1:8080/ws".into(),
+            Target::Nats => "ws://127.0.0.1:9222".into(),
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ConnsArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Connections to open.
+    #[arg(long, default_value_t = 1000)]
+    pub count: usize,
+    /// Seconds to wait after the last connection before reading the server's RSS.
+    #[arg(long, default_value_t = 5)]
+    pub settle_secs: u64,
+    /// Seconds to keep the connections open after measuring.
+    #[arg(long, default_value_t = 0)]
+    pub hold_secs: u64,
+    /// WebSocket read buffer per connection on this side, bytes.
+    #[arg(long, default_value_t = 4096)]
+    pub read_buffer: usize,
+    /// Write results as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct FanoutArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Subscriber connections.
+    #[arg(long, default_value_t = 1000)]
+    pub subscribers: usize,
+    /// Channel (ferrygate) or subject (nats) to use.
+    #[arg(long, default_value = "bench")]
+    pub channel: String,
+    /// Size of each published payload, bytes.
+    #[arg(long, default_value_t = 100)]
+    pub payload_bytes: usize,
+    /// Target publish rates (messages/s), one step each, in order.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1000,2000,5000,10000,20000,50000"
+    )]
+    pub rates: Vec<u64>,
+    /// Seconds per step.
+    #[arg(long, default_value_t = 5)]
+    pub step_secs: u64,
+    /// Seconds to wait after a step for late messages before counting loss.
+    #[arg(long, default_value_t = 2.0)]
+    pub grace_secs: f64,
+    /// Publisher pacing tick, milliseconds.
+    #[arg(long, default_value_t = 1)]
+    pub tick_ms: u64,
+    /// p99 latency limit for a sustained step, milliseconds.
+    #[arg(long, default_value_t = 50.0)]
+    pub p99_limit_ms: f64,
+    /// Keep stepping after a step that is not sustained.
+    #[arg(long)]
+    pub no_stop: bool,
+    /// WebSocket read buffer per subscriber, bytes.
+    #[arg(long, default_value_t = 32 * 1024)]
+    pub read_buffer: usize,
+    /// Write results as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}

@@ -1,0 +1,206 @@
+//! A connected client of either target, and opening many of them with bounded
+//! concurrency, round-robin over source addresses.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::cli::Target;
+use crate::net::{self, Endpoint, Ws};
+use crate::{ferry, nats};
+
+/// A connection past its protocol handshake.
+#[derive(Debug)]
+pub struct Client {
+    pub ws: Ws,
+    /// The NATS stream parser (`None` for ferrygate).
+    pub nats: Option<nats::Parser>,
+}
+
+impl Client {
+    /// Connects and completes the target's handshake.
+    pub async fn open(
+        target: Target,
+        ep: &Endpoint,
+        source: Option<IpAddr>,
+        cfg: WebSocketConfig,
+        timeout: Duration,
+    ) -> Result<Self> {
+        let mut ws = net::connect(ep, source, cfg).await?;
+        let nats = match target {
+            Target::Ferrygate => {
+                ferry::handshake(&mut ws, timeout).await?;
+                None
+            }
+            Target::Nats => {
+                let mut p = nats::Parser::default();
+                nats::handshake(&mut ws, &mut p, timeout).await?;
+                Some(p)
+            }
+        };
+        Ok(Self { ws, nats })
+    }
+
+    /// Subscribes to `channel` and waits for the server's confirmation.
+    pub async fn subscribe(&mut self, channel: &str, timeout: Duration) -> Result<()> {
+        match &mut self.nats {
+            None => ferry::subscribe(&mut self.ws, channel, timeout).await,
+            Some(p) => nats::subscribe(&mut self.ws, p, channel, 1, timeout).await,
+        }
+    }
+
+    /// Keeps an idle connection alive (WebSocket pings are answered by the
+    /// library while we poll; NATS `PING`s here) until the server ends it.
+    pub async fn idle(mut self) {
+        while let Some(Ok(msg)) = self.ws.next().await {
+            let data: Bytes = match msg {
+                Message::Text(t) => t.into(),
+                Message::Binary(b) => b,
+                Message::Close(_) => break,
+                _ => continue,
+            };
+            let Some(p) = &mut self.nats else { continue };
+            p.feed(&data);
+            let mut ping = false;
+            loop {
+                match p.next_event() {
+                    Ok(Some(nats::Event::Ping)) => ping = true,
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    Err(_) => return,
+                }
+            }
+            if ping && nats::send_raw(&mut self.ws, nats::PONG).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// How to open a batch of clients.
+#[derive(Debug, Clone)]
+pub struct OpenPlan {
+    pub target: Target,
+    pub endpoint: Arc<Endpoint>,
+    pub sources: Arc<Vec<IpAddr>>,
+    pub config: WebSocketConfig,
+    pub timeout: Duration,
+    pub concurrency: usize,
+    /// Subscribe each client to this channel before it counts as open.
+    pub subscribe: Option<Arc<str>>,
+}
+
+/// Outcome of opening a batch.
+#[derive(Debug, Default)]
+pub struct Opened {
+    pub ok: usize,
+    pub failed: usize,
+    /// Failure messages and how often each occurred.
+    pub errors: BTreeMap<String, usize>,
+    pub elapsed: Duration,
+}
+
+impl Opened {
+    pub fn print(&self, what: &str) {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        println!(
+            "{what}: {} open, {} failed in {:.2} s ({:.0}/s)",
+            self.ok,
+            self.failed,
+            secs,
+            self.ok as f64 / secs
+        );
+        let mut errs: Vec<_> = self.errors.iter().collect();
+        errs.sort_by(|a, b| b.1.cmp(a.1));
+        for (e, n) in errs.iter().take(5) {
+            println!("  {n} x {e}");
+        }
+    }
+}
+
+/// Spawns `n` clients into `tasks`; each, once open (and subscribed), runs
+/// `body(index, client)`. Returns when every client is open or has failed.
+pub async fn open_many<F, Fut>(
+    n: usize,
+    plan: &OpenPlan,
+    tasks: &mut JoinSet<()>,
+    body: F,
+) -> Opened
+where
+    F: Fn(usize, Client) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let start = Instant::now();
+    let sem = Arc::new(Semaphore::new(plan.concurrency.max(1)));
+    let (tx, mut rx) = mpsc::unbounded_channel::<Result<(), String>>();
+    for i in 0..n {
+        let (sem, tx, plan, body) = (sem.clone(), tx.clone(), plan.clone(), body.clone());
+        tasks.spawn(async move {
+            let Ok(permit) = sem.acquire_owned().await else {
+                return;
+            };
+            let source = (!plan.sources.is_empty()).then(|| plan.sources[i % plan.sources.len()]);
+            let opened = tokio::time::timeout(plan.timeout, async {
+                let mut c = Client::open(
+                    plan.target,
+                    &plan.endpoint,
+                    source,
+                    plan.config,
+                    plan.timeout,
+                )
+                .await?;
+                if let Some(ch) = &plan.subscribe {
+                    c.subscribe(ch, plan.timeout).await?;
+                }
+                anyhow::Ok(c)
+            })
+            .await;
+            drop(permit);
+            match opened {
+                Ok(Ok(c)) => {
+                    let _ = tx.send(Ok(()));
+                    body(i, c).await;
+                }
+                Ok(Err(e)) => {
+                    let _ = tx.send(Err(format!("{e:#}")));
+                }
+                Err(_) => {
+                    let _ = tx.send(Err("timed out".into()));
+                }
+            }
+        });
+    }
+    drop(tx);
+    let mut out = Opened::default();
+    let mut last_print = Instant::now();
+    while let Some(r) = rx.recv().await {
+        match r {
+            Ok(()) => out.ok += 1,
+            Err(e) => {
+                out.failed += 1;
+                let e: String = e.chars().take(160).collect();
+                *out.errors.entry(e).or_default() += 1;
+            }
+        }
+        if out.ok + out.failed == n {
+            break;
+        }
+        if last_print.elapsed() >= Duration::from_secs(2) {
+            last_print = Instant::now();
+            eprintln!("  ... {} open, {} failed of {n}", out.ok, out.failed);
+        }
+    }
+    out.elapsed = start.elapsed();
+    out
+}

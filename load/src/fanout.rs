@@ -1,0 +1,215 @@
+//! `fanout`: many subscribers on one channel, one publisher stepping through
+//! target rates; per step: rates, latency, loss and CPU. Stops after the first
+//! step that is not sustained.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::cli::{FanoutArgs, Target};
+use crate::client::{Client, OpenPlan, open_many};
+use crate::net::{self, Endpoint};
+use crate::procfs::CpuSampler;
+use crate::publisher::{Publisher, Replies};
+use crate::report::{self, Run, Step};
+use crate::stats::Shared;
+use crate::{ferry, subscriber};
+
+pub async fn run(args: FanoutArgs, threads: usize) -> Result<()> {
+    let c = &args.common;
+    if c.target == Target::Ferrygate {
+        ferry::check_channel(&args.channel)?;
+    }
+    if args.rates.is_empty() || args.rates.contains(&0) {
+        bail!("--rates needs one or more positive rates");
+    }
+    let url = c.url();
+    let endpoint = Arc::new(Endpoint::resolve(&url).await?);
+    let sources = Arc::new(match &c.sources {
+        Some(s) => net::parse_sources(s)?,
+        None => Vec::new(),
+    });
+    let timeout = Duration::from_secs(c.connect_timeout_secs);
+    println!(
+        "fanout {:?} {url}: {} subscribers on {:?}, {} B payloads, {} s steps, rates {:?}",
+        c.target, args.subscribers, args.channel, args.payload_bytes, args.step_secs, args.rates
+    );
+
+    let shared = Arc::new(Shared::new(if threads > 1 { threads * 4 } else { 1 }));
+    let plan = OpenPlan {
+        target: c.target,
+        endpoint: endpoint.clone(),
+        sources: sources.clone(),
+        config: net::ws_config(args.read_buffer, 4096),
+        timeout,
+        concurrency: c.connect_concurrency,
+        subscribe: Some(args.channel.as_str().into()),
+    };
+    let mut tasks = JoinSet::new();
+    let sub_shared = shared.clone();
+    let opened = open_many(args.subscribers, &plan, &mut tasks, move |i, client| {
+        subscriber::run(i, client, sub_shared.clone())
+    })
+    .await;
+    opened.print("subscribers");
+    if opened.ok == 0 {
+        bail!("no subscriber could connect");
+    }
+    let source = (!sources.is_empty()).then(|| sources[args.subscribers % sources.len()]);
+    let client = Client::open(
+        c.target,
+        &endpoint,
+        source,
+        net::ws_config(64 * 1024, 256 * 1024),
+        timeout,
+    )
+    .await?;
+    let mut publisher = Publisher::new(client, &args.channel, args.payload_bytes);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let mut run = Run {
+        target: c.target,
+        url,
+        subscribers: opened.ok,
+        subscribers_failed: opened.failed,
+        payload_bytes: args.payload_bytes,
+        step_secs: args.step_secs,
+        p99_limit_ms: args.p99_limit_ms,
+        steps: Vec::new(),
+        max_sustained_rate: None,
+        max_sustained_delivered_per_sec: None,
+        stopped_because: None,
+    };
+    let ctx = StepCtx {
+        args: &args,
+        shared: &shared,
+        subscribers: opened.ok as u64,
+    };
+    report::print_header();
+    let mut missing_before = 0i64;
+    for &rate in &args.rates {
+        let step = ctx.step(&mut publisher, rate, &mut missing_before).await?;
+        report::print_row(&step);
+        let why = report::shortfall(&step, args.p99_limit_ms);
+        run.steps.push(step.clone());
+        if let Some(why) = why {
+            run.stopped_because
+                .get_or_insert(format!("{rate} msg/s: {why}"));
+            if !args.no_stop {
+                break;
+            }
+        } else {
+            run.max_sustained_rate = Some(rate);
+            run.max_sustained_delivered_per_sec = Some(step.delivered_per_sec);
+        }
+        if publisher.replies.closed.load(Ordering::Relaxed) {
+            run.stopped_because = Some("the publisher's connection was closed".into());
+            break;
+        }
+    }
+    if let Ok(g) = publisher.replies.first_error.lock()
+        && let Some(e) = g.as_ref()
+    {
+        println!("first publish error: {e}");
+    }
+    report::print_summary(&run);
+    if let Some(path) = &args.json {
+        report::write_json(path, &run)?;
+    }
+    publisher.close().await;
+    tasks.abort_all();
+    Ok(())
+}
+
+struct StepCtx<'a> {
+    args: &'a FanoutArgs,
+    shared: &'a Shared,
+    subscribers: u64,
+}
+
+impl StepCtx<'_> {
+    async fn step(
+        &self,
+        publisher: &mut Publisher,
+        rate: u64,
+        missing_before: &mut i64,
+    ) -> Result<Step> {
+        let a = self.args;
+        let pid = a.common.server_pid;
+        let r0 = ReplySnap::take(&publisher.replies);
+        let t0 = self.shared.totals();
+        let _ = self.shared.take_latency();
+        let server_cpu = pid.and_then(|p| CpuSampler::start(Some(p)).ok());
+        let load_cpu = CpuSampler::start(None).ok();
+
+        let sent = publisher
+            .run_step(
+                rate,
+                Duration::from_secs(a.step_secs),
+                Duration::from_millis(a.tick_ms),
+            )
+            .await?;
+        let server_cpu_pct = server_cpu.and_then(|s| s.percent().ok());
+        let load_cpu_pct = load_cpu.and_then(|s| s.percent().ok());
+        let t1 = self.shared.totals();
+
+        // Grace: wait for stragglers, but no longer than needed.
+        let expected_total = publisher.seq * self.subscribers;
+        let grace_end = Instant::now() + Duration::from_secs_f64(a.grace_secs.max(0.0));
+        while Instant::now() < grace_end && self.shared.totals().unique < expected_total {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let t2 = self.shared.totals();
+        let r1 = ReplySnap::take(&publisher.replies);
+        let latency = self.shared.take_latency();
+        let missing = expected_total as i64 - t2.unique as i64;
+        let loss = missing - *missing_before;
+        *missing_before = missing;
+
+        let secs = sent.elapsed.as_secs_f64().max(1e-9);
+        let mut step = Step {
+            target_rate: rate,
+            secs,
+            sent: sent.sent,
+            achieved_rate: sent.sent as f64 / secs,
+            acked_ok: r1.ok - r0.ok,
+            pub_errors: r1.errors - r0.errors,
+            rate_limited: r1.rate_limited - r0.rate_limited,
+            expected: sent.sent * self.subscribers,
+            received: t2.received - t0.received,
+            delivered_per_sec: (t1.received - t0.received) as f64 / secs,
+            loss,
+            duplicates: t2.duplicates - t0.duplicates,
+            out_of_order: t2.out_of_order - t0.out_of_order,
+            unparsable: t2.unparsable - t0.unparsable,
+            disconnected: self.shared.disconnected(),
+            latency,
+            server_cpu_pct,
+            load_cpu_pct,
+            sustained: false,
+        };
+        step.sustained = report::shortfall(&step, a.p99_limit_ms).is_none();
+        Ok(step)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ReplySnap {
+    ok: u64,
+    errors: u64,
+    rate_limited: u64,
+}
+
+impl ReplySnap {
+    fn take(r: &Replies) -> Self {
+        Self {
+            ok: r.ok.load(Ordering::Relaxed),
+            errors: r.errors.load(Ordering::Relaxed),
+            rate_limited: r.rate_limited.load(Ordering::Relaxed),
+        }
+    }
+}
