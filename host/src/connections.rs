@@ -126,11 +126,18 @@ impl Connections {
                 .map(|e| Arc::clone(&e.outbox))
                 .collect()
         };
-        let ticks = (period.as_millis() / DRAIN_TICK.as_millis()).max(1) as usize;
-        let per_tick = outboxes.len().div_ceil(ticks).max(1);
-        let mut interval = tokio::time::interval(DRAIN_TICK);
-        for chunk in outboxes.chunks(per_tick) {
-            interval.tick().await;
+        // At most one step per tick: thousands of sessions close in even
+        // chunks, a handful one by one, either way spread over the whole period.
+        let steps = outboxes
+            .len()
+            .min((period.as_millis() / DRAIN_TICK.as_millis()).max(1) as usize)
+            .max(1);
+        let per_step = outboxes.len().div_ceil(steps).max(1);
+        let pause = period / steps as u32;
+        for (index, chunk) in outboxes.chunks(per_step).enumerate() {
+            if index > 0 {
+                tokio::time::sleep(pause).await;
+            }
             for outbox in chunk {
                 outbox.close(reason);
             }

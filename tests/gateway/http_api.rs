@@ -1,0 +1,133 @@
+//! The HTTP API: health, readiness, metrics, and the key-guarded `/v1/`.
+
+use serde_json::{Value, json};
+
+use crate::support::{API_KEY, TestGateway};
+
+#[tokio::test]
+async fn health_readiness_and_metrics_need_no_key() {
+    let gateway = TestGateway::start("").await;
+    assert_eq!(gateway.http("GET", "/healthz", &[], "").await.0, 200);
+    assert_eq!(gateway.http("GET", "/readyz", &[], "").await.0, 200);
+    let (status, text) = gateway.http("GET", "/metrics", &[], "").await;
+    assert_eq!(status, 200);
+    assert!(text.contains("ferrygate_connections "), "{text}");
+    let (status, body) = gateway.http("GET", "/nope", &[], "").await;
+    assert_eq!(status, 404);
+    assert!(body.contains("not_found"));
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn publish_requires_the_api_key() {
+    let gateway = TestGateway::start("").await;
+    let mut subscriber = gateway.client().await;
+    subscriber.subscribe("alerts").await;
+    let body = json!({"channel":"alerts","data":{"level":"high"}}).to_string();
+    let json_type = ("Content-Type", "application/json");
+
+    for headers in [
+        vec![json_type],
+        vec![json_type, ("Authorization", "Bearer wrong")],
+        vec![json_type, ("X-API-Key", "")],
+    ] {
+        let (status, text) = gateway.http("POST", "/v1/publish", &headers, &body).await;
+        assert_eq!(status, 401, "{headers:?}");
+        let error: Value = serde_json::from_str(&text).expect("JSON error body");
+        assert_eq!(error["error"]["code"], "unauthorized");
+    }
+    assert_eq!(
+        gateway.metric("ferrygate_api_unauthorized_total").await,
+        3.0
+    );
+
+    let bearer = format!("Bearer {API_KEY}");
+    let (status, _) = gateway
+        .http(
+            "POST",
+            "/v1/publish",
+            &[json_type, ("Authorization", &bearer)],
+            &body,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = gateway
+        .http(
+            "POST",
+            "/v1/publish",
+            &[json_type, ("X-API-Key", API_KEY)],
+            &body,
+        )
+        .await;
+    assert_eq!(status, 200);
+    for _ in 0..2 {
+        assert_eq!(
+            subscriber.recv().await,
+            json!({"channel":"alerts","data":{"level":"high"}})
+        );
+    }
+    assert_eq!(
+        gateway
+            .metric("ferrygate_messages_published_total{source=\"http\"}")
+            .await,
+        2.0
+    );
+
+    let (status, error) = gateway
+        .api("/v1/publish", &json!({"channel":"a b","data":1}))
+        .await;
+    assert_eq!(
+        (status, &error["error"]["code"]),
+        (400, &json!("bad_request"))
+    );
+    let (status, _) = gateway.api("/v1/publish", &json!({"channel":"a"})).await;
+    assert_eq!(status, 400, "data is required");
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn send_reaches_one_connection_and_reports_unknown_targets() {
+    let gateway = TestGateway::start("").await;
+    let mut target = gateway.client().await;
+    let mut other = gateway.client().await;
+
+    let (status, reply) = gateway
+        .api("/v1/send", &json!({"conn": target.conn, "data": {"hi": 1}}))
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["delivered"], 1);
+    assert_eq!(target.recv().await, json!({"op":"message","data":{"hi":1}}));
+    let reply = other.request(json!({"op":"ping"})).await;
+    assert_eq!(reply["ok"], true, "only the target got it");
+
+    let (status, reply) = gateway
+        .api("/v1/send", &json!({"conn": "nobody-1", "data": 1}))
+        .await;
+    assert_eq!(
+        (status, &reply["error"]["code"]),
+        (404, &json!("not_found"))
+    );
+    let (status, reply) = gateway
+        .api("/v1/send", &json!({"user": "offline-user", "data": 1}))
+        .await;
+    assert_eq!(
+        (status, &reply["delivered"]),
+        (200, &json!(0)),
+        "an offline user is not an error"
+    );
+    let (status, _) = gateway
+        .api("/v1/send", &json!({"user":"u","conn":"c","data":1}))
+        .await;
+    assert_eq!(status, 400, "exactly one target");
+
+    let (status, _) = gateway
+        .http(
+            "POST",
+            "/v1/send",
+            &[("Content-Type", "application/json")],
+            r#"{"conn":"x","data":1}"#,
+        )
+        .await;
+    assert_eq!(status, 401);
+    gateway.stop().await;
+}

@@ -1,0 +1,154 @@
+//! Limits: slow readers are cut with 1013 without slowing anyone else,
+//! connections are capped, silent peers are reaped, oversize heads refused.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::{PATIENCE, TestGateway, http};
+
+#[tokio::test]
+async fn a_slow_reader_is_cut_with_1013_while_fast_readers_get_everything() {
+    let gateway = TestGateway::start(
+        "max_queued_bytes = 262144\npublish_rate = { per_second = 100000, burst = 100000 }",
+    )
+    .await;
+    let mut fast = gateway.client().await;
+    let mut slow = gateway.client().await;
+    fast.subscribe("ticker").await;
+    slow.subscribe("ticker").await;
+
+    // Enough data to fill the slow client's kernel buffers and its 256 KiB queue.
+    const MESSAGES: usize = 800;
+    let filler = "x".repeat(16 * 1024);
+    let mut publisher = gateway.client().await;
+    let publishing = async {
+        for n in 0..MESSAGES {
+            publisher
+                .publish("ticker", json!({"n": n, "pad": filler}))
+                .await;
+        }
+    };
+    let reading = async {
+        for n in 0..MESSAGES {
+            let push = fast.recv().await;
+            assert_eq!(
+                push["data"]["n"], n,
+                "fast reader gets every message in order"
+            );
+        }
+    };
+    tokio::join!(publishing, reading);
+
+    gateway
+        .wait_metric("ferrygate_slow_consumers_total", 1.0)
+        .await;
+    assert!(gateway.metric("ferrygate_frames_dropped_total").await >= 1.0);
+    // The slow client now reads: what was already on the wire, then the close.
+    assert_eq!(slow.close_code().await, 1013);
+    gateway
+        .wait_metric("ferrygate_disconnects_total{reason=\"slow_consumer\"}", 1.0)
+        .await;
+    let reply = fast.request(json!({"op":"ping"})).await;
+    assert_eq!(reply["ok"], true, "the fast reader is still connected");
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn upgrades_beyond_max_connections_get_503() {
+    let gateway = TestGateway::start("max_connections = 2").await;
+    let _a = gateway.client().await;
+    let b = gateway.client().await;
+    let error = tokio_tungstenite::connect_async(gateway.ws_url())
+        .await
+        .expect_err("third connection is refused");
+    match error {
+        tokio_tungstenite::tungstenite::Error::Http(response) => {
+            assert_eq!(response.status(), 503);
+            let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
+                .into_owned();
+            assert!(body.contains("connection limit"), "{body}");
+        }
+        other => panic!("expected an HTTP refusal, got {other:?}"),
+    }
+    assert_eq!(
+        gateway
+            .metric("ferrygate_upgrades_refused_total{reason=\"capacity\"}")
+            .await,
+        1.0
+    );
+    drop(b);
+    // The freed place is reusable once the server has seen the close.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while tokio_tungstenite::connect_async(gateway.ws_url())
+        .await
+        .is_err()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "place never freed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn a_silent_peer_is_reaped_after_the_idle_timeout() {
+    let gateway = TestGateway::start("ping_interval_ms = 100\nidle_timeout_ms = 400").await;
+    // A client that never reads never answers pings, like a half-open TCP peer.
+    let (mut silent, _) = tokio_tungstenite::connect_async(gateway.ws_url())
+        .await
+        .expect("connect");
+    let mut live = gateway.client().await;
+    let keep_alive = async {
+        for _ in 0..8 {
+            let reply = live.request(json!({"op":"ping"})).await;
+            assert_eq!(reply["ok"], true);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    keep_alive.await;
+    gateway
+        .wait_metric("ferrygate_disconnects_total{reason=\"idle_timeout\"}", 1.0)
+        .await;
+    assert_eq!(
+        gateway.metric("ferrygate_connections").await,
+        1.0,
+        "only the live client remains"
+    );
+    // The server let go of the socket: the silent client's stream ends.
+    let ended = tokio::time::timeout(PATIENCE, async {
+        while let Some(Ok(_)) = silent.next().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the reaped connection is closed");
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn oversize_and_slow_request_heads_are_refused() {
+    let gateway =
+        TestGateway::start("max_request_head_bytes = 8192\nrequest_head_timeout_ms = 300").await;
+    let huge = "y".repeat(20_000);
+    let (status, _) = http(gateway.addr, "GET", "/healthz", &[("X-Huge", &huge)], "").await;
+    assert_eq!(status, 431);
+
+    let mut stream = tokio::net::TcpStream::connect(gateway.addr)
+        .await
+        .expect("connect");
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("partial head");
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(PATIENCE, stream.read_to_end(&mut rest)).await;
+    assert!(read.is_ok(), "a head that never finishes is cut off");
+    let text = String::from_utf8_lossy(&rest);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
+    let (status, _) = http(gateway.addr, "GET", "/healthz", &[], "").await;
+    assert_eq!(status, 200, "the gateway still serves");
+    gateway.stop().await;
+}

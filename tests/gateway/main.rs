@@ -1,0 +1,11 @@
+//! End-to-end tests of the gateway: the real server on a port-0 listener (or
+//! the real binary), driven over real sockets by stock WebSocket and HTTP clients.
+
+mod support;
+
+mod bad_input;
+mod cli;
+mod drain;
+mod fanout;
+mod http_api;
+mod limits;
