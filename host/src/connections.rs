@@ -189,12 +189,12 @@ impl Drop for Registration {
         let Some(entry) = inner.by_id.remove(&self.conn) else {
             return;
         };
-        if let Some(user) = entry.user {
-            if let Some(conns) = inner.by_user.get_mut(&user) {
-                conns.retain(|c| c != &self.conn);
-                if conns.is_empty() {
-                    inner.by_user.remove(&user);
-                }
+        if let Some(user) = entry.user
+            && let Some(conns) = inner.by_user.get_mut(&user)
+        {
+            conns.retain(|c| c != &self.conn);
+            if conns.is_empty() {
+                inner.by_user.remove(&user);
             }
         }
     }

@@ -1,1 +1,145 @@
-fn main() {}
+//! The project's one task runner: `cargo xtask <task>`. It needs nothing but
+//! cargo (and installs what else a task needs), so the README and CI call it.
+//!
+//! Tasks:
+//! - `run [ARGS...]`: build in release mode and start the gateway on the
+//!   quickstart manifest (`examples/quickstart/ferrygate.toml`).
+//! - `test`: formatting, clippy with warnings as errors, every test.
+//! - `bench-fanout [ARGS...]`: build release binaries and run `bench/fanout.sh`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result, bail};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("run") => run(&args[1..]),
+        Some("test") => test(),
+        Some("bench-fanout") => bench_fanout(&args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask <run [ARGS...] | test | bench-fanout [ARGS...]>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn cargo() -> Command {
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
+    command.current_dir(root());
+    command
+}
+
+fn status(mut command: Command) -> Result<()> {
+    eprintln!("xtask: running {command:?}");
+    let status = command
+        .status()
+        .with_context(|| format!("cannot start {command:?}"))?;
+    if !status.success() {
+        bail!("{command:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn succeeds(mut command: Command) -> bool {
+    command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn run(extra: &[String]) -> Result<()> {
+    let mut command = cargo();
+    command.args([
+        "run",
+        "--release",
+        "-p",
+        "ferrygate",
+        "--",
+        "serve",
+        "--config",
+        "examples/quickstart/ferrygate.toml",
+    ]);
+    command.args(extra);
+    status(command)
+}
+
+fn test() -> Result<()> {
+    ensure_components()?;
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--", "--check"]);
+    status(fmt)?;
+    let mut clippy = cargo();
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    status(clippy)?;
+    let mut nextest = cargo();
+    nextest.args(["nextest", "--version"]);
+    if succeeds(nextest) {
+        let mut tests = cargo();
+        tests.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+        status(tests)?;
+        // nextest does not run doctests.
+        let mut doctests = cargo();
+        doctests.args(["test", "--workspace", "--doc"]);
+        status(doctests)
+    } else {
+        let mut tests = cargo();
+        tests.args(["test", "--workspace", "--no-fail-fast"]);
+        status(tests)
+    }
+}
+
+/// rustup's minimal profile lacks rustfmt and clippy; install them if so.
+fn ensure_components() -> Result<()> {
+    for (probe, component) in [("fmt", "rustfmt"), ("clippy", "clippy")] {
+        let mut command = cargo();
+        command.args([probe, "--version"]);
+        if !succeeds(command) {
+            let mut install = Command::new("rustup");
+            install.args(["component", "add", component]);
+            status(install)?;
+        }
+    }
+    Ok(())
+}
+
+fn bench_fanout(extra: &[String]) -> Result<()> {
+    let mut build = cargo();
+    build.args([
+        "build",
+        "--release",
+        "-p",
+        "ferrygate",
+        "-p",
+        "ferrygate-load",
+    ]);
+    status(build)?;
+    let mut script = Command::new("bash");
+    script
+        .current_dir(root())
+        .arg("bench/fanout.sh")
+        .args(extra);
+    status(script)
+}

@@ -40,7 +40,7 @@ pub(super) async fn publish(
     body: Result<axum::Json<PublishBody>, JsonRejection>,
 ) -> Response {
     if let Err(refused) = authorize(&gateway, &headers) {
-        return refused;
+        return refused.into_response();
     }
     let body = match body {
         Ok(axum::Json(body)) => body,
@@ -75,7 +75,7 @@ pub(super) async fn send(
     body: Result<axum::Json<SendBody>, JsonRejection>,
 ) -> Response {
     if let Err(refused) = authorize(&gateway, &headers) {
-        return refused;
+        return refused.into_response();
     }
     let body = match body {
         Ok(axum::Json(body)) => body,
@@ -116,12 +116,10 @@ fn bad_body(rejection: &JsonRejection) -> Response {
 }
 
 /// Checks `Authorization: Bearer <key>` or `X-API-Key: <key>` in constant time.
-fn authorize(gateway: &Gateway, headers: &HeaderMap) -> Result<(), Response> {
+fn authorize(gateway: &Gateway, headers: &HeaderMap) -> Result<(), Unauthorized> {
     let Some(expected) = &gateway.config.server.api_key else {
         gateway.metrics.api_unauthorized.inc();
-        return Err(error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
+        return Err(Unauthorized(
             "the HTTP API is disabled: no `api_key` in [server]",
         ));
     };
@@ -140,10 +138,15 @@ fn authorize(gateway: &Gateway, headers: &HeaderMap) -> Result<(), Response> {
         Ok(())
     } else {
         gateway.metrics.api_unauthorized.inc();
-        Err(error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or wrong API key",
-        ))
+        Err(Unauthorized("missing or wrong API key"))
+    }
+}
+
+/// A refused API call: 401 with a JSON body saying why.
+struct Unauthorized(&'static str);
+
+impl IntoResponse for Unauthorized {
+    fn into_response(self) -> Response {
+        error(StatusCode::UNAUTHORIZED, "unauthorized", self.0)
     }
 }
