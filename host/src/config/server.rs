@@ -93,7 +93,7 @@ impl ServerConfig {
 
     pub(super) fn validate(&self) -> Result<(), InvalidKey> {
         const MAX_FRAME_CEILING: usize = 16 * 1024 * 1024;
-        let checks: [(bool, &'static str, String); 10] = [
+        let checks: [(bool, &'static str, String); 11] = [
             (
                 (256..=MAX_FRAME_CEILING).contains(&self.max_frame_bytes),
                 "max_frame_bytes",
@@ -133,6 +133,11 @@ impl ServerConfig {
                 self.idle_timeout_ms > self.ping_interval_ms,
                 "idle_timeout_ms",
                 "must be greater than ping_interval_ms, or healthy clients would be reaped".into(),
+            ),
+            (
+                self.max_request_head_bytes >= 8192,
+                "max_request_head_bytes",
+                "must be at least 8192 (the HTTP parser's minimum buffer)".into(),
             ),
             (
                 self.request_head_timeout_ms >= 1,
