@@ -118,14 +118,7 @@ impl Connections {
     /// Asks every session to close with `reason`, spread evenly over `period`,
     /// then waits up to `grace` more for them to be gone.
     pub async fn close_all(&self, reason: CloseReason, period: Duration, grace: Duration) {
-        let outboxes: Vec<Arc<Outbox>> = {
-            let inner = self.inner.lock();
-            inner
-                .by_id
-                .values()
-                .map(|e| Arc::clone(&e.outbox))
-                .collect()
-        };
+        let outboxes = self.outboxes();
         // At most one step per tick: thousands of sessions close in even
         // chunks, a handful one by one, either way spread over the whole period.
         let steps = outboxes
@@ -142,10 +135,26 @@ impl Connections {
                 outbox.close(reason);
             }
         }
+        // Sessions whose upgrade was in flight when the drain began registered
+        // after the snapshot; closing is idempotent, so sweep once more.
+        for outbox in self.outboxes() {
+            outbox.close(reason);
+        }
         let deadline = tokio::time::Instant::now() + grace;
         while !self.is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(DRAIN_TICK).await;
         }
+    }
+}
+
+impl Connections {
+    fn outboxes(&self) -> Vec<Arc<Outbox>> {
+        let inner = self.inner.lock();
+        inner
+            .by_id
+            .values()
+            .map(|e| Arc::clone(&e.outbox))
+            .collect()
     }
 }
 

@@ -126,6 +126,36 @@ async fn a_silent_peer_is_reaped_after_the_idle_timeout() {
 }
 
 #[tokio::test]
+async fn a_listen_only_subscriber_stays_connected_past_the_idle_timeout() {
+    let gateway = TestGateway::start("ping_interval_ms = 100\nidle_timeout_ms = 300").await;
+    let mut listener = gateway.client().await;
+    listener.subscribe("feed").await;
+    let mut publisher = gateway.client().await;
+    // 1.2 s of pushes, four idle timeouts long; the listener sends nothing but
+    // the pongs its WebSocket library answers to the server's pings.
+    let publishing = async {
+        for n in 0..24 {
+            publisher.publish("feed", json!(n)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let listening = async {
+        for n in 0..24 {
+            assert_eq!(listener.recv().await["data"], n);
+        }
+    };
+    tokio::join!(publishing, listening);
+    assert_eq!(
+        gateway
+            .metric("ferrygate_disconnects_total{reason=\"idle_timeout\"}")
+            .await,
+        0.0
+    );
+    assert_eq!(gateway.metric("ferrygate_connections").await, 2.0);
+    gateway.stop().await;
+}
+
+#[tokio::test]
 async fn oversize_and_slow_request_heads_are_refused() {
     let gateway =
         TestGateway::start("max_request_head_bytes = 8192\nrequest_head_timeout_ms = 300").await;

@@ -23,6 +23,9 @@ where
 {
     let config = &gateway.config.server;
     let mut batch = Vec::new();
+    // Pings go out on a fixed period even while pushes flow: a subscriber that
+    // only listens proves it is alive by its pongs, and the reader's idle
+    // timeout counts what the client sends, not what it receives.
     let mut ping = tokio::time::interval_at(
         tokio::time::Instant::now() + config.ping_interval(),
         config.ping_interval(),
@@ -47,7 +50,6 @@ where
                             return CloseReason::ClientClosed;
                         }
                         gateway.metrics.frames_delivered.inc_by(count);
-                        ping.reset();
                     }
                     // A client that stopped reading blocks the write; once its
                     // queue overflows there is no point waiting for it: the
