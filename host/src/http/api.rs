@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::json;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
@@ -34,18 +35,26 @@ pub(super) struct SendBody {
     data: Box<RawValue>,
 }
 
+/// An authorized `/v1/` call with its JSON body: the key is checked before the
+/// body is read, and either failure becomes the documented JSON error.
+pub(super) struct ApiCall<T>(T);
+
+impl<T: DeserializeOwned> FromRequest<Arc<Gateway>> for ApiCall<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, gateway: &Arc<Gateway>) -> Result<Self, Response> {
+        authorize(gateway, request.headers()).map_err(IntoResponse::into_response)?;
+        match axum::Json::<T>::from_request(request, gateway).await {
+            Ok(axum::Json(body)) => Ok(Self(body)),
+            Err(rejection) => Err(bad_body(&rejection)),
+        }
+    }
+}
+
 pub(super) async fn publish(
     State(gateway): State<Arc<Gateway>>,
-    headers: HeaderMap,
-    body: Result<axum::Json<PublishBody>, JsonRejection>,
+    ApiCall(body): ApiCall<PublishBody>,
 ) -> Response {
-    if let Err(refused) = authorize(&gateway, &headers) {
-        return refused.into_response();
-    }
-    let body = match body {
-        Ok(axum::Json(body)) => body,
-        Err(rejection) => return bad_body(&rejection),
-    };
     let channel = match ChannelName::new(&body.channel) {
         Ok(channel) => channel,
         Err(e) => {
@@ -71,16 +80,8 @@ pub(super) async fn publish(
 
 pub(super) async fn send(
     State(gateway): State<Arc<Gateway>>,
-    headers: HeaderMap,
-    body: Result<axum::Json<SendBody>, JsonRejection>,
+    ApiCall(body): ApiCall<SendBody>,
 ) -> Response {
-    if let Err(refused) = authorize(&gateway, &headers) {
-        return refused.into_response();
-    }
-    let body = match body {
-        Ok(axum::Json(body)) => body,
-        Err(rejection) => return bad_body(&rejection),
-    };
     let target = match (body.user, body.conn) {
         (Some(user), None) => Target::User(user),
         (None, Some(conn)) => Target::Conn(conn),
