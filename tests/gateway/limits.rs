@@ -12,7 +12,7 @@ use crate::support::{PATIENCE, TestGateway, http};
 #[tokio::test]
 async fn a_slow_reader_is_cut_with_1013_while_fast_readers_get_everything() {
     let gateway = TestGateway::start(
-        "max_queued_bytes = 262144\npublish_rate = { per_second = 100000, burst = 100000 }",
+        "max_queued_bytes = 262144\nclose_grace_ms = 5000\npublish_rate = { per_second = 100000, burst = 100000 }",
     )
     .await;
     let mut fast = gateway.client().await;
@@ -40,14 +40,17 @@ async fn a_slow_reader_is_cut_with_1013_while_fast_readers_get_everything() {
             );
         }
     };
-    tokio::join!(publishing, reading);
-
-    gateway
-        .wait_metric("ferrygate_slow_consumers_total", 1.0)
-        .await;
+    // The slow client reads only once it has been cut: what was already on
+    // the wire, then the close.
+    let slow_side = async {
+        gateway
+            .wait_metric("ferrygate_slow_consumers_total", 1.0)
+            .await;
+        slow.close_code().await
+    };
+    let ((), (), slow_close) = tokio::join!(publishing, reading, slow_side);
+    assert_eq!(slow_close, 1013);
     assert!(gateway.metric("ferrygate_frames_dropped_total").await >= 1.0);
-    // The slow client now reads: what was already on the wire, then the close.
-    assert_eq!(slow.close_code().await, 1013);
     gateway
         .wait_metric("ferrygate_disconnects_total{reason=\"slow_consumer\"}", 1.0)
         .await;

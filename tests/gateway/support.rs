@@ -29,11 +29,17 @@ pub struct TestGateway {
 }
 
 impl TestGateway {
-    /// Starts a gateway with `extra_server` appended to `[server]` (API key preset).
+    /// Starts a gateway with `extra_server` appended to `[server]`. The API key,
+    /// a short drain and a short close grace are preset (so that `stop` is
+    /// quick) unless `extra_server` sets them itself.
     pub async fn start(extra_server: &str) -> Self {
-        let text = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\napi_key = \"{API_KEY}\"\n{extra_server}\n"
-        );
+        let mut text = format!("[server]\nlisten = \"127.0.0.1:0\"\napi_key = \"{API_KEY}\"\n");
+        for (key, default) in [("drain_ms", 100), ("close_grace_ms", 300)] {
+            if !extra_server.contains(key) {
+                text.push_str(&format!("{key} = {default}\n"));
+            }
+        }
+        text.push_str(extra_server);
         let config =
             Config::parse(&text, &HashMap::<String, String>::new()).expect("test config is valid");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
