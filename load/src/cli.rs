@@ -36,6 +36,25 @@ pub enum Target {
     Nats,
 }
 
+/// The publisher's transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PublishVia {
+    /// The target's WebSocket protocol.
+    Ws,
+    /// ferrygate's HTTP API, pipelined on one keep-alive connection.
+    Http,
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Ferrygate => "ferrygate",
+            Self::Nats => "nats",
+        })
+    }
+}
+
 /// Options shared by every subcommand.
 #[derive(Debug, Args)]
 pub struct Common {
@@ -126,6 +145,16 @@ pub struct FanoutArgs {
     /// Keep stepping after a step that is not sustained.
     #[arg(long)]
     pub no_stop: bool,
+    /// How the publisher publishes (ferrygate only): `ws` frames or `POST /v1/publish`.
+    #[arg(long, value_enum, default_value_t = PublishVia::Ws)]
+    pub publish_via: PublishVia,
+    /// API key for `--publish-via http`.
+    #[arg(long, env = "FERRYGATE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Subscribers send their own keepalive (WebSocket ping / NATS `PING`) this
+    /// often, in seconds; 0: never (they only answer the server's pings).
+    #[arg(long, default_value_t = 0.0)]
+    pub client_ping_secs: f64,
     /// WebSocket read buffer per subscriber, bytes.
     #[arg(long, default_value_t = 32 * 1024)]
     pub read_buffer: usize,

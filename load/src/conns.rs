@@ -53,7 +53,7 @@ pub async fn run(args: ConnsArgs) -> Result<()> {
         subscribe: None,
     };
     println!(
-        "opening {} {:?} connections to {url} from {} source address(es), {} at a time",
+        "opening {} {} connections to {url} from {} source address(es), {} at a time",
         args.count,
         c.target,
         sources.len().max(1),
@@ -72,6 +72,9 @@ pub async fn run(args: ConnsArgs) -> Result<()> {
     })
     .await;
     opened.print("connections");
+    if opened.ok == 0 {
+        anyhow::bail!("no connection could be opened");
+    }
 
     println!("settling {} s ...", args.settle_secs);
     tokio::time::sleep(Duration::from_secs(args.settle_secs)).await;
@@ -119,8 +122,5 @@ pub async fn run(args: ConnsArgs) -> Result<()> {
         println!("alive at end: {}", alive.load(Ordering::Relaxed));
     }
     tasks.abort_all();
-    if opened.ok == 0 {
-        anyhow::bail!("no connection could be opened");
-    }
     Ok(())
 }

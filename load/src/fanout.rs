@@ -10,10 +10,10 @@ use anyhow::{Result, bail};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::cli::{FanoutArgs, Target};
+use crate::cli::{FanoutArgs, PublishVia, Target};
 use crate::client::{Client, OpenPlan, open_many};
 use crate::net::{self, Endpoint};
-use crate::procfs::CpuSampler;
+use crate::procfs::{CpuSampler, MachineSampler};
 use crate::publisher::{Publisher, Replies};
 use crate::report::{self, Run, Step};
 use crate::stats::Shared;
@@ -21,8 +21,9 @@ use crate::{ferry, subscriber};
 
 pub async fn run(args: FanoutArgs, threads: usize) -> Result<()> {
     let c = &args.common;
-    if c.target == Target::Ferrygate {
-        ferry::check_channel(&args.channel)?;
+    ferry::check_channel(&args.channel)?;
+    if c.target == Target::Nats && args.publish_via == PublishVia::Http {
+        bail!("--publish-via http is for --target ferrygate");
     }
     if args.rates.is_empty() || args.rates.contains(&0) {
         bail!("--rates needs one or more positive rates");
@@ -35,8 +36,14 @@ pub async fn run(args: FanoutArgs, threads: usize) -> Result<()> {
     });
     let timeout = Duration::from_secs(c.connect_timeout_secs);
     println!(
-        "fanout {:?} {url}: {} subscribers on {:?}, {} B payloads, {} s steps, rates {:?}",
-        c.target, args.subscribers, args.channel, args.payload_bytes, args.step_secs, args.rates
+        "fanout {} {url}: {} subscribers on {:?}, {} B payloads, {} s steps, rates {:?}, publishing via {:?}",
+        c.target,
+        args.subscribers,
+        args.channel,
+        args.payload_bytes,
+        args.step_secs,
+        args.rates,
+        args.publish_via
     );
 
     let shared = Arc::new(Shared::new(if threads > 1 { threads * 4 } else { 1 }));
@@ -51,8 +58,10 @@ pub async fn run(args: FanoutArgs, threads: usize) -> Result<()> {
     };
     let mut tasks = JoinSet::new();
     let sub_shared = shared.clone();
+    let ping_every =
+        (args.client_ping_secs > 0.0).then(|| Duration::from_secs_f64(args.client_ping_secs));
     let opened = open_many(args.subscribers, &plan, &mut tasks, move |i, client| {
-        subscriber::run(i, client, sub_shared.clone())
+        subscriber::run(i, client, sub_shared.clone(), ping_every)
     })
     .await;
     opened.print("subscribers");
@@ -60,15 +69,19 @@ pub async fn run(args: FanoutArgs, threads: usize) -> Result<()> {
         bail!("no subscriber could connect");
     }
     let source = (!sources.is_empty()).then(|| sources[args.subscribers % sources.len()]);
-    let client = Client::open(
-        c.target,
-        &endpoint,
-        source,
-        net::ws_config(64 * 1024, 256 * 1024),
-        timeout,
-    )
-    .await?;
-    let mut publisher = Publisher::new(client, &args.channel, args.payload_bytes);
+    let mut publisher = match args.publish_via {
+        PublishVia::Ws => {
+            let cfg = net::ws_config(64 * 1024, 256 * 1024);
+            let client = Client::open(c.target, &endpoint, source, cfg, timeout).await?;
+            Publisher::websocket(client, &args.channel, args.payload_bytes)
+        }
+        PublishVia::Http => {
+            let Some(key) = &args.api_key else {
+                bail!("--publish-via http needs --api-key or FERRYGATE_API_KEY");
+            };
+            Publisher::http(&endpoint, source, key, &args.channel, args.payload_bytes).await?
+        }
+    };
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let mut run = Run {
@@ -83,6 +96,7 @@ pub async fn run(args: FanoutArgs, threads: usize) -> Result<()> {
         max_sustained_rate: None,
         max_sustained_delivered_per_sec: None,
         stopped_because: None,
+        subscriber_disconnects: Vec::new(),
     };
     let ctx = StepCtx {
         args: &args,
@@ -92,7 +106,18 @@ pub async fn run(args: FanoutArgs, threads: usize) -> Result<()> {
     report::print_header();
     let mut missing_before = 0i64;
     for &rate in &args.rates {
-        let step = ctx.step(&mut publisher, rate, &mut missing_before).await?;
+        let step = match ctx.step(&mut publisher, rate, &mut missing_before).await {
+            Ok(step) => step,
+            Err(e) => {
+                let closed = publisher
+                    .replies
+                    .close_reason()
+                    .map(|r| format!(" (publisher connection {r})"))
+                    .unwrap_or_default();
+                run.stopped_because = Some(format!("{rate} msg/s: {e:#}{closed}"));
+                break;
+            }
+        };
         report::print_row(&step);
         let why = report::shortfall(&step, args.p99_limit_ms);
         run.steps.push(step.clone());
@@ -106,8 +131,8 @@ pub async fn run(args: FanoutArgs, threads: usize) -> Result<()> {
             run.max_sustained_rate = Some(rate);
             run.max_sustained_delivered_per_sec = Some(step.delivered_per_sec);
         }
-        if publisher.replies.closed.load(Ordering::Relaxed) {
-            run.stopped_because = Some("the publisher's connection was closed".into());
+        if let Some(why) = publisher.replies.close_reason() {
+            run.stopped_because = Some(format!("the publisher's connection was {why}"));
             break;
         }
     }
@@ -115,6 +140,10 @@ pub async fn run(args: FanoutArgs, threads: usize) -> Result<()> {
         && let Some(e) = g.as_ref()
     {
         println!("first publish error: {e}");
+    }
+    run.subscriber_disconnects = shared.disconnect_reasons();
+    for (why, n) in run.subscriber_disconnects.iter().take(5) {
+        println!("subscribers disconnected: {n} x {why}");
     }
     report::print_summary(&run);
     if let Some(path) = &args.json {
@@ -145,6 +174,7 @@ impl StepCtx<'_> {
         let _ = self.shared.take_latency();
         let server_cpu = pid.and_then(|p| CpuSampler::start(Some(p)).ok());
         let load_cpu = CpuSampler::start(None).ok();
+        let machine_cpu = MachineSampler::start().ok();
 
         let sent = publisher
             .run_step(
@@ -155,6 +185,7 @@ impl StepCtx<'_> {
             .await?;
         let server_cpu_pct = server_cpu.and_then(|s| s.percent().ok());
         let load_cpu_pct = load_cpu.and_then(|s| s.percent().ok());
+        let machine_cpu_pct = machine_cpu.and_then(|s| s.percent().ok());
         let t1 = self.shared.totals();
 
         // Grace: wait for stragglers, but no longer than needed.
@@ -190,6 +221,7 @@ impl StepCtx<'_> {
             latency,
             server_cpu_pct,
             load_cpu_pct,
+            machine_cpu_pct,
             sustained: false,
         };
         step.sustained = report::shortfall(&step, a.p99_limit_ms).is_none();

@@ -1,11 +1,13 @@
 //! The ferrygate client protocol (SPEC §3): the `welcome` frame, `subscribe`,
 //! `publish` frames, and cheap classification of replies and pushes on the hot path.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use bytes::{BufMut, BytesMut};
 use futures_util::SinkExt;
+use memchr::memmem::Finder;
 use serde_json::Value;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
@@ -101,7 +103,15 @@ pub fn classify_reply(frame: &[u8]) -> Reply {
 /// The `data` value of a push frame `{"channel":..,"data":..}`, or `None` for
 /// frames that are not pushes.
 pub fn push_data(frame: &[u8]) -> Option<&[u8]> {
-    let at = memchr::memmem::find(frame, b"\"data\"")?;
+    static DATA: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"data\""));
+    // Fast path: the gateway's own layout, `{"channel":"C","data":...`.
+    if let Some(rest) = frame.strip_prefix(b"{\"channel\":\"")
+        && let Some(q) = memchr::memchr(b'"', rest)
+        && let Some(data) = rest[q..].strip_prefix(b"\",\"data\":")
+    {
+        return Some(data);
+    }
+    let at = DATA.find(frame)?;
     let rest = &frame[at + 6..];
     let colon = rest.iter().position(|b| !b.is_ascii_whitespace())?;
     (rest[colon] == b':').then(|| &rest[colon + 1..])
@@ -156,6 +166,8 @@ mod tests {
             Some((5, 6))
         );
         assert_eq!(push_data(br#"{"id":1,"ok":true}"#), None);
+        assert_eq!(push_data(br#"{"channel":"a\"data\":1"}"#), None);
+        assert_eq!(push_data(br#"{"channel":"x","data":7}"#), Some(&b"7}"[..]));
     }
 
     #[test]

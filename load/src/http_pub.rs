@@ -69,7 +69,10 @@ impl HttpSender {
 
     /// Writes the buffered requests.
     pub async fn flush(&mut self) -> Result<()> {
-        self.write.write_all(&self.buf).await.context("HTTP write")?;
+        self.write
+            .write_all(&self.buf)
+            .await
+            .context("HTTP write")?;
         self.buf.clear();
         Ok(())
     }
@@ -91,9 +94,10 @@ fn encode_request(buf: &mut BytesMut, head: &[u8], channel: &str, payload: &[u8]
 async fn read_responses(mut read: OwnedReadHalf, r: Arc<Replies>) {
     let mut parser = RespParser::default();
     let mut chunk = vec![0u8; 64 * 1024];
-    loop {
+    let why = loop {
         let n = match read.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
+            Ok(0) => break "connection ended".to_owned(),
+            Err(e) => break e.to_string(),
             Ok(n) => n,
         };
         parser.feed(&chunk[..n]);
@@ -103,19 +107,23 @@ async fn read_responses(mut read: OwnedReadHalf, r: Arc<Replies>) {
                     r.ok.fetch_add(1, Ordering::Relaxed);
                 }
                 Ok(Some((status, body))) => {
-                    let limited = status == 429 || memchr::memmem::find(body, b"rate_limited").is_some();
-                    r.error(format!("HTTP {status}: {}", String::from_utf8_lossy(body)).as_bytes(), limited);
+                    let limited =
+                        status == 429 || memchr::memmem::find(body, b"rate_limited").is_some();
+                    r.error(
+                        format!("HTTP {status}: {}", String::from_utf8_lossy(body)).as_bytes(),
+                        limited,
+                    );
                 }
                 Ok(None) => break,
                 Err(e) => {
                     r.error(format!("{e:#}").as_bytes(), false);
-                    r.closed.store(true, Ordering::Relaxed);
+                    r.set_closed(format!("{e:#}"));
                     return;
                 }
             }
         }
-    }
-    r.closed.store(true, Ordering::Relaxed);
+    };
+    r.set_closed(why);
 }
 
 /// Streaming parser for HTTP/1.1 responses framed by `Content-Length`.
@@ -153,9 +161,16 @@ impl RespParser {
             .with_context(|| format!("bad status line {status_line:?}"))?;
         let mut len = None;
         for line in lines {
-            let Some((name, value)) = line.split_once(':') else { continue };
+            let Some((name, value)) = line.split_once(':') else {
+                continue;
+            };
             if name.eq_ignore_ascii_case("content-length") {
-                len = Some(value.trim().parse::<usize>().context("bad Content-Length")?);
+                len = Some(
+                    value
+                        .trim()
+                        .parse::<usize>()
+                        .context("bad Content-Length")?,
+                );
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
                 bail!("chunked HTTP responses are not supported");
             }
@@ -191,13 +206,20 @@ mod tests {
                     got.push((s, b.to_vec()));
                 }
             }
-            assert_eq!(got, vec![(200, b"{\"ok\":true}".to_vec()), (429, b"{}".to_vec())]);
+            assert_eq!(
+                got,
+                vec![(200, b"{\"ok\":true}".to_vec()), (429, b"{}".to_vec())]
+            );
         }
     }
 
     #[test]
     fn rejects_bad_responses() {
-        for bad in [&b"garbage\r\n\r\n"[..], b"HTTP/1.1 200 OK\r\n\r\n", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"] {
+        for bad in [
+            &b"garbage\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ] {
             let mut p = RespParser::default();
             p.feed(bad);
             assert!(p.next_response().is_err());
@@ -207,10 +229,20 @@ mod tests {
     #[test]
     fn request_is_well_framed() {
         let mut b = BytesMut::new();
-        encode_request(&mut b, b"POST /v1/publish HTTP/1.1\r\nContent-Length: ", "bench", br#"{"t":1}"#);
+        encode_request(
+            &mut b,
+            b"POST /v1/publish HTTP/1.1\r\nContent-Length: ",
+            "bench",
+            br#"{"t":1}"#,
+        );
         let text = std::str::from_utf8(&b).expect("utf8");
         let (head, body) = text.split_once("\r\n\r\n").expect("head");
-        let len: usize = head.rsplit(": ").next().expect("len").parse().expect("number");
+        let len: usize = head
+            .rsplit(": ")
+            .next()
+            .expect("len")
+            .parse()
+            .expect("number");
         assert_eq!(len, body.len());
         let v: serde_json::Value = serde_json::from_str(body).expect("json");
         assert_eq!(v["channel"], "bench");

@@ -9,15 +9,18 @@ mod client;
 mod conns;
 mod fanout;
 mod ferry;
+mod http_pub;
 mod nats;
 mod net;
 mod payload;
 mod procfs;
 mod publisher;
 mod report;
+mod seq;
 mod stats;
 mod subscriber;
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -25,8 +28,17 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command};
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     payload::init_clock();
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(n) => eprintln!("open-file limit: {n}"),

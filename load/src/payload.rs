@@ -92,16 +92,22 @@ fn skip_ws(mut s: &[u8]) -> &[u8] {
 
 /// Parses leading ASCII digits; returns the value and how many bytes it used.
 fn digits(s: &[u8]) -> Option<(u64, usize)> {
-    let mut v: u64 = 0;
-    let mut n = 0;
-    for &b in s.iter().take(20) {
-        if !b.is_ascii_digit() {
-            break;
-        }
-        v = v.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
-        n += 1;
+    let n = s.iter().take(21).take_while(|b| b.is_ascii_digit()).count();
+    if n == 0 || n > 20 {
+        return None;
     }
-    (n > 0).then_some((v, n))
+    if n < 20 {
+        // Up to 19 digits cannot overflow a u64.
+        let v = s[..n]
+            .iter()
+            .fold(0u64, |v, &b| v * 10 + u64::from(b - b'0'));
+        return Some((v, n));
+    }
+    let mut v: u64 = 0;
+    for &b in &s[..n] {
+        v = v.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some((v, n))
 }
 
 #[cfg(test)]
@@ -149,5 +155,7 @@ mod tests {
         assert_eq!(scan(br#"{"t":99999999999999999999999,"s":2}"#), None);
         assert_eq!(scan(b""), None);
         assert_eq!(scan(b"{\"t\":"), None);
+        assert_eq!(scan(br#"{"t":184467440737095516150,"s":2}"#), None);
+        assert_eq!(scan(br#"{"t":18446744073709551616,"s":2}"#), None);
     }
 }

@@ -79,6 +79,56 @@ impl CpuSampler {
     }
 }
 
+/// Busy and total jiffies of the whole machine (first line of `/proc/stat`).
+fn machine_ticks() -> Result<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+    parse_machine(&text).ok_or_else(|| anyhow!("cannot parse /proc/stat"))
+}
+
+fn parse_machine(stat: &str) -> Option<(u64, u64)> {
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
+}
+
+/// Measures the whole machine's CPU use (100 = one core busy), to spot other
+/// work competing with a benchmark.
+#[derive(Debug, Clone, Copy)]
+pub struct MachineSampler {
+    busy: u64,
+    total: u64,
+    cores: usize,
+}
+
+impl MachineSampler {
+    pub fn start() -> Result<Self> {
+        let (busy, total) = machine_ticks()?;
+        // Not `available_parallelism`: that follows this process's affinity (taskset).
+        let text = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+        let cores = text
+            .lines()
+            .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+            .count()
+            .max(1);
+        Ok(Self { busy, total, cores })
+    }
+
+    pub fn percent(&self) -> Result<f64> {
+        let (busy, total) = machine_ticks()?;
+        let dt = total.saturating_sub(self.total);
+        if dt == 0 {
+            return Ok(0.0);
+        }
+        Ok(busy.saturating_sub(self.busy) as f64 / dt as f64 * 100.0 * self.cores as f64)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,6 +146,13 @@ mod tests {
             Some(2048 * 1024)
         );
         assert_eq!(parse_rss("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn parses_machine_line() {
+        let stat = "cpu  100 0 50 800 50 0 10 0 0 0\ncpu0 1 2 3\n";
+        assert_eq!(parse_machine(stat), Some((160, 1010)));
+        assert!(MachineSampler::start().is_ok());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The fan-out publisher: paces publishes at a target rate in small batches on
 //! a timer tick, and counts the server's replies on a separate reader task.
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,7 +15,8 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::client::Client;
-use crate::net::Ws;
+use crate::http_pub::HttpSender;
+use crate::net::{Endpoint, Ws};
 use crate::{ferry, nats, payload};
 
 /// Largest NATS frame the publisher builds (several `PUB`s per frame).
@@ -29,13 +31,27 @@ pub struct Replies {
     /// The first error text the server sent.
     pub first_error: Mutex<Option<String>>,
     /// The reader saw a NATS `PING` that the writer still has to answer.
-    pong_owed: AtomicBool,
+    pub(crate) pong_owed: AtomicBool,
     /// The publisher's connection ended.
     pub closed: AtomicBool,
+    /// How it ended (close code and reason, or error).
+    pub close_reason: Mutex<Option<String>>,
 }
 
 impl Replies {
-    fn error(&self, text: &[u8], rate_limited: bool) {
+    pub(crate) fn set_closed(&self, why: String) {
+        if let Ok(mut g) = self.close_reason.lock() {
+            g.get_or_insert(why);
+        }
+        self.closed.store(true, Ordering::Relaxed);
+    }
+
+    /// Why the connection ended, if it did.
+    pub fn close_reason(&self) -> Option<String> {
+        self.close_reason.lock().ok().and_then(|g| g.clone())
+    }
+
+    pub(crate) fn error(&self, text: &[u8], rate_limited: bool) {
         self.errors.fetch_add(1, Ordering::Relaxed);
         if rate_limited {
             self.rate_limited.fetch_add(1, Ordering::Relaxed);
@@ -53,10 +69,20 @@ pub struct StepSent {
     pub elapsed: Duration,
 }
 
+/// Where publishes go.
+#[derive(Debug)]
+enum Out {
+    /// ferrygate `publish` frames.
+    Ferry(SplitSink<Ws, Message>),
+    /// NATS `PUB`s, several per binary frame.
+    Nats(SplitSink<Ws, Message>),
+    /// ferrygate's `POST /v1/publish`, pipelined.
+    Http(HttpSender),
+}
+
 #[derive(Debug)]
 pub struct Publisher {
-    sink: SplitSink<Ws, Message>,
-    nats: bool,
+    out: Out,
     channel: String,
     payload_bytes: usize,
     /// Next sequence number; also the number published so far.
@@ -74,15 +100,49 @@ impl Drop for Publisher {
 }
 
 impl Publisher {
-    pub fn new(client: Client, channel: &str, payload_bytes: usize) -> Self {
+    /// A publisher on a WebSocket connection (ferrygate or NATS).
+    pub fn websocket(client: Client, channel: &str, payload_bytes: usize) -> Self {
         let Client { ws, nats } = client;
         let is_nats = nats.is_some();
         let (sink, stream) = ws.split();
         let replies = Arc::new(Replies::default());
         let reader = tokio::spawn(read_replies(stream, nats, replies.clone()));
+        let out = if is_nats {
+            Out::Nats(sink)
+        } else {
+            Out::Ferry(sink)
+        };
+        Self::build(out, reader, replies, channel, payload_bytes)
+    }
+
+    /// A publisher on ferrygate's HTTP API.
+    pub async fn http(
+        ep: &Endpoint,
+        source: Option<IpAddr>,
+        api_key: &str,
+        channel: &str,
+        payload_bytes: usize,
+    ) -> Result<Self> {
+        let replies = Arc::new(Replies::default());
+        let (sender, reader) = HttpSender::connect(ep, source, api_key, replies.clone()).await?;
+        Ok(Self::build(
+            Out::Http(sender),
+            reader,
+            replies,
+            channel,
+            payload_bytes,
+        ))
+    }
+
+    fn build(
+        out: Out,
+        reader: JoinHandle<()>,
+        replies: Arc<Replies>,
+        channel: &str,
+        payload_bytes: usize,
+    ) -> Self {
         Self {
-            sink,
-            nats: is_nats,
+            out,
             channel: channel.to_owned(),
             payload_bytes,
             seq: 0,
@@ -134,40 +194,40 @@ impl Publisher {
     }
 
     async fn send_batch(&mut self, n: u64) -> Result<()> {
-        if self.nats {
-            if self.replies.pong_owed.swap(false, Ordering::Relaxed) {
-                self.buf.extend_from_slice(nats::PONG);
-            }
-            for _ in 0..n {
-                self.next_payload();
-                nats::encode_pub(&mut self.buf, &self.channel, &self.scratch);
-                if self.buf.len() >= NATS_FRAME {
-                    let frame = self.buf.split().freeze();
-                    self.sink
-                        .feed(Message::Binary(frame))
-                        .await
-                        .context("publish")?;
+        if let Out::Nats(_) = self.out
+            && self.replies.pong_owed.swap(false, Ordering::Relaxed)
+        {
+            self.buf.extend_from_slice(nats::PONG);
+        }
+        for _ in 0..n {
+            self.next_payload();
+            match &mut self.out {
+                Out::Ferry(sink) => {
+                    ferry::encode_publish(&mut self.buf, self.seq, &self.channel, &self.scratch);
+                    let frame = Utf8Bytes::try_from(self.buf.split().freeze()).context("UTF-8")?;
+                    sink.feed(Message::Text(frame)).await.context("publish")?;
                 }
-            }
-            if !self.buf.is_empty() {
-                let frame = self.buf.split().freeze();
-                self.sink
-                    .feed(Message::Binary(frame))
-                    .await
-                    .context("publish")?;
-            }
-        } else {
-            for _ in 0..n {
-                self.next_payload();
-                ferry::encode_publish(&mut self.buf, self.seq, &self.channel, &self.scratch);
-                let frame = Utf8Bytes::try_from(self.buf.split().freeze()).context("UTF-8")?;
-                self.sink
-                    .feed(Message::Text(frame))
-                    .await
-                    .context("publish")?;
+                Out::Nats(sink) => {
+                    nats::encode_pub(&mut self.buf, &self.channel, &self.scratch);
+                    if self.buf.len() >= NATS_FRAME {
+                        let frame = self.buf.split().freeze();
+                        sink.feed(Message::Binary(frame)).await.context("publish")?;
+                    }
+                }
+                Out::Http(http) => http.encode(&self.channel, &self.scratch),
             }
         }
-        self.sink.flush().await.context("publish flush")
+        match &mut self.out {
+            Out::Ferry(sink) => sink.flush().await.context("publish flush"),
+            Out::Nats(sink) => {
+                if !self.buf.is_empty() {
+                    let frame = self.buf.split().freeze();
+                    sink.feed(Message::Binary(frame)).await.context("publish")?;
+                }
+                sink.flush().await.context("publish flush")
+            }
+            Out::Http(http) => http.flush().await,
+        }
     }
 
     /// Builds the next payload into `scratch` and advances `seq`.
@@ -187,19 +247,28 @@ impl Publisher {
 
     /// Sends a WebSocket close; best effort.
     pub async fn close(mut self) {
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.sink.close()).await;
+        if let Out::Ferry(sink) | Out::Nats(sink) = &mut self.out {
+            let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+        }
     }
 }
 
 /// Counts replies (ferrygate) or errors (NATS) until the connection ends.
 async fn read_replies(mut stream: SplitStream<Ws>, nats: Option<nats::Parser>, r: Arc<Replies>) {
     let mut parser = nats;
-    while let Some(Ok(msg)) = stream.next().await {
-        let data: Bytes = match msg {
-            Message::Text(t) => t.into(),
-            Message::Binary(b) => b,
-            Message::Close(_) => break,
-            _ => continue,
+    let why = loop {
+        let data: Bytes = match stream.next().await {
+            Some(Ok(Message::Text(t))) => t.into(),
+            Some(Ok(Message::Binary(b))) => b,
+            Some(Ok(Message::Close(c))) => {
+                break c.map_or_else(
+                    || "closed without a code".to_owned(),
+                    |c| format!("closed {} {}", u16::from(c.code), c.reason),
+                );
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => break e.to_string(),
+            None => break "connection ended".to_owned(),
         };
         let Some(p) = &mut parser else {
             match ferry::classify_reply(&data) {
@@ -224,6 +293,6 @@ async fn read_replies(mut stream: SplitStream<Ws>, nats: Option<nats::Parser>, r
                 }
             }
         }
-    }
-    r.closed.store(true, Ordering::Relaxed);
+    };
+    r.set_closed(why);
 }

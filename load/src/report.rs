@@ -31,6 +31,9 @@ pub struct Step {
     pub latency: Latency,
     pub server_cpu_pct: Option<f64>,
     pub load_cpu_pct: Option<f64>,
+    /// Every process on the machine (100 = one core); well above server + load
+    /// means other work competed with the benchmark.
+    pub machine_cpu_pct: Option<f64>,
     pub sustained: bool,
 }
 
@@ -49,11 +52,13 @@ pub struct Run {
     pub max_sustained_rate: Option<u64>,
     pub max_sustained_delivered_per_sec: Option<f64>,
     pub stopped_because: Option<String>,
+    /// Why subscriber connections ended during the run, with counts.
+    pub subscriber_disconnects: Vec<(String, u64)>,
 }
 
 pub fn print_header() {
     println!(
-        "{:>8} {:>9} {:>11} {:>8} {:>8} {:>8} {:>9} {:>6} {:>6} {:>7} {:>7} {:>7}  ok",
+        "{:>8} {:>9} {:>11} {:>8} {:>8} {:>8} {:>9} {:>6} {:>6} {:>7} {:>7} {:>7} {:>7}  ok",
         "target",
         "pub/s",
         "deliv/s",
@@ -65,14 +70,15 @@ pub fn print_header() {
         "ooo",
         "errs",
         "srv%",
-        "load%"
+        "load%",
+        "host%"
     );
 }
 
 pub fn print_row(s: &Step) {
     let pct = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.0}"));
     println!(
-        "{:>8} {:>9.0} {:>11.0} {:>8.2} {:>8.2} {:>8.1} {:>9} {:>6} {:>6} {:>7} {:>7} {:>7}  {}",
+        "{:>8} {:>9.0} {:>11.0} {:>8.2} {:>8.2} {:>8.1} {:>9} {:>6} {:>6} {:>7} {:>7} {:>7} {:>7}  {}",
         s.target_rate,
         s.achieved_rate,
         s.delivered_per_sec,
@@ -85,6 +91,7 @@ pub fn print_row(s: &Step) {
         s.pub_errors,
         pct(s.server_cpu_pct),
         pct(s.load_cpu_pct),
+        pct(s.machine_cpu_pct),
         if s.sustained { "yes" } else { "NO" }
     );
 }

@@ -1,83 +1,13 @@
-//! Delivery accounting: per-subscriber sequence tracking (unique, duplicate,
-//! out-of-order) and sharded shared counters with a latency histogram.
+//! Delivery accounting shared by the subscribers: sharded counters and a
+//! latency histogram, fed in batches.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use hdrhistogram::Histogram;
 
-/// Sequence numbers remembered behind the highest one seen.
-const WINDOW: u64 = 8192;
-
-/// How one arrival relates to what the subscriber saw before.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Seq {
-    /// The next expected number.
-    InOrder,
-    /// Ahead of the next expected number: some are missing (so far).
-    Gap,
-    /// A number below the highest seen and not seen before.
-    OutOfOrder,
-    /// Already seen.
-    Duplicate,
-}
-
-/// Per-subscriber tracker: the highest number seen plus a bitmap of the
-/// [`WINDOW`] numbers below it. Arrivals older than the window count as
-/// out of order (they cannot be told from duplicates any more).
-#[derive(Debug)]
-pub struct SeqTracker {
-    /// One past the highest sequence number seen.
-    hi: u64,
-    bits: Box<[u64]>,
-}
-
-impl Default for SeqTracker {
-    fn default() -> Self {
-        Self {
-            hi: 0,
-            bits: vec![0; (WINDOW / 64) as usize].into_boxed_slice(),
-        }
-    }
-}
-
-impl SeqTracker {
-    fn bit(&mut self, seq: u64) -> (&mut u64, u64) {
-        let i = seq % WINDOW;
-        (&mut self.bits[(i / 64) as usize], 1 << (i % 64))
-    }
-
-    pub fn observe(&mut self, seq: u64) -> Seq {
-        if seq >= self.hi {
-            if seq - self.hi >= WINDOW {
-                self.bits.fill(0);
-            } else {
-                for s in self.hi..seq {
-                    let (w, m) = self.bit(s);
-                    *w &= !m;
-                }
-            }
-            let (w, m) = self.bit(seq);
-            *w |= m;
-            let out = if seq == self.hi {
-                Seq::InOrder
-            } else {
-                Seq::Gap
-            };
-            self.hi = seq + 1;
-            return out;
-        }
-        if self.hi - seq > WINDOW {
-            return Seq::OutOfOrder;
-        }
-        let (w, m) = self.bit(seq);
-        if *w & m != 0 {
-            return Seq::Duplicate;
-        }
-        *w |= m;
-        Seq::OutOfOrder
-    }
-}
+pub use crate::seq::{Seq, SeqTracker};
 
 /// Cumulative delivery counters.
 #[derive(Debug, Default, Clone, Copy)]
@@ -87,6 +17,58 @@ pub struct Totals {
     pub duplicates: u64,
     pub out_of_order: u64,
     pub unparsable: u64,
+}
+
+impl Totals {
+    fn add(&mut self, o: &Totals) {
+        self.received += o.received;
+        self.unique += o.unique;
+        self.duplicates += o.duplicates;
+        self.out_of_order += o.out_of_order;
+        self.unparsable += o.unparsable;
+    }
+}
+
+/// A subscriber's arrivals not yet added to [`Shared`] (one lock per batch
+/// instead of one per message).
+#[derive(Debug)]
+pub struct Local {
+    totals: Totals,
+    latencies: Vec<u64>,
+}
+
+impl Default for Local {
+    fn default() -> Self {
+        Self {
+            totals: Totals::default(),
+            latencies: Vec::with_capacity(Self::CAPACITY),
+        }
+    }
+}
+
+impl Local {
+    /// Arrivals buffered before a flush is due.
+    pub const CAPACITY: usize = 256;
+
+    /// Records one arrival (`None`s for an unparsable payload); returns whether
+    /// the batch is full and should be flushed.
+    pub fn add(&mut self, latency_ns: Option<u64>, seq: Option<Seq>) -> bool {
+        let t = &mut self.totals;
+        t.received += 1;
+        match seq {
+            Some(Seq::InOrder | Seq::Gap) => t.unique += 1,
+            Some(Seq::OutOfOrder) => {
+                t.unique += 1;
+                t.out_of_order += 1;
+            }
+            Some(Seq::Duplicate) => t.duplicates += 1,
+            None => t.unparsable += 1,
+        }
+        if let Some(ns) = latency_ns {
+            self.latencies.push(ns);
+        }
+        self.totals.received as usize >= Self::CAPACITY
+    }
 }
 
 #[derive(Debug)]
@@ -112,6 +94,8 @@ pub struct Shared {
     shards: Vec<Mutex<Shard>>,
     /// Subscriber connections that ended during the run.
     pub disconnected: AtomicU64,
+    /// Why they ended (close code and reason, or error), with counts.
+    reasons: Mutex<BTreeMap<String, u64>>,
 }
 
 /// Histogram range: 1 µs to 100 s, in nanoseconds, 3 significant digits.
@@ -134,29 +118,26 @@ impl Shared {
                 })
                 .collect(),
             disconnected: AtomicU64::new(0),
+            reasons: Mutex::new(BTreeMap::new()),
         }
     }
 
-    /// Records one arrival; `latency_ns` `None` when the payload was unparsable.
-    pub fn record(&self, shard: usize, latency_ns: Option<u64>, seq: Option<Seq>) {
+    /// Adds a subscriber's batch to the shared figures and empties it.
+    pub fn flush(&self, shard: usize, local: &mut Local) {
+        if local.totals.received == 0 {
+            return;
+        }
         let mut s = match self.shards[shard % self.shards.len()].lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        let t = &mut s.totals;
-        t.received += 1;
-        match seq {
-            Some(Seq::InOrder | Seq::Gap) => t.unique += 1,
-            Some(Seq::OutOfOrder) => {
-                t.unique += 1;
-                t.out_of_order += 1;
-            }
-            Some(Seq::Duplicate) => t.duplicates += 1,
-            None => t.unparsable += 1,
-        }
-        if let Some(ns) = latency_ns {
+        s.totals.add(&local.totals);
+        for &ns in &local.latencies {
             s.hist.saturating_record(ns.max(1_000));
         }
+        drop(s);
+        local.totals = Totals::default();
+        local.latencies.clear();
     }
 
     pub fn totals(&self) -> Totals {
@@ -166,12 +147,7 @@ impl Shared {
                 Ok(g) => g,
                 Err(p) => p.into_inner(),
             };
-            let t = g.totals;
-            sum.received += t.received;
-            sum.unique += t.unique;
-            sum.duplicates += t.duplicates;
-            sum.out_of_order += t.out_of_order;
-            sum.unparsable += t.unparsable;
+            sum.add(&g.totals);
         }
         sum
     }
@@ -200,6 +176,24 @@ impl Shared {
     pub fn disconnected(&self) -> u64 {
         self.disconnected.load(Ordering::Relaxed)
     }
+
+    /// Counts one subscriber connection that ended, and why.
+    pub fn disconnect(&self, reason: String) {
+        self.disconnected.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut g) = self.reasons.lock() {
+            *g.entry(reason).or_default() += 1;
+        }
+    }
+
+    /// Why subscribers disconnected, most frequent first.
+    pub fn disconnect_reasons(&self) -> Vec<(String, u64)> {
+        let mut v: Vec<_> = match self.reasons.lock() {
+            Ok(g) => g.iter().map(|(k, n)| (k.clone(), *n)).collect(),
+            Err(_) => Vec::new(),
+        };
+        v.sort_by_key(|e| std::cmp::Reverse(e.1));
+        v
+    }
 }
 
 #[cfg(test)]
@@ -207,44 +201,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn in_order_gaps_late_and_duplicates() {
-        let mut t = SeqTracker::default();
-        assert_eq!(t.observe(0), Seq::InOrder);
-        assert_eq!(t.observe(1), Seq::InOrder);
-        assert_eq!(t.observe(4), Seq::Gap);
-        assert_eq!(t.observe(2), Seq::OutOfOrder);
-        assert_eq!(t.observe(2), Seq::Duplicate);
-        assert_eq!(t.observe(4), Seq::Duplicate);
-        assert_eq!(t.observe(3), Seq::OutOfOrder);
-        assert_eq!(t.observe(5), Seq::InOrder);
-        assert_eq!(t.observe(0), Seq::Duplicate);
-    }
-
-    #[test]
-    fn window_wraps_and_big_jumps_reset() {
-        let mut t = SeqTracker::default();
-        for s in 0..3 * WINDOW {
-            assert_eq!(t.observe(s), Seq::InOrder);
-        }
-        // A skipped number is remembered as unseen after the bitmap wrapped.
-        let base = 3 * WINDOW + 10;
-        assert_eq!(t.observe(base), Seq::Gap);
-        assert_eq!(t.observe(base - 5), Seq::OutOfOrder);
-        assert_eq!(t.observe(base - 5), Seq::Duplicate);
-        assert_eq!(t.observe(base + 10 * WINDOW), Seq::Gap);
-        assert_eq!(t.observe(base + 10 * WINDOW - 1), Seq::OutOfOrder);
-        // Older than the window: counted as out of order.
-        assert_eq!(t.observe(1), Seq::OutOfOrder);
-    }
-
-    #[test]
     fn shared_totals_and_latency() {
         let s = Shared::new(4);
         for i in 0..100u64 {
-            s.record(i as usize, Some(1_000_000 * (i + 1)), Some(Seq::InOrder));
+            let mut l = Local::default();
+            assert!(!l.add(Some(1_000_000 * (i + 1)), Some(Seq::InOrder)));
+            s.flush(i as usize, &mut l);
         }
-        s.record(0, None, Some(Seq::Duplicate));
-        s.record(1, None, None);
+        let mut l = Local::default();
+        l.add(None, Some(Seq::Duplicate));
+        l.add(None, None);
+        s.flush(0, &mut l);
+        assert_eq!(l.totals.received, 0);
+        for _ in 1..Local::CAPACITY {
+            assert!(!l.add(None, None));
+        }
+        assert!(l.add(None, None), "full");
         let t = s.totals();
         assert_eq!(
             (t.received, t.unique, t.duplicates, t.unparsable),
