@@ -97,7 +97,7 @@ fn serve(path: Option<PathBuf>, listen: Option<SocketAddr>) -> ExitCode {
     };
     runtime.block_on(async move {
         let address = config.server.listen;
-        let listener = match tokio::net::TcpListener::bind(address).await {
+        let listener = match ferrygate::server::bind(address) {
             Ok(listener) => listener,
             Err(e) => {
                 tracing::error!(%address, error = %e, "cannot listen");

@@ -11,7 +11,9 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, TcpSocket};
 use tower::ServiceExt;
 
 use crate::close::CloseReason;
@@ -20,6 +22,22 @@ use crate::http::{self, RemoteAddr};
 
 /// Longest pause after a failed accept (for instance, out of file descriptors).
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Pending connections the kernel queues before `accept`: enough for a burst
+/// of reconnects after another instance drained (the OS default is 128).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds the gateway's listener with a backlog sized for reconnect storms.
+pub fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
+}
 
 /// Serves until `shutdown` resolves, then drains: readiness turns 503, every
 /// session is closed with 1012, spread over `drain_ms`, and `run` returns once
