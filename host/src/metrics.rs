@@ -72,6 +72,9 @@ pub struct Metrics {
     published: Family<Source, Counter>,
     /// Frames written to client sockets (pushes, replies, messages).
     pub frames_delivered: Counter,
+    /// Batches flushed to client sockets; frames per batch shows how well
+    /// writes are coalesced.
+    pub write_batches: Counter,
     /// Frames discarded because their connection was cut or closing.
     pub frames_dropped: Counter,
     /// Connections cut with 1013 because their queue overflowed.
@@ -101,6 +104,7 @@ impl Metrics {
             subscriptions: Gauge::default(),
             published: Family::default(),
             frames_delivered: Counter::default(),
+            write_batches: Counter::default(),
             frames_dropped: Counter::default(),
             slow_consumers: Counter::default(),
             request_errors: Family::default(),
@@ -143,6 +147,11 @@ impl Metrics {
             "frames_delivered",
             "Frames written to client sockets",
             metrics.frames_delivered.clone(),
+        );
+        r.register(
+            "write_batches",
+            "Batches of frames flushed to client sockets",
+            metrics.write_batches.clone(),
         );
         r.register(
             "frames_dropped",

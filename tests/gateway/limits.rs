@@ -185,3 +185,23 @@ async fn oversize_and_slow_request_heads_are_refused() {
     assert_eq!(status, 200, "the gateway still serves");
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn subscriptions_per_connection_are_capped() {
+    let gateway = TestGateway::start("max_subscriptions_per_connection = 2").await;
+    let mut client = gateway.client().await;
+    client.subscribe("a").await;
+    client.subscribe("b").await;
+    client.subscribe("a").await;
+    let reply = client
+        .request(json!({"op":"subscribe","channel":"c"}))
+        .await;
+    assert_eq!(reply["error"]["code"], "forbidden", "{reply}");
+    let reply = client
+        .request(json!({"op":"unsubscribe","channel":"b"}))
+        .await;
+    assert_eq!(reply["ok"], true);
+    client.subscribe("c").await;
+    assert_eq!(gateway.metric("ferrygate_subscriptions").await, 2.0);
+    gateway.stop().await;
+}

@@ -50,6 +50,7 @@ where
                             return CloseReason::ClientClosed;
                         }
                         gateway.metrics.frames_delivered.inc_by(count);
+                        gateway.metrics.write_batches.inc();
                     }
                     // A client that stopped reading blocks the write; once its
                     // queue overflows there is no point waiting for it: the
