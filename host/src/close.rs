@@ -50,11 +50,13 @@ impl CloseReason {
     }
 
     /// Whether frames still queued are thrown away rather than sent first.
-    /// A slow consumer cannot take them; everyone else gets what was queued.
+    /// A slow consumer cannot take them; everyone else gets what was queued
+    /// (for a client that closed, that includes the echo of its close frame).
     pub const fn discards_pending(self) -> bool {
         match self {
-            Self::SlowConsumer | Self::ClientClosed => true,
-            Self::Draining
+            Self::SlowConsumer => true,
+            Self::ClientClosed
+            | Self::Draining
             | Self::TooLarge
             | Self::ProtocolViolation
             | Self::InvalidUtf8

@@ -220,7 +220,7 @@ mod tests {
 
     #[tokio::test]
     async fn overflow_discards_and_closes_with_slow_consumer() {
-        let outbox = Outbox::new(3 * (100 + FRAME_OVERHEAD));
+        let outbox = Outbox::new(3 * (frame(100).len() + FRAME_OVERHEAD));
         for _ in 0..3 {
             assert_eq!(outbox.push(frame(100)), Pushed::Queued);
         }

@@ -13,15 +13,17 @@
 mod rate;
 mod reader;
 mod requests;
+mod socket;
 mod writer;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use futures_util::StreamExt;
-use tokio::io::{AsyncRead, AsyncWrite};
+use bytes::Bytes;
+use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tracing::Instrument;
 
 use crate::connections::{ConnId, Slot, UserId};
@@ -43,11 +45,15 @@ pub struct Accepted {
     pub user: Option<UserId>,
 }
 
-/// Runs one session until it closes.
-pub async fn run<S>(ws: WebSocketStream<S>, gateway: Arc<Gateway>, accepted: Accepted)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+/// Runs one session on an upgraded socket until it closes. `leftover` holds
+/// bytes the HTTP layer read past the handshake; they are the first frames.
+pub async fn run(
+    socket: TcpStream,
+    leftover: Bytes,
+    ws_config: WebSocketConfig,
+    gateway: Arc<Gateway>,
+    accepted: Accepted,
+) {
     let outbox = Arc::new(Outbox::new(gateway.config.server.max_queued_bytes));
     let close_grace = gateway.config.server.close_grace();
     let registration = accepted
@@ -70,11 +76,19 @@ where
             &gateway.node,
         ));
 
-        let (sink, stream) = ws.split();
+        let (read_half, write_half) = socket.into_split();
+        let read_side = socket::ReadSide::new(read_half, Arc::clone(&outbox));
+        let mut ws = WebSocketStream::from_partially_read(
+            read_side,
+            leftover.to_vec(),
+            Role::Server,
+            Some(ws_config),
+        )
+        .await;
         let mut session = Session::new(Arc::clone(&gateway), conn, Arc::clone(&outbox));
         let reason = {
-            let reader = reader::run(stream, &mut session);
-            let writer = writer::run(sink, &outbox, &gateway);
+            let reader = reader::run(&mut ws, &mut session);
+            let writer = writer::run(write_half, &outbox, &gateway);
             tokio::pin!(reader, writer);
             tokio::select! {
                 reason = &mut reader => {

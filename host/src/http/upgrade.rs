@@ -12,9 +12,9 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use hyper_util::rt::TokioIo;
-use tokio_tungstenite::WebSocketStream;
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::{RemoteAddr, error};
 use crate::gateway::Gateway;
@@ -27,10 +27,6 @@ pub const SUBPROTOCOL: &str = "ferrygate.v1";
 /// Read buffer per connection: small, since most client frames are small and
 /// idle connections should cost little; it grows for a larger frame.
 const READ_BUFFER_BYTES: usize = 2048;
-
-/// The socket library's write buffer target: frames are coalesced up to this
-/// size before a write syscall.
-const WRITE_BUFFER_BYTES: usize = 32 * 1024;
 
 pub(super) async fn websocket(
     State(gateway): State<Arc<Gateway>>,
@@ -76,25 +72,23 @@ pub(super) async fn websocket(
     let on_upgrade = hyper::upgrade::on(&mut request);
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_message_size(Some(gateway.config.server.max_frame_bytes))
         .max_frame_size(Some(gateway.config.server.max_frame_bytes));
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => {
-                let ws = WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
-                    Role::Server,
-                    Some(ws_config),
-                )
-                .await;
-                let accepted = Accepted {
-                    slot,
-                    remote,
-                    user: None,
-                };
-                session::run(ws, gateway, accepted).await;
-            }
+            Ok(upgraded) => match upgraded.downcast::<TokioIo<TcpStream>>() {
+                Ok(parts) => {
+                    let accepted = Accepted {
+                        slot,
+                        remote,
+                        user: None,
+                    };
+                    let socket = parts.io.into_inner();
+                    session::run(socket, parts.read_buf, ws_config, gateway, accepted).await;
+                }
+                // The listener only ever hands hyper TCP streams.
+                Err(_) => tracing::error!(%remote, "upgraded connection is not a TCP stream"),
+            },
             Err(e) => tracing::debug!(%remote, error = %e, "upgrade did not complete"),
         }
     });

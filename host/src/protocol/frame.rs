@@ -1,24 +1,31 @@
-//! Server-to-client frames, written once and shared.
+//! Server-to-client frames, encoded once and shared.
 //!
-//! A [`Frame`] is finished JSON text in a reference-counted buffer: a push is
-//! serialized once per published message and every recipient gets a clone of
-//! the same bytes, never a copy.
+//! A [`Frame`] is a complete WebSocket frame (header and payload) in a
+//! reference-counted buffer. Server frames are never masked, so the bytes a
+//! push puts on the wire are the same for every recipient: a push is encoded
+//! once per published message and every subscriber's writer hands the same
+//! buffer to the kernel, with no per-recipient copy or re-encoding.
 
 use std::fmt::Write as _;
 
-use tokio_tungstenite::tungstenite::Utf8Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{ChannelName, ProtocolError, RequestId};
 
-/// One complete server text frame; cloning shares the bytes.
+const OPCODE_TEXT: u8 = 0x1;
+const OPCODE_CLOSE: u8 = 0x8;
+const OPCODE_PING: u8 = 0x9;
+const FIN: u8 = 0x80;
+
+/// One complete WebSocket frame as sent on the wire; cloning shares the bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Frame(Utf8Bytes);
+pub struct Frame(Bytes);
 
 impl Frame {
     /// `{"op":"welcome","conn":..,"user":..,"node":..}`, the first frame of a session.
     pub fn welcome(conn: &str, user: Option<&str>, node: &str) -> Self {
         let user = user.map_or_else(|| "null".to_owned(), json_string);
-        Self::from(format!(
+        Self::text(&format!(
             r#"{{"op":"welcome","conn":{},"user":{user},"node":{}}}"#,
             json_string(conn),
             json_string(node)
@@ -27,12 +34,12 @@ impl Frame {
 
     /// `{"id":..,"ok":true}`.
     pub fn ok(id: &RequestId) -> Self {
-        Self::from(format!(r#"{{"id":{},"ok":true}}"#, id.as_json()))
+        Self::text(&format!(r#"{{"id":{},"ok":true}}"#, id.as_json()))
     }
 
     /// `{"id":..,"ok":true,"result":..}`; `result` must be JSON text.
     pub fn ok_with(id: &RequestId, result: &str) -> Self {
-        Self::from(format!(
+        Self::text(&format!(
             r#"{{"id":{},"ok":true,"result":{result}}}"#,
             id.as_json()
         ))
@@ -40,7 +47,7 @@ impl Frame {
 
     /// `{"id":..,"error":{"code":..,"message":..}}`; `id` is `null` when unknown.
     pub fn error(id: Option<&RequestId>, error: &ProtocolError) -> Self {
-        Self::from(format!(
+        Self::text(&format!(
             r#"{{"id":{},"error":{{"code":"{}","message":{}}}}}"#,
             id.map_or("null", RequestId::as_json),
             error.code.as_str(),
@@ -53,15 +60,61 @@ impl Frame {
         // Channel names never need escaping (see `channel`), so plain writes do.
         let mut text = String::with_capacity(24 + channel.as_str().len() + data.len());
         let _ = write!(text, r#"{{"channel":"{channel}","data":{data}}}"#);
-        Self::from(text)
+        Self::text(&text)
     }
 
     /// `{"op":"message","data":..}`, a message addressed to one connection or user.
     pub fn message(data: &str) -> Self {
-        Self::from(format!(r#"{{"op":"message","data":{data}}}"#))
+        Self::text(&format!(r#"{{"op":"message","data":{data}}}"#))
     }
 
-    /// Bytes on the wire (payload only, without WebSocket framing).
+    /// A text frame carrying `payload`.
+    pub fn text(payload: &str) -> Self {
+        Self::encode(OPCODE_TEXT, payload.as_bytes())
+    }
+
+    /// A ping with an empty payload.
+    pub fn ping() -> Self {
+        Self::encode(OPCODE_PING, &[])
+    }
+
+    /// A close frame with `code` and a short `reason` (cut to fit a control frame).
+    pub fn close(code: u16, reason: &str) -> Self {
+        let mut payload = Vec::with_capacity(2 + reason.len());
+        payload.extend_from_slice(&code.to_be_bytes());
+        // Control frame payloads are at most 125 bytes (RFC 6455 5.5).
+        let mut cut = reason.len().min(123);
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        payload.extend_from_slice(&reason.as_bytes()[..cut]);
+        Self::encode(OPCODE_CLOSE, &payload)
+    }
+
+    /// Bytes already framed by the WebSocket library (its pong and close replies).
+    pub fn encoded(bytes: Bytes) -> Self {
+        Self(bytes)
+    }
+
+    fn encode(opcode: u8, payload: &[u8]) -> Self {
+        let mut frame = BytesMut::with_capacity(10 + payload.len());
+        frame.put_u8(FIN | opcode);
+        match payload.len() {
+            len @ 0..=125 => frame.put_u8(len as u8),
+            len @ 126..=0xFFFF => {
+                frame.put_u8(126);
+                frame.put_u16(len as u16);
+            }
+            len => {
+                frame.put_u8(127);
+                frame.put_u64(len as u64);
+            }
+        }
+        frame.put_slice(payload);
+        Self(frame.freeze())
+    }
+
+    /// Bytes on the wire, header included.
     pub fn len(&self) -> usize {
         self.0.len()
     }
@@ -71,20 +124,30 @@ impl Frame {
         self.0.is_empty()
     }
 
-    /// The frame's text.
+    /// The payload of a text frame as text (empty for other frames).
     pub fn as_str(&self) -> &str {
-        self.0.as_str()
+        std::str::from_utf8(self.payload()).unwrap_or_default()
     }
 
-    /// The shared buffer, for handing to the WebSocket writer.
-    pub fn into_text(self) -> Utf8Bytes {
+    fn payload(&self) -> &[u8] {
+        let header = match self.0.get(1).map(|b| b & 0x7F) {
+            Some(126) => 4,
+            Some(127) => 10,
+            Some(_) => 2,
+            None => return &[],
+        };
+        self.0.get(header..).unwrap_or_default()
+    }
+
+    /// The shared wire bytes, for the session's writer.
+    pub fn into_bytes(self) -> Bytes {
         self.0
     }
 }
 
 impl From<String> for Frame {
     fn from(text: String) -> Self {
-        Self(Utf8Bytes::from(text))
+        Self::text(&text)
     }
 }
 

@@ -1,28 +1,33 @@
 //! The writing half of a session: outbox batches and pings out, close last.
+//!
+//! Frames arrive already encoded and shared with other recipients; a batch is
+//! handed to the kernel with vectored writes, so a burst of pushes costs a few
+//! syscalls and no copies in user space.
 
-use futures_util::{Sink, SinkExt};
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{self, Bytes, Message};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
 
+use super::socket::Batch;
 use crate::close::CloseReason;
 use crate::gateway::Gateway;
 use crate::outbox::{Next, Outbox};
+use crate::protocol::Frame;
 
-/// Most payload bytes taken from the outbox per batch; bounds the socket
-/// library's own buffer while still amortizing each write syscall.
-const MAX_BATCH_BYTES: usize = 64 * 1024;
+/// Most bytes taken from the outbox per batch.
+const MAX_BATCH_BYTES: usize = 256 * 1024;
 
-/// A batch vector larger than this is freed after use, so idle sessions stay small.
+/// A frame vector larger than this is freed after use, so idle sessions stay small.
 const MAX_RETAINED_BATCH: usize = 256;
 
 /// Writes until the outbox reports a close (then sends it) or the socket fails.
-pub(super) async fn run<S>(mut sink: S, outbox: &Outbox, gateway: &Gateway) -> CloseReason
-where
-    S: Sink<Message, Error = tungstenite::Error> + Unpin,
-{
+pub(super) async fn run(
+    mut socket: OwnedWriteHalf,
+    outbox: &Outbox,
+    gateway: &Gateway,
+) -> CloseReason {
     let config = &gateway.config.server;
-    let mut batch = Vec::new();
+    let mut frames = Vec::new();
+    let mut batch = Batch::default();
     // Pings go out on a fixed period even while pushes flow: a subscriber that
     // only listens proves it is alive by its pongs, and the reader's idle
     // timeout counts what the client sends, not what it receives.
@@ -33,19 +38,18 @@ where
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let next = tokio::select! {
-            next = outbox.next(&mut batch, MAX_BATCH_BYTES) => next,
+            next = outbox.next(&mut frames, MAX_BATCH_BYTES) => next,
             _ = ping.tick() => {
-                if sink.send(Message::Ping(Bytes::new())).await.is_err() {
-                    return CloseReason::ClientClosed;
-                }
+                outbox.push(Frame::ping());
                 continue;
             }
         };
         match next {
             Next::Frames => {
-                let count = batch.len() as u64;
+                let count = frames.len() as u64;
+                batch.extend(frames.drain(..));
                 tokio::select! {
-                    result = write_batch(&mut sink, &mut batch) => {
+                    result = socket.write_all_buf(&mut batch) => {
                         if result.is_err() {
                             return CloseReason::ClientClosed;
                         }
@@ -55,38 +59,25 @@ where
                     // A client that stopped reading blocks the write; once its
                     // queue overflows there is no point waiting for it: the
                     // next turn of the loop sends the close instead.
-                    _ = outbox.aborted() => batch.clear(),
+                    _ = outbox.aborted() => {}
                 }
-                if batch.capacity() > MAX_RETAINED_BATCH {
-                    batch = Vec::new();
+                if frames.capacity() > MAX_RETAINED_BATCH {
+                    frames = Vec::new();
                 }
+                batch.compact();
             }
             Next::Close(reason) => {
                 if reason.sends_close_frame() {
-                    let frame = CloseFrame {
-                        code: CloseCode::from(reason.code()),
-                        reason: reason.as_str().into(),
-                    };
+                    batch.extend([Frame::close(reason.code(), reason.as_str())]);
                     let _ = tokio::time::timeout(
                         config.close_grace(),
-                        sink.send(Message::Close(Some(frame))),
+                        socket.write_all_buf(&mut batch),
                     )
                     .await;
                 }
+                let _ = socket.shutdown().await;
                 return reason;
             }
         }
     }
-}
-
-async fn write_batch<S>(sink: &mut S, batch: &mut Vec<crate::protocol::Frame>) -> Result<(), ()>
-where
-    S: Sink<Message, Error = tungstenite::Error> + Unpin,
-{
-    for frame in batch.drain(..) {
-        sink.feed(Message::Text(frame.into_text()))
-            .await
-            .map_err(drop)?;
-    }
-    sink.flush().await.map_err(drop)
 }
