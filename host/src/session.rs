@@ -20,7 +20,6 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -49,7 +48,7 @@ pub struct Accepted {
 /// bytes the HTTP layer read past the handshake; they are the first frames.
 pub async fn run(
     socket: TcpStream,
-    leftover: Bytes,
+    leftover: Vec<u8>,
     ws_config: WebSocketConfig,
     gateway: Arc<Gateway>,
     accepted: Accepted,
@@ -80,7 +79,7 @@ pub async fn run(
         let read_side = socket::ReadSide::new(read_half, Arc::clone(&outbox));
         let mut ws = WebSocketStream::from_partially_read(
             read_side,
-            leftover.to_vec(),
+            leftover,
             Role::Server,
             Some(ws_config),
         )

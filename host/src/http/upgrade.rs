@@ -84,7 +84,12 @@ pub(super) async fn websocket(
                         user: None,
                     };
                     let socket = parts.io.into_inner();
-                    session::run(socket, parts.read_buf, ws_config, gateway, accepted).await;
+                    // Copy the few bytes read past the handshake: the buffer
+                    // they sit in is HTTP's, several KiB, and must not live
+                    // as long as the session.
+                    let leftover = parts.read_buf.to_vec();
+                    drop(parts.read_buf);
+                    session::run(socket, leftover, ws_config, gateway, accepted).await;
                 }
                 // The listener only ever hands hyper TCP streams.
                 Err(_) => tracing::error!(%remote, "upgraded connection is not a TCP stream"),
