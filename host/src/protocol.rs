@@ -9,7 +9,7 @@ mod channel;
 mod frame;
 mod request;
 
-pub use channel::{ChannelError, ChannelName};
+pub use channel::{ChannelError, ChannelName, MAX_CHANNEL_BYTES};
 pub use frame::Frame;
 pub use request::{Request, RequestId, Since, parse_request};
 

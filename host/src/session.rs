@@ -1,11 +1,11 @@
 //! One client's WebSocket session, from `welcome` to close.
 //!
-//! A session is one task running two halves side by side: the [`reader`] parses
-//! client frames and acts on them (subscribe, publish, ...), the [`writer`]
+//! A session is one task running two halves side by side: the `reader` parses
+//! client frames and acts on them (subscribe, publish, ...), the `writer`
 //! drains the session's [`Outbox`] to the socket in batches and sends pings.
 //! Replies and pushes share the outbox, so a client sees them in the order
 //! they happened. When either half ends, the other is told why and the close
-//! code reaches the client (see [`CloseReason`]).
+//! code reaches the client (see [`CloseReason`](crate::close::CloseReason)).
 //!
 //! A session touches the hub and the broker only through their APIs, and
 //! cleans up every subscription it made when it ends, however it ends.

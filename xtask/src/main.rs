@@ -4,7 +4,7 @@
 //! Tasks:
 //! - `run [ARGS...]`: build in release mode and start the gateway on the
 //!   quickstart manifest (`examples/quickstart/ferrygate.toml`).
-//! - `test`: formatting, clippy with warnings as errors, every test.
+//! - `test`: formatting, clippy and rustdoc with warnings as errors, every test.
 //! - `bench-fanout [ARGS...]`: build release binaries and run `bench/fanout.sh`.
 
 use std::path::{Path, PathBuf};
@@ -94,6 +94,10 @@ fn test() -> Result<()> {
         "warnings",
     ]);
     status(clippy)?;
+    let mut doc = cargo();
+    doc.args(["doc", "--workspace", "--no-deps"])
+        .env("RUSTDOCFLAGS", "-D warnings");
+    status(doc)?;
     let mut nextest = cargo();
     nextest.args(["nextest", "--version"]);
     if succeeds(nextest) {

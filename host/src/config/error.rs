@@ -85,7 +85,11 @@ impl ConfigError {
             location: error
                 .span()
                 .map(|span| Location::of_offset(text, span.start)),
-            message: error.message().trim().to_owned(),
+            // serde speaks of fields; a manifest has keys.
+            message: error
+                .message()
+                .trim()
+                .replace("unknown field", "unknown key"),
         }
     }
 
