@@ -8,70 +8,62 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use bytes::Bytes;
-use futures_util::StreamExt;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::cli::Target;
-use crate::net::{self, Endpoint, Ws};
+use crate::net::Endpoint;
+use crate::wsconn::WsConn;
 use crate::{ferry, nats};
 
 /// A connection past its protocol handshake.
 #[derive(Debug)]
 pub struct Client {
-    pub ws: Ws,
+    pub conn: WsConn,
     /// The NATS stream parser (`None` for ferrygate).
     pub nats: Option<nats::Parser>,
 }
 
 impl Client {
-    /// Connects and completes the target's handshake.
+    /// Connects and completes the target's handshake; `read_buffer` sizes the
+    /// connection's frame buffer.
     pub async fn open(
         target: Target,
         ep: &Endpoint,
         source: Option<IpAddr>,
-        cfg: WebSocketConfig,
+        read_buffer: usize,
         timeout: Duration,
     ) -> Result<Self> {
-        let mut ws = net::connect(ep, source, cfg).await?;
+        let mut conn = WsConn::connect(ep, source, read_buffer).await?;
         let nats = match target {
             Target::Ferrygate => {
-                ferry::handshake(&mut ws, timeout).await?;
+                ferry::handshake(&mut conn, timeout).await?;
                 None
             }
             Target::Nats => {
                 let mut p = nats::Parser::default();
-                nats::handshake(&mut ws, &mut p, timeout).await?;
+                nats::handshake(&mut conn, &mut p, timeout).await?;
                 Some(p)
             }
         };
-        Ok(Self { ws, nats })
+        Ok(Self { conn, nats })
     }
 
     /// Subscribes to `channel` and waits for the server's confirmation.
     pub async fn subscribe(&mut self, channel: &str, timeout: Duration) -> Result<()> {
         match &mut self.nats {
-            None => ferry::subscribe(&mut self.ws, channel, timeout).await,
-            Some(p) => nats::subscribe(&mut self.ws, p, channel, 1, timeout).await,
+            None => ferry::subscribe(&mut self.conn, channel, timeout).await,
+            Some(p) => nats::subscribe(&mut self.conn, p, channel, 1, timeout).await,
         }
     }
 
-    /// Keeps an idle connection alive (WebSocket pings are answered by the
-    /// library while we poll; NATS `PING`s here) until the server ends it.
+    /// Keeps an idle connection alive (answering WebSocket pings, and NATS
+    /// `PING`s) until the server ends it.
     pub async fn idle(mut self) {
-        while let Some(Ok(msg)) = self.ws.next().await {
-            let data: Bytes = match msg {
-                Message::Text(t) => t.into(),
-                Message::Binary(b) => b,
-                Message::Close(_) => break,
-                _ => continue,
-            };
+        while let Ok(span) = self.conn.next_data_span().await {
             let Some(p) = &mut self.nats else { continue };
-            p.feed(&data);
+            p.feed(self.conn.bytes(span));
             let mut ping = false;
             loop {
                 match p.next_event() {
@@ -81,7 +73,7 @@ impl Client {
                     Err(_) => return,
                 }
             }
-            if ping && nats::send_raw(&mut self.ws, nats::PONG).await.is_err() {
+            if ping && nats::send_raw(&mut self.conn, nats::PONG).await.is_err() {
                 return;
             }
         }
@@ -94,7 +86,8 @@ pub struct OpenPlan {
     pub target: Target,
     pub endpoint: Arc<Endpoint>,
     pub sources: Arc<Vec<IpAddr>>,
-    pub config: WebSocketConfig,
+    /// Frame buffer per connection, bytes.
+    pub read_buffer: usize,
     pub timeout: Duration,
     pub concurrency: usize,
     /// Subscribe each client to this channel before it counts as open.
@@ -156,7 +149,7 @@ where
                     plan.target,
                     &plan.endpoint,
                     source,
-                    plan.config,
+                    plan.read_buffer,
                     plan.timeout,
                 )
                 .await?;

@@ -47,7 +47,7 @@ pub async fn run(args: ConnsArgs) -> Result<()> {
         target: c.target,
         endpoint,
         sources: sources.clone(),
-        config: net::ws_config(args.read_buffer, 0),
+        read_buffer: args.read_buffer,
         timeout: Duration::from_secs(c.connect_timeout_secs),
         concurrency: c.connect_concurrency,
         subscribe: None,

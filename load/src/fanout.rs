@@ -51,7 +51,7 @@ pub async fn run(args: FanoutArgs, threads: usize) -> Result<()> {
         target: c.target,
         endpoint: endpoint.clone(),
         sources: sources.clone(),
-        config: net::ws_config(args.read_buffer, 4096),
+        read_buffer: args.read_buffer,
         timeout,
         concurrency: c.connect_concurrency,
         subscribe: Some(args.channel.as_str().into()),
@@ -71,9 +71,9 @@ pub async fn run(args: FanoutArgs, threads: usize) -> Result<()> {
     let source = (!sources.is_empty()).then(|| sources[args.subscribers % sources.len()]);
     let mut publisher = match args.publish_via {
         PublishVia::Ws => {
+            let client = Client::open(c.target, &endpoint, source, 64 * 1024, timeout).await?;
             let cfg = net::ws_config(64 * 1024, 256 * 1024);
-            let client = Client::open(c.target, &endpoint, source, cfg, timeout).await?;
-            Publisher::websocket(client, &args.channel, args.payload_bytes)
+            Publisher::websocket(client, cfg, &args.channel, args.payload_bytes).await?
         }
         PublishVia::Http => {
             let Some(key) = &args.api_key else {

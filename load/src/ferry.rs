@@ -6,36 +6,35 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use bytes::{BufMut, BytesMut};
-use futures_util::SinkExt;
 use memchr::memmem::Finder;
 use serde_json::Value;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
 
-use crate::net::{self, Ws};
+use crate::wsconn::WsConn;
+use crate::wsframe::OP_TEXT;
 
 /// Waits for the server's first frame and checks it is `{"op":"welcome",...}`.
-pub async fn handshake(ws: &mut Ws, timeout: Duration) -> Result<()> {
+pub async fn handshake(conn: &mut WsConn, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
-    let data = net::next_data(ws, deadline).await?;
-    let v: Value = serde_json::from_slice(&data).context("welcome frame is not JSON")?;
+    let data = conn.next_data(deadline).await?;
+    let v: Value = serde_json::from_slice(data).context("welcome frame is not JSON")?;
     if v.get("op").and_then(Value::as_str) != Some("welcome") {
-        bail!("expected a welcome frame, got {}", preview(&data));
+        bail!("expected a welcome frame, got {}", preview(data));
     }
     Ok(())
 }
 
 /// Subscribes (request id 1) and waits for `{"id":1,"ok":true}`.
-pub async fn subscribe(ws: &mut Ws, channel: &str, timeout: Duration) -> Result<()> {
+pub async fn subscribe(conn: &mut WsConn, channel: &str, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
     let req = serde_json::json!({"op": "subscribe", "id": 1, "channel": channel});
-    ws.send(Message::text(req.to_string()))
+    conn.send(OP_TEXT, req.to_string().as_bytes())
         .await
         .context("send subscribe")?;
     loop {
-        let data = net::next_data(ws, deadline).await?;
-        let Ok(v) = serde_json::from_slice::<Value>(&data) else {
-            bail!("non-JSON frame while subscribing: {}", preview(&data));
+        let data = conn.next_data(deadline).await?;
+        let Ok(v) = serde_json::from_slice::<Value>(data) else {
+            bail!("non-JSON frame while subscribing: {}", preview(data));
         };
         if v.get("id").and_then(Value::as_u64) != Some(1) {
             continue; // a push that raced the reply
@@ -43,7 +42,7 @@ pub async fn subscribe(ws: &mut Ws, channel: &str, timeout: Duration) -> Result<
         if v.get("ok").and_then(Value::as_bool) == Some(true) {
             return Ok(());
         }
-        bail!("subscribe refused: {}", preview(&data));
+        bail!("subscribe refused: {}", preview(data));
     }
 }
 

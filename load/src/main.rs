@@ -19,6 +19,8 @@ mod report;
 mod seq;
 mod stats;
 mod subscriber;
+mod wsconn;
+mod wsframe;
 
 use std::process::ExitCode;
 use std::time::Duration;

@@ -10,11 +10,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use bytes::{BufMut, BytesMut};
-use futures_util::SinkExt;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
 
-use crate::net::{self, Ws};
+use crate::wsconn::WsConn;
+use crate::wsframe::OP_BINARY;
 
 /// Sent after `INFO`; `verbose:false` so the server sends no `+OK`s.
 pub const CONNECT: &[u8] =
@@ -163,15 +162,13 @@ pub fn encode_pub(buf: &mut BytesMut, subject: &str, payload: &[u8]) {
     buf.put_slice(b"\r\n");
 }
 
-/// Sends raw protocol bytes as one binary frame.
-pub async fn send_raw(ws: &mut Ws, bytes: &[u8]) -> Result<()> {
-    ws.send(Message::Binary(bytes::Bytes::copy_from_slice(bytes)))
-        .await
-        .context("NATS send")
+/// Sends raw protocol bytes as one (masked) binary frame.
+pub async fn send_raw(conn: &mut WsConn, bytes: &[u8]) -> Result<()> {
+    conn.send(OP_BINARY, bytes).await.context("NATS send")
 }
 
 /// Reads until a `PONG`, answering `PING`s, failing on `-ERR` or at `deadline`.
-async fn wait_pong(ws: &mut Ws, parser: &mut Parser, deadline: Instant) -> Result<()> {
+async fn wait_pong(conn: &mut WsConn, parser: &mut Parser, deadline: Instant) -> Result<()> {
     loop {
         let mut ping = false;
         while let Some(ev) = parser.next_event()? {
@@ -183,40 +180,38 @@ async fn wait_pong(ws: &mut Ws, parser: &mut Parser, deadline: Instant) -> Resul
             }
         }
         if ping {
-            send_raw(ws, PONG).await?;
+            send_raw(conn, PONG).await?;
         }
-        let data = net::next_data(ws, deadline).await?;
-        parser.feed(&data);
+        parser.feed(conn.next_data(deadline).await?);
     }
 }
 
 /// Client handshake: waits for `INFO`, sends `CONNECT` and `PING`, waits for `PONG`.
-pub async fn handshake(ws: &mut Ws, parser: &mut Parser, timeout: Duration) -> Result<()> {
+pub async fn handshake(conn: &mut WsConn, parser: &mut Parser, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
-        let data = net::next_data(ws, deadline).await?;
-        parser.feed(&data);
+        parser.feed(conn.next_data(deadline).await?);
         match parser.next_event()? {
             Some(Event::Info(_)) => break,
             Some(other) => bail!("expected INFO first, got {other:?}"),
             None => {}
         }
     }
-    send_raw(ws, CONNECT).await?;
-    wait_pong(ws, parser, deadline).await
+    send_raw(conn, CONNECT).await?;
+    wait_pong(conn, parser, deadline).await
 }
 
 /// Subscribes with `SUB <subject> <sid>` and confirms it with a `PING`/`PONG` round trip.
 pub async fn subscribe(
-    ws: &mut Ws,
+    conn: &mut WsConn,
     parser: &mut Parser,
     subject: &str,
     sid: u64,
     timeout: Duration,
 ) -> Result<()> {
     let deadline = Instant::now() + timeout;
-    send_raw(ws, format!("SUB {subject} {sid}\r\nPING\r\n").as_bytes()).await?;
-    wait_pong(ws, parser, deadline).await
+    send_raw(conn, format!("SUB {subject} {sid}\r\nPING\r\n").as_bytes()).await?;
+    wait_pong(conn, parser, deadline).await
 }
 
 #[cfg(test)]

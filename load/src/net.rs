@@ -1,17 +1,13 @@
-//! Opening WebSocket connections: URL resolution, source-address binding,
-//! the upgrade with a chosen [`WebSocketConfig`], and reading the next data frame.
+//! Connecting: URL resolution, source-address binding, and the
+//! [`WebSocketConfig`] of connections handed to tungstenite (the publisher's).
 
 use std::net::{IpAddr, SocketAddr};
 
 use anyhow::{Context, Result, anyhow, bail};
-use bytes::Bytes;
-use futures_util::StreamExt;
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::http::Uri;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::{WebSocketStream, client_async_with_config};
 
 /// A client WebSocket over plain TCP.
 pub type Ws = WebSocketStream<TcpStream>;
@@ -49,7 +45,7 @@ impl Endpoint {
     }
 }
 
-/// Buffer sizes for a connection role.
+/// Buffer sizes for a connection handed to tungstenite.
 pub fn ws_config(read_buffer: usize, write_buffer: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(read_buffer)
@@ -59,8 +55,8 @@ pub fn ws_config(read_buffer: usize, write_buffer: usize) -> WebSocketConfig {
         .max_frame_size(Some(16 << 20))
 }
 
-/// Opens TCP (bound to `source` when given) and performs the WebSocket upgrade.
-pub async fn connect(ep: &Endpoint, source: Option<IpAddr>, cfg: WebSocketConfig) -> Result<Ws> {
+/// Opens TCP (bound to `source` when given), with `TCP_NODELAY`.
+pub async fn tcp_connect(ep: &Endpoint, source: Option<IpAddr>) -> Result<TcpStream> {
     let sock = if ep.addr.is_ipv4() {
         TcpSocket::new_v4()
     } else {
@@ -77,28 +73,7 @@ pub async fn connect(ep: &Endpoint, source: Option<IpAddr>, cfg: WebSocketConfig
         .await
         .with_context(|| format!("connect {}", ep.addr))?;
     stream.set_nodelay(true).context("TCP_NODELAY")?;
-    let (ws, _resp) = client_async_with_config(ep.url.as_str(), stream, Some(cfg))
-        .await
-        .context("WebSocket upgrade")?;
-    Ok(ws)
-}
-
-/// The payload of the next text or binary frame, skipping control frames;
-/// fails on close, error or at `deadline`.
-pub async fn next_data(ws: &mut Ws, deadline: Instant) -> Result<Bytes> {
-    loop {
-        let msg = tokio::time::timeout_at(deadline, ws.next())
-            .await
-            .map_err(|_| anyhow!("timed out waiting for the server"))?;
-        match msg {
-            Some(Ok(Message::Text(t))) => return Ok(Bytes::from(t)),
-            Some(Ok(Message::Binary(b))) => return Ok(b),
-            Some(Ok(Message::Close(c))) => bail!("server closed: {c:?}"),
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return Err(e).context("WebSocket read"),
-            None => bail!("connection ended"),
-        }
-    }
+    Ok(stream)
 }
 
 /// Parses a list of source addresses: `a,b,c`, ranges `127.0.0.1-127.0.0.8`

@@ -12,6 +12,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::client::Client;
@@ -100,9 +101,16 @@ impl Drop for Publisher {
 }
 
 impl Publisher {
-    /// A publisher on a WebSocket connection (ferrygate or NATS).
-    pub fn websocket(client: Client, channel: &str, payload_bytes: usize) -> Self {
-        let Client { ws, nats } = client;
+    /// A publisher on a WebSocket connection (ferrygate or NATS), which it
+    /// hands to tungstenite with `cfg`.
+    pub async fn websocket(
+        client: Client,
+        cfg: WebSocketConfig,
+        channel: &str,
+        payload_bytes: usize,
+    ) -> Result<Self> {
+        let Client { conn, nats } = client;
+        let ws = conn.into_tungstenite(cfg).await?;
         let is_nats = nats.is_some();
         let (sink, stream) = ws.split();
         let replies = Arc::new(Replies::default());
@@ -112,7 +120,7 @@ impl Publisher {
         } else {
             Out::Ferry(sink)
         };
-        Self::build(out, reader, replies, channel, payload_bytes)
+        Ok(Self::build(out, reader, replies, channel, payload_bytes))
     }
 
     /// A publisher on ferrygate's HTTP API.
