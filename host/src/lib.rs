@@ -7,6 +7,7 @@
 //! |---|---|
 //! | [`config`] | the manifest: parsing, `${ENV}` expansion, validation, errors with line and key |
 //! | [`server`] | the listener, HTTP/1.1 per connection, graceful drain |
+//! | [`workers`] | one single-threaded runtime per core serving connections |
 //! | [`http`] | routes: `/ws` upgrade, `/healthz`, `/readyz`, `/metrics`, `/v1/*` |
 //! | [`session`] | one WebSocket client: reader, writer, request handling, limits |
 //! | [`protocol`] | the client wire format: requests, frames, channel names, error codes |
@@ -35,3 +36,4 @@ pub mod protocol;
 pub mod server;
 pub mod session;
 pub mod signal;
+pub mod workers;

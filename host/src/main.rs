@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use ferrygate::config::{Config, ProcessEnv};
 use ferrygate::gateway::Gateway;
+use ferrygate::workers::Workers;
 use tracing_subscriber::EnvFilter;
 
 /// Exit status for a manifest that cannot be used (sysexits `EX_CONFIG`).
@@ -85,7 +86,9 @@ fn serve(path: Option<PathBuf>, listen: Option<SocketAddr>) -> ExitCode {
     if let Some(listen) = listen {
         config.server.listen = listen;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // The main runtime only accepts, handles signals and drains; connections
+    // are served by per-core worker runtimes (see `ferrygate::workers`).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -104,10 +107,17 @@ fn serve(path: Option<PathBuf>, listen: Option<SocketAddr>) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        let workers = match Workers::start(config.server.workers) {
+            Ok(workers) => workers,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start worker runtimes");
+                return ExitCode::FAILURE;
+            }
+        };
         let gateway = Gateway::new(config);
         let local = listener.local_addr().map_or(address, |a| a);
-        tracing::info!(address = %local, node = %gateway.node, "ferrygate listening (ws://{local}/ws)");
-        ferrygate::server::run(listener, gateway, ferrygate::signal::shutdown()).await;
+        tracing::info!(address = %local, node = %gateway.node, workers = workers.len(), "ferrygate listening (ws://{local}/ws)");
+        ferrygate::server::run(listener, gateway, workers, ferrygate::signal::shutdown()).await;
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })

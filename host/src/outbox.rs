@@ -21,12 +21,6 @@ use crate::protocol::Frame;
 /// flood of tiny frames is bounded too.
 const FRAME_OVERHEAD: usize = 64;
 
-/// Most scheduler rounds a woken writer waits for more frames (see `linger`).
-const LINGER_ROUNDS: usize = 4;
-
-/// A queue this full is written without lingering.
-const LINGER_ENOUGH_BYTES: usize = 16 * 1024;
-
 /// Above this many slots an empty queue gives its memory back, so that idle
 /// connections stay small after a burst.
 const SHRINK_ABOVE_SLOTS: usize = 64;
@@ -150,26 +144,6 @@ impl Outbox {
             // A push between the unlock above and this await stores a permit,
             // so no wake-up is lost.
             self.ready.notified().await;
-            self.linger().await;
-        }
-    }
-
-    /// After a wake-up, lets the queue fill for a few scheduler rounds while
-    /// publishers are still adding to it, so that one write carries many
-    /// frames (nats-server holds its flushes the same way). It stops at once
-    /// when a round adds nothing, so a quiet connection pays one yield.
-    async fn linger(&self) {
-        let mut seen = self.queued_bytes();
-        for _ in 0..LINGER_ROUNDS {
-            if seen >= LINGER_ENOUGH_BYTES {
-                return;
-            }
-            tokio::task::yield_now().await;
-            let now = self.queued_bytes();
-            if now == seen {
-                return;
-            }
-            seen = now;
         }
     }
 

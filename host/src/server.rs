@@ -19,6 +19,7 @@ use tower::ServiceExt;
 use crate::close::CloseReason;
 use crate::gateway::Gateway;
 use crate::http::{self, RemoteAddr};
+use crate::workers::Workers;
 
 /// Longest pause after a failed accept (for instance, out of file descriptors).
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
@@ -42,8 +43,13 @@ pub fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
 /// Serves until `shutdown` resolves, then drains: readiness turns 503, every
 /// session is closed with 1012, spread over `drain_ms`, and `run` returns once
 /// they are gone (or `close_grace_ms` after the drain period at the latest).
-pub async fn run(listener: TcpListener, gateway: Arc<Gateway>, shutdown: impl Future<Output = ()>) {
-    let accept = tokio::spawn(accept_loop(listener, Arc::clone(&gateway)));
+pub async fn run(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    workers: Workers,
+    shutdown: impl Future<Output = ()>,
+) {
+    let accept = tokio::spawn(accept_loop(listener, Arc::clone(&gateway), workers));
     shutdown.await;
     drain(&gateway).await;
     accept.abort();
@@ -69,7 +75,7 @@ pub async fn drain(gateway: &Gateway) {
     tracing::info!(remaining = gateway.connections.len(), "drain complete");
 }
 
-async fn accept_loop(listener: TcpListener, gateway: Arc<Gateway>) {
+async fn accept_loop(listener: TcpListener, gateway: Arc<Gateway>, workers: Workers) {
     let router = http::router(Arc::clone(&gateway));
     let server = &gateway.config.server;
     let mut http = http1::Builder::new();
@@ -92,16 +98,17 @@ async fn accept_loop(listener: TcpListener, gateway: Arc<Gateway>) {
         };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
-        let connection = http.serve_connection(
-            TokioIo::new(stream),
-            TowerToHyperService::new(tower::service_fn(
-                move |mut request: hyper::Request<hyper::body::Incoming>| {
-                    request.extensions_mut().insert(RemoteAddr(remote));
-                    router.clone().oneshot(request)
-                },
-            )),
-        );
-        tokio::spawn(async move {
+        let http = http.clone();
+        workers.spawn(stream, move |stream| async move {
+            let connection = http.serve_connection(
+                TokioIo::new(stream),
+                TowerToHyperService::new(tower::service_fn(
+                    move |mut request: hyper::Request<hyper::body::Incoming>| {
+                        request.extensions_mut().insert(RemoteAddr(remote));
+                        router.clone().oneshot(request)
+                    },
+                )),
+            );
             if let Err(e) = connection.with_upgrades().await {
                 tracing::debug!(%remote, error = %e, "http connection ended with an error");
             }

@@ -48,7 +48,8 @@ impl TestGateway {
         let addr = listener.local_addr().expect("local addr");
         let gateway = Gateway::new(config);
         let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(ferrygate::server::run(listener, gateway, async {
+        let workers = ferrygate::workers::Workers::current();
+        let task = tokio::spawn(ferrygate::server::run(listener, gateway, workers, async {
             let _ = rx.await;
         }));
         Self {

@@ -40,6 +40,8 @@ pub struct ServerConfig {
     pub request_head_timeout_ms: u64,
     /// Largest HTTP request head (431 beyond).
     pub max_request_head_bytes: usize,
+    /// Runtimes (threads) serving connections; 0 means one per available core.
+    pub workers: usize,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +68,7 @@ impl Default for ServerConfig {
             close_grace_ms: 5_000,
             request_head_timeout_ms: 10_000,
             max_request_head_bytes: 16 * 1024,
+            workers: 0,
         }
     }
 }
@@ -93,7 +96,7 @@ impl ServerConfig {
 
     pub(super) fn validate(&self) -> Result<(), InvalidKey> {
         const MAX_FRAME_CEILING: usize = 16 * 1024 * 1024;
-        let checks: [(bool, &'static str, String); 11] = [
+        let checks: [(bool, &'static str, String); 12] = [
             (
                 (256..=MAX_FRAME_CEILING).contains(&self.max_frame_bytes),
                 "max_frame_bytes",
@@ -133,6 +136,11 @@ impl ServerConfig {
                 self.idle_timeout_ms > self.ping_interval_ms,
                 "idle_timeout_ms",
                 "must be greater than ping_interval_ms, or healthy clients would be reaped".into(),
+            ),
+            (
+                self.workers <= 1024,
+                "workers",
+                "must be at most 1024".into(),
             ),
             (
                 self.max_request_head_bytes >= 8192,
