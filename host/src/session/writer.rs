@@ -31,8 +31,11 @@ pub(super) async fn run(
     // Pings go out on a fixed period even while pushes flow: a subscriber that
     // only listens proves it is alive by its pongs, and the reader's idle
     // timeout counts what the client sends, not what it receives.
+    // The first ping is jittered, so that sessions opened in one burst (after
+    // a deploy) do not all ping in the same millisecond forever after.
+    let first_ping = config.ping_interval().mul_f64(rand::random_range(0.5..1.0));
     let mut ping = tokio::time::interval_at(
-        tokio::time::Instant::now() + config.ping_interval(),
+        tokio::time::Instant::now() + first_ping,
         config.ping_interval(),
     );
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
