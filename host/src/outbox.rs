@@ -30,7 +30,7 @@ const SHRINK_ABOVE_SLOTS: usize = 64;
 pub struct Outbox {
     state: Mutex<State>,
     ready: Notify,
-    aborted: CancellationToken,
+    closing: CancellationToken,
     max_bytes: usize,
 }
 
@@ -71,7 +71,7 @@ impl Outbox {
         Self {
             state: Mutex::new(State::default()),
             ready: Notify::new(),
-            aborted: CancellationToken::new(),
+            closing: CancellationToken::new(),
             max_bytes,
         }
     }
@@ -83,7 +83,9 @@ impl Outbox {
             return Pushed::Closed;
         }
         let cost = frame.len() + FRAME_OVERHEAD;
-        if state.bytes + cost > self.max_bytes {
+        // An empty queue always takes one frame, so that a single message near
+        // the size limit never counts as falling behind.
+        if !state.frames.is_empty() && state.bytes + cost > self.max_bytes {
             let dropped = state.frames.len() + 1;
             state.discard();
             state.close = Some(CloseReason::SlowConsumer);
@@ -121,10 +123,15 @@ impl Outbox {
         discarded
     }
 
-    /// Resolves once a close that discards pending frames was requested; lets
-    /// a writer blocked on a full socket give up on it.
-    pub fn aborted(&self) -> WaitForCancellationFuture<'_> {
-        self.aborted.cancelled()
+    /// Resolves once a close has been requested, whatever the reason; lets a
+    /// writer blocked on a full socket decide whether to keep waiting.
+    pub fn closing(&self) -> WaitForCancellationFuture<'_> {
+        self.closing.cancelled()
+    }
+
+    /// The reason of the requested close, if any.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.state.lock().close
     }
 
     /// Waits for work: moves queued frames into `batch` (up to about
@@ -152,10 +159,8 @@ impl Outbox {
         self.state.lock().bytes
     }
 
-    fn wake_for_close(&self, reason: CloseReason) {
-        if reason.discards_pending() {
-            self.aborted.cancel();
-        }
+    fn wake_for_close(&self, _reason: CloseReason) {
+        self.closing.cancel();
         self.ready.notify_one();
     }
 }
@@ -232,7 +237,14 @@ mod tests {
             Next::Close(CloseReason::SlowConsumer)
         );
         assert!(batch.is_empty());
-        outbox.aborted().await;
+        outbox.closing().await;
+    }
+
+    #[test]
+    fn an_empty_queue_takes_one_frame_of_any_size() {
+        let outbox = Outbox::new(100);
+        assert_eq!(outbox.push(frame(500)), Pushed::Queued);
+        assert_eq!(outbox.push(frame(1)), Pushed::Overflowed { dropped: 2 });
     }
 
     #[tokio::test]

@@ -9,3 +9,4 @@ mod drain;
 mod fanout;
 mod http_api;
 mod limits;
+mod session;

@@ -132,7 +132,7 @@ fn authorize(gateway: &Gateway, headers: &HeaderMap) -> Result<(), Unauthorized>
     // Hashing first makes the comparison independent of both lengths.
     let matches = presented.is_some_and(|key| {
         let presented = Sha256::digest(key.trim().as_bytes());
-        let expected = Sha256::digest(expected.expose().as_bytes());
+        let expected = Sha256::digest(expected.expose().trim().as_bytes());
         bool::from(presented.ct_eq(&expected))
     });
     if matches {

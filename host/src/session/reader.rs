@@ -31,7 +31,9 @@ where
             ),
             // tungstenite answers pings itself; any frame proves the peer is alive.
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
-            Message::Close(_) => return CloseReason::ClientClosed,
+            // tungstenite queues its echo of the close and writes it (into the
+            // outbox) on the next read, which then reports the end of stream.
+            Message::Close(_) => {}
         }
     }
 }

@@ -19,6 +19,19 @@ const MAX_BATCH_BYTES: usize = 256 * 1024;
 /// A frame vector larger than this is freed after use, so idle sessions stay small.
 const MAX_RETAINED_BATCH: usize = 256;
 
+/// Resolves when a write blocked on the client should be abandoned: at once
+/// for a close that discards pending frames (the queue overflowed), and after
+/// `grace` for any other close (a drained client that stopped reading must not
+/// hold its session open forever).
+async fn give_up(outbox: &Outbox, grace: std::time::Duration) -> CloseReason {
+    outbox.closing().await;
+    let reason = outbox.close_reason().unwrap_or(CloseReason::ClientClosed);
+    if !reason.discards_pending() {
+        tokio::time::sleep(grace).await;
+    }
+    reason
+}
+
 /// Writes until the outbox reports a close (then sends it) or the socket fails.
 pub(super) async fn run(
     mut socket: OwnedWriteHalf,
@@ -59,10 +72,15 @@ pub(super) async fn run(
                         gateway.metrics.frames_delivered.inc_by(count);
                         gateway.metrics.write_batches.inc();
                     }
-                    // A client that stopped reading blocks the write; once its
-                    // queue overflows there is no point waiting for it: the
-                    // next turn of the loop sends the close instead.
-                    _ = outbox.aborted() => {}
+                    reason = give_up(outbox, config.close_grace()) => {
+                        // Past the grace the client is not reading: stop here.
+                        // A slow consumer instead gets its close frame queued
+                        // behind the bytes already started, on the next turn.
+                        if !reason.discards_pending() {
+                            let _ = socket.shutdown().await;
+                            return reason;
+                        }
+                    }
                 }
                 if frames.capacity() > MAX_RETAINED_BATCH {
                     frames = Vec::new();
