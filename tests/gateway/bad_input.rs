@@ -113,6 +113,26 @@ async fn an_oversize_message_closes_with_1009() {
 }
 
 #[tokio::test]
+async fn small_fragments_adding_up_past_the_limit_close_with_1009() {
+    let gateway = TestGateway::start("max_frame_bytes = 1024").await;
+    let mut client = gateway.client().await;
+    // Three 600-byte fragments of one text message: each frame is under the
+    // limit, the message is not.
+    let fragments = [
+        WsFrame::message(vec![b' '; 600], OpCode::Data(Data::Text), false),
+        WsFrame::message(vec![b' '; 600], OpCode::Data(Data::Continue), false),
+        WsFrame::message(vec![b' '; 600], OpCode::Data(Data::Continue), true),
+    ];
+    for fragment in fragments {
+        if client.ws.send(Message::Frame(fragment)).await.is_err() {
+            break;
+        }
+    }
+    assert_eq!(client.close_code().await, 1009);
+    gateway.stop().await;
+}
+
+#[tokio::test]
 async fn invalid_utf8_closes_with_1007() {
     let gateway = TestGateway::start("").await;
     let mut client = gateway.client().await;
