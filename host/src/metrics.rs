@@ -95,8 +95,7 @@ impl Default for Metrics {
 impl Metrics {
     /// Registers every metric under the `ferrygate_` prefix.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("ferrygate");
-        let metrics = Self {
+        let mut metrics = Self {
             connections: Gauge::default(),
             connections_opened: Counter::default(),
             upgrades_refused: Family::default(),
@@ -110,9 +109,9 @@ impl Metrics {
             request_errors: Family::default(),
             api_unauthorized: Counter::default(),
             direct_delivered: Counter::default(),
-            registry: Registry::default(),
+            registry: Registry::with_prefix("ferrygate"),
         };
-        let r = &mut registry;
+        let r = &mut metrics.registry;
         r.register(
             "connections",
             "Open WebSocket sessions",
@@ -178,10 +177,7 @@ impl Metrics {
             "Direct messages delivered to a socket",
             metrics.direct_delivered.clone(),
         );
-        Self {
-            registry,
-            ..metrics
-        }
+        metrics
     }
 
     /// Counts an upgrade refused for `why`.

@@ -90,7 +90,7 @@ impl Outbox {
             state.discard();
             state.close = Some(CloseReason::SlowConsumer);
             drop(state);
-            self.wake_for_close(CloseReason::SlowConsumer);
+            self.wake_for_close();
             return Pushed::Overflowed { dropped };
         }
         let was_empty = state.frames.is_empty();
@@ -119,7 +119,7 @@ impl Outbox {
         };
         state.close = Some(reason);
         drop(state);
-        self.wake_for_close(reason);
+        self.wake_for_close();
         discarded
     }
 
@@ -159,7 +159,7 @@ impl Outbox {
         self.state.lock().bytes
     }
 
-    fn wake_for_close(&self, _reason: CloseReason) {
+    fn wake_for_close(&self) {
         self.closing.cancel();
         self.ready.notify_one();
     }

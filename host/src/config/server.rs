@@ -115,7 +115,7 @@ impl ServerConfig {
             (
                 self.max_queued_bytes >= self.max_frame_bytes,
                 "max_queued_bytes",
-                "must be at least max_frame_bytes, or one message could never be queued".into(),
+                "must be at least max_frame_bytes, so that a largest message can queue behind others".into(),
             ),
             (
                 self.publish_rate.is_valid(),
