@@ -12,6 +12,7 @@ use crate::config::{BrokerKind, Config};
 use crate::connections::Connections;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::plugin::{LivePlugins, StartError};
 
 /// See the module docs.
 #[derive(Debug)]
@@ -28,14 +29,22 @@ pub struct Gateway {
     pub connections: Arc<Connections>,
     /// The bus every publish goes through.
     pub broker: Arc<dyn Broker>,
+    /// The plugins in use now.
+    pub plugins: LivePlugins,
     draining: AtomicBool,
 }
 
 impl Gateway {
-    /// Builds a gateway from `config` with a fresh random node id.
-    pub fn new(config: Config) -> Arc<Self> {
-        let node: Arc<str> = new_node_id().into();
+    /// Builds a gateway from `config` with a fresh random node id, loading
+    /// every plugin the manifest declares.
+    pub async fn start(config: Config) -> Result<Arc<Self>, StartError> {
         let metrics = Arc::new(Metrics::new());
+        let plugins = LivePlugins::start(&config, &metrics.plugins).await?;
+        Ok(Self::with_plugins(config, metrics, plugins))
+    }
+
+    fn with_plugins(config: Config, metrics: Arc<Metrics>, plugins: LivePlugins) -> Arc<Self> {
+        let node: Arc<str> = new_node_id().into();
         let hub = Arc::new(Hub::new(Arc::clone(&metrics)));
         let connections = Arc::new(Connections::new(
             config.server.max_connections,
@@ -55,6 +64,7 @@ impl Gateway {
             hub,
             connections,
             broker,
+            plugins,
             draining: AtomicBool::new(false),
         })
     }

@@ -5,6 +5,10 @@
 //! families are used where a label is bounded by an enum of this crate (error
 //! codes, close reasons), so cardinality never depends on client input.
 
+mod plugin;
+
+pub use plugin::{Cause, PluginCounters, PluginMetrics};
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -43,6 +47,10 @@ pub enum UpgradeRefusal {
     Origin,
     /// Not a valid WebSocket handshake.
     BadHandshake,
+    /// The auth plugin denied the connection.
+    Auth,
+    /// The auth plugin failed (trap, deadline, ...): refused, as auth fails closed.
+    AuthFailed,
 }
 
 impl UpgradeRefusal {
@@ -52,6 +60,8 @@ impl UpgradeRefusal {
             Self::Draining => "draining",
             Self::Origin => "origin",
             Self::BadHandshake => "bad_handshake",
+            Self::Auth => "auth",
+            Self::AuthFailed => "auth_failed",
         }
     }
 }
@@ -84,6 +94,8 @@ pub struct Metrics {
     pub api_unauthorized: Counter,
     /// Messages addressed to a connection or user (`/v1/send`) and delivered.
     pub direct_delivered: Counter,
+    /// Plugin calls, failures and latency.
+    pub plugins: PluginMetrics,
 }
 
 impl Default for Metrics {
@@ -109,6 +121,7 @@ impl Metrics {
             request_errors: Family::default(),
             api_unauthorized: Counter::default(),
             direct_delivered: Counter::default(),
+            plugins: PluginMetrics::new(),
             registry: Registry::with_prefix("ferrygate"),
         };
         let r = &mut metrics.registry;
@@ -177,6 +190,7 @@ impl Metrics {
             "Direct messages delivered to a socket",
             metrics.direct_delivered.clone(),
         );
+        metrics.plugins.register(r);
         metrics
     }
 
