@@ -46,7 +46,7 @@ impl TestGateway {
             .await
             .expect("bind port 0");
         let addr = listener.local_addr().expect("local addr");
-        let gateway = Gateway::new(config);
+        let gateway = Gateway::start(config).await.expect("gateway starts");
         let (tx, rx) = oneshot::channel();
         let workers = ferrygate::workers::Workers::current();
         let task = tokio::spawn(ferrygate::server::run(listener, gateway, workers, async {
