@@ -1,8 +1,9 @@
 //! Transform plugin `json-redact`: removes (`remove`) or masks (`mask`, with
 //! `mask_with`, default `"***"`) the payload fields named by JSON pointers
 //! (RFC 6901, such as `/user/ssn` or `/items/0/card`). A pointer that names
-//! nothing is skipped; a payload that is not an object or array passes
-//! unchanged, byte for byte.
+//! nothing is skipped; a payload that is not an object or array, or that no
+//! pointer touches, passes unchanged, byte for byte. A changed payload is
+//! re-serialized with its object keys in sorted order (serde_json's `Value`).
 //!
 //! ```toml
 //! config = { remove = ["/card", "/user/ssn"], mask = ["/email"], mask_with = "***" }
