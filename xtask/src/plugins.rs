@@ -129,6 +129,7 @@ fn component(target_dir: &Path, package: &str) -> PathBuf {
 /// an unchanged file is left alone, so watchers see no change.
 fn install(built: &Path, dist: &Path, name: &str) -> Result<()> {
     let bytes = fs::read(built).with_context(|| format!("cannot read {}", built.display()))?;
+    check_imports(name, &bytes)?;
     let destination = dist.join(format!("{name}.wasm"));
     if fs::read(&destination).is_ok_and(|current| current == bytes) {
         return Ok(());
@@ -143,6 +144,34 @@ fn install(built: &Path, dist: &Path, name: &str) -> Result<()> {
             destination.display()
         )
     })
+}
+
+/// Interfaces the gateway grants no plugin by default. A dependency that
+/// starts reading the clock or seeding a hasher would make the gateway refuse
+/// the plugin; fail here instead, naming it. The `ungranted` test plugin
+/// must import them, or the tests that expect a refusal prove nothing.
+const UNGRANTED: &[&str] = &["wasi:clocks/", "wasi:random/"];
+const MUST_IMPORT_UNGRANTED: &str = "ungranted";
+
+/// Checks `bytes` for the names of ungranted imports: a component lists each
+/// import by name, and these names appear nowhere else in it.
+fn check_imports(name: &str, bytes: &[u8]) -> Result<()> {
+    let found: Vec<&str> = UNGRANTED
+        .iter()
+        .copied()
+        .filter(|interface| {
+            bytes
+                .windows(interface.len())
+                .any(|window| window == interface.as_bytes())
+        })
+        .collect();
+    match (name == MUST_IMPORT_UNGRANTED, found.is_empty()) {
+        (false, false) => {
+            bail!("plugin {name} imports {found:?}, which the gateway does not grant")
+        }
+        (true, true) => bail!("plugin {name} no longer imports any of {UNGRANTED:?}"),
+        _ => Ok(()),
+    }
 }
 
 /// Installs the wasm target with rustup unless the toolchain has it.
