@@ -17,7 +17,7 @@
 //!             return Ok(Verdict::unauthorized("missing token"));
 //!         };
 //!         Ok(match config.keys.get(token) {
-//!             Some(user) => Verdict::Allow(Identity::user(user.as_str())),
+//!             Some(user) => Verdict::Allow(Identity::for_user(user.as_str())),
 //!             None => Verdict::unauthorized("unknown key"),
 //!         })
 //!     }

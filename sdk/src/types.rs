@@ -18,7 +18,7 @@ pub struct Identity {
 
 impl Identity {
     /// A user with no claims.
-    pub fn user(id: impl Into<String>) -> Self {
+    pub fn for_user(id: impl Into<String>) -> Self {
         Self {
             user: Some(id.into()),
             claims: "{}".to_owned(),

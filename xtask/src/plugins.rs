@@ -1,7 +1,8 @@
 //! `cargo xtask build-plugins`: builds the `plugins/` workspace as WebAssembly
 //! components (`wasm32-wasip2`, installing the target with rustup if it is
 //! missing) and copies each to `plugins/dist/<name>.wasm`, where tests,
-//! examples and manifests find them. Also the plugins' own checks (native
+//! examples and manifests find them, after checking that it imports neither
+//! the clocks nor randomness, which the gateway does not grant. Also the plugins' own checks (native
 //! unit tests, clippy for wasm, rustfmt) for `cargo xtask test`.
 
 use std::fs;
