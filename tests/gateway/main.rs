@@ -9,4 +9,7 @@ mod drain;
 mod fanout;
 mod http_api;
 mod limits;
+mod plugin_auth;
+mod plugin_check;
+mod plugin_limits;
 mod session;

@@ -135,7 +135,8 @@ fn install(built: &Path, dist: &Path, name: &str) -> Result<()> {
     if fs::read(&destination).is_ok_and(|current| current == bytes) {
         return Ok(());
     }
-    let temporary = dist.join(format!(".{name}.wasm.tmp"));
+    // One temporary name per process: test processes may build at once.
+    let temporary = dist.join(format!(".{name}.wasm.{}.tmp", std::process::id()));
     fs::write(&temporary, &bytes)
         .with_context(|| format!("cannot write {}", temporary.display()))?;
     fs::rename(&temporary, &destination).with_context(|| {
