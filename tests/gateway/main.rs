@@ -12,4 +12,5 @@ mod limits;
 mod plugin_auth;
 mod plugin_check;
 mod plugin_limits;
+mod plugin_route;
 mod session;

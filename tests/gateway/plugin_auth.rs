@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use crate::support::plugins::{repo_root, section};
 use crate::support::{Client, TestGateway};
 
-const SECRET: &str = "hs256-test-secret-0123456789abcdef";
+pub const SECRET: &str = "hs256-test-secret-0123456789abcdef";
 
 fn now() -> u64 {
     SystemTime::now()
@@ -23,11 +23,11 @@ fn fixture(name: &str) -> String {
     std::fs::read_to_string(repo_root().join("tests/fixtures").join(name)).expect("fixture")
 }
 
-fn claims(sub: &str) -> Value {
+pub fn claims(sub: &str) -> Value {
     json!({"sub": sub, "iss": "ferrygate-tests", "aud": "chat", "exp": now() + 300})
 }
 
-fn hs256(claims: &Value, secret: &str) -> String {
+pub fn hs256(claims: &Value, secret: &str) -> String {
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         claims,
