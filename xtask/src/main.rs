@@ -3,7 +3,7 @@
 //!
 //! Tasks:
 //! - `run [ARGS...]`: build the plugins, build in release mode and start the
-//!   gateway on the quickstart manifest (`examples/quickstart/ferrygate.toml`).
+//!   gateway on the chat example (`examples/chat/ferrygate.toml`).
 //! - `test`: formatting, clippy and rustdoc with warnings as errors, the
 //!   plugins' checks, then the plugins' build and every test.
 //! - `build-plugins`: build `plugins/` for `wasm32-wasip2` into `plugins/dist/`.
@@ -81,7 +81,7 @@ fn run(extra: &[String]) -> Result<()> {
         "--",
         "serve",
         "--config",
-        "examples/quickstart/ferrygate.toml",
+        "examples/chat/ferrygate.toml",
     ]);
     command.args(extra);
     status(command)
