@@ -7,7 +7,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::broker::{Broker, MemoryBroker};
+use crate::broker::inbound::Inbound;
+use crate::broker::{Broker, BrokerError, MemoryBroker, NatsBroker};
 use crate::config::{BrokerKind, Config};
 use crate::connections::Connections;
 use crate::hub::Hub;
@@ -31,29 +32,63 @@ pub struct Gateway {
     draining: AtomicBool,
 }
 
+/// The parts a broker is built from.
+struct Parts {
+    node: Arc<str>,
+    metrics: Arc<Metrics>,
+    hub: Arc<Hub>,
+    connections: Arc<Connections>,
+}
+
 impl Gateway {
-    /// Builds a gateway from `config` with a fresh random node id.
+    /// Builds a gateway with the in-process broker and a fresh random node id.
+    /// Only for `[broker] kind = "memory"`: [`Gateway::start`] builds any kind.
     pub fn new(config: Config) -> Arc<Self> {
-        let node: Arc<str> = new_node_id().into();
-        let metrics = Arc::new(Metrics::new());
-        let hub = Arc::new(Hub::new(Arc::clone(&metrics)));
-        let connections = Arc::new(Connections::new(
-            config.server.max_connections,
-            Arc::clone(&node),
+        let parts = Parts::new(&config);
+        // In process, instances are never apart.
+        parts.metrics.broker.connected.set(1);
+        let broker = Arc::new(MemoryBroker::new(
+            Arc::clone(&parts.hub),
+            Arc::clone(&parts.connections),
+            Arc::clone(&parts.metrics),
         ));
+        Self::assemble(config, parts, broker)
+    }
+
+    /// Builds a gateway with the broker `[broker] kind` names, connecting to
+    /// it; fails only when the broker is unreachable and the manifest says
+    /// `on_unreachable = "fail"`, or its settings cannot be used.
+    pub async fn start(config: Config) -> Result<Arc<Self>, BrokerError> {
+        if config.broker.kind == BrokerKind::Memory {
+            return Ok(Self::new(config));
+        }
+        let parts = Parts::new(&config);
+        let inbound = Inbound::new(
+            Arc::clone(&parts.hub),
+            Arc::clone(&parts.connections),
+            Arc::clone(&parts.metrics),
+            config.server.max_frame_bytes,
+        );
+        let node = Arc::clone(&parts.node);
+        let metrics = Arc::clone(&parts.metrics);
         let broker: Arc<dyn Broker> = match config.broker.kind {
-            BrokerKind::Memory => Arc::new(MemoryBroker::new(
-                Arc::clone(&hub),
-                Arc::clone(&connections),
-                Arc::clone(&metrics),
-            )),
+            BrokerKind::Memory | BrokerKind::Nats => {
+                Arc::new(NatsBroker::start(&config.broker, node, inbound, metrics).await?)
+            }
+            BrokerKind::Redis => Arc::new(
+                crate::broker::RedisBroker::start(&config.broker, node, inbound, metrics).await?,
+            ),
         };
+        Ok(Self::assemble(config, parts, broker))
+    }
+
+    fn assemble(config: Config, parts: Parts, broker: Arc<dyn Broker>) -> Arc<Self> {
         Arc::new(Self {
             config,
-            node,
-            metrics,
-            hub,
-            connections,
+            node: parts.node,
+            metrics: parts.metrics,
+            hub: parts.hub,
+            connections: parts.connections,
             broker,
             draining: AtomicBool::new(false),
         })
@@ -72,6 +107,24 @@ impl Gateway {
     /// Marks the gateway as draining: readiness fails and upgrades are refused.
     pub fn begin_drain(&self) {
         self.draining.store(true, Ordering::Release);
+    }
+}
+
+impl Parts {
+    fn new(config: &Config) -> Self {
+        let node: Arc<str> = new_node_id().into();
+        let metrics = Arc::new(Metrics::new());
+        let hub = Arc::new(Hub::new(Arc::clone(&metrics)));
+        let connections = Arc::new(Connections::new(
+            config.server.max_connections,
+            Arc::clone(&node),
+        ));
+        Self {
+            node,
+            metrics,
+            hub,
+            connections,
+        }
     }
 }
 

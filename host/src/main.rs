@@ -114,7 +114,13 @@ fn serve(path: Option<PathBuf>, listen: Option<SocketAddr>) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let gateway = Gateway::new(config);
+        let gateway = match Gateway::start(config).await {
+            Ok(gateway) => gateway,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the broker");
+                return ExitCode::FAILURE;
+            }
+        };
         let local = listener.local_addr().map_or(address, |a| a);
         tracing::info!(address = %local, node = %gateway.node, workers = workers.len(), "ferrygate listening (ws://{local}/ws)");
         ferrygate::server::run(listener, gateway, workers, ferrygate::signal::shutdown()).await;

@@ -5,6 +5,8 @@
 //! families are used where a label is bounded by an enum of this crate (error
 //! codes, close reasons), so cardinality never depends on client input.
 
+mod broker;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -13,6 +15,8 @@ use prometheus_client::registry::Registry;
 
 use crate::close::CloseReason;
 use crate::protocol::ErrorCode;
+
+pub use broker::{BrokerMetrics, Malformed, MessageKind, PublishFailure};
 
 /// A label drawn from a fixed set of names.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -84,6 +88,8 @@ pub struct Metrics {
     pub api_unauthorized: Counter,
     /// Messages addressed to a connection or user (`/v1/send`) and delivered.
     pub direct_delivered: Counter,
+    /// Broker connection, traffic and faults.
+    pub broker: BrokerMetrics,
 }
 
 impl Default for Metrics {
@@ -109,6 +115,7 @@ impl Metrics {
             request_errors: Family::default(),
             api_unauthorized: Counter::default(),
             direct_delivered: Counter::default(),
+            broker: BrokerMetrics::default(),
             registry: Registry::with_prefix("ferrygate"),
         };
         let r = &mut metrics.registry;
@@ -177,6 +184,9 @@ impl Metrics {
             "Direct messages delivered to a socket",
             metrics.direct_delivered.clone(),
         );
+        metrics
+            .broker
+            .register(metrics.registry.sub_registry_with_prefix("broker"));
         metrics
     }
 

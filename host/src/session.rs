@@ -59,6 +59,9 @@ pub async fn run(
         .slot
         .register(accepted.user.clone(), Arc::clone(&outbox));
     let conn = registration.conn().clone();
+    if let Some(user) = &accepted.user {
+        gateway.broker.user_online(user);
+    }
     let span = tracing::info_span!(
         "conn",
         id = %conn,
@@ -104,6 +107,9 @@ pub async fn run(
         };
         session.leave_all();
         drop(registration);
+        if let Some(user) = &accepted.user {
+            gateway.broker.user_offline(user);
+        }
         gateway.metrics.connections.dec();
         gateway.metrics.disconnected(reason);
         tracing::debug!(
@@ -157,6 +163,7 @@ impl Session {
         let count = self.subscriptions.len();
         for channel in self.subscriptions.drain() {
             self.gateway.hub.unsubscribe(&channel, &self.conn);
+            self.gateway.broker.leave(&channel);
         }
         self.gateway.metrics.subscriptions.dec_by(count as i64);
     }

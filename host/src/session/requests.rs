@@ -10,13 +10,10 @@ use crate::broker::RpcError;
 use crate::hub::Unsubscribed;
 use crate::protocol::{ChannelName, ErrorCode, Frame, ProtocolError, Request, RequestId, Since};
 
-/// How long an rpc waits for its answer.
-const RPC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
 impl Session {
     pub(super) async fn dispatch(&mut self, id: RequestId, request: Request<'_>) {
         match request {
-            Request::Subscribe { channel, since } => self.subscribe(id, channel, since),
+            Request::Subscribe { channel, since } => self.subscribe(id, channel, since).await,
             Request::Unsubscribe { channel } => self.unsubscribe(id, &channel),
             Request::Publish { channel, data } => self.publish(id, &channel, data).await,
             Request::Rpc { method, data } => self.rpc(id, method, data),
@@ -24,7 +21,7 @@ impl Session {
         }
     }
 
-    fn subscribe(&mut self, id: RequestId, channel: ChannelName, since: Option<Since>) {
+    async fn subscribe(&mut self, id: RequestId, channel: ChannelName, since: Option<Since>) {
         // No channel keeps history yet, so a recovery request is answered
         // honestly: nothing was recovered, the client must re-sync itself.
         let ack = match since {
@@ -44,9 +41,14 @@ impl Session {
             self.refuse(Some(&id), error);
             return;
         }
-        self.gateway.hub.subscribe(&channel, self.subscriber(), ack);
-        self.subscriptions.insert(channel);
+        // Recorded before the wait, so that a session cut during it still
+        // releases its broker interest in `leave_all`.
+        self.subscriptions.insert(channel.clone());
         self.gateway.metrics.subscriptions.inc();
+        // The ack waits for the broker subscription: a message published
+        // after the client read `ok` reaches it, from whichever instance.
+        self.gateway.broker.join(&channel).await;
+        self.gateway.hub.subscribe(&channel, self.subscriber(), ack);
     }
 
     fn unsubscribe(&mut self, id: RequestId, channel: &ChannelName) {
@@ -58,6 +60,7 @@ impl Session {
         }
         let left = self.gateway.hub.unsubscribe(channel, &self.conn);
         debug_assert_ne!(left, Unsubscribed::NotSubscribed, "session and hub agree");
+        self.gateway.broker.leave(channel);
         self.gateway.metrics.subscriptions.dec();
         self.reply(Frame::ok(&id));
     }
@@ -88,8 +91,9 @@ impl Session {
         let data = data.map_or("null", RawValue::get).to_owned();
         let gateway = Arc::clone(&self.gateway);
         let outbox = Arc::clone(&self.outbox);
+        let timeout = gateway.config.broker.rpc_timeout();
         tokio::spawn(async move {
-            let frame = match gateway.broker.request(&method, &data, RPC_TIMEOUT).await {
+            let frame = match gateway.broker.request(&method, &data, timeout).await {
                 Ok(result) => Frame::ok_with(&id, &result),
                 Err(error) => {
                     let code = match &error {
