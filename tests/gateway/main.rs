@@ -5,6 +5,9 @@ mod support;
 
 mod bad_input;
 mod cli;
+mod cluster;
+mod cluster_nats;
+mod cluster_redis;
 mod drain;
 mod fanout;
 mod http_api;
