@@ -49,14 +49,19 @@ fn free_port() -> u16 {
 
 impl BrokerServer {
     pub fn start(kind: Kind) -> Self {
-        let mut server = Self {
+        let mut server = Self::reserve(kind);
+        server.restart();
+        server
+    }
+
+    /// Picks a free port but starts nothing there yet (see [`Self::restart`]).
+    pub fn reserve(kind: Kind) -> Self {
+        Self {
             kind,
             port: free_port(),
             child: None,
             dir: TempDir::new(kind.name()),
-        };
-        server.restart();
-        server
+        }
     }
 
     pub fn url(&self) -> String {
@@ -128,18 +133,8 @@ pub struct Instance {
 impl Instance {
     /// Starts the binary with `[broker]` pointing at `server`, plus `extra_broker` keys.
     pub fn start(server: &BrokerServer, extra_broker: &str) -> Self {
-        let dir = TempDir::new("instance");
-        let manifest = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\napi_key = \"{API_KEY}\"\ndrain_ms = 100\nclose_grace_ms = 300\n\n\
-             [broker]\nkind = \"{}\"\nurls = [\"{}\"]\n{extra_broker}\n",
-            server.kind.name(),
-            server.url()
-        );
-        let config = dir.write("ferrygate.toml", &manifest);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ferrygate"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            .env("RUST_LOG", "info")
+        let (dir, mut command) = Self::command(server, extra_broker);
+        let mut child = command
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
@@ -164,6 +159,24 @@ impl Instance {
             child,
             _dir: dir,
         }
+    }
+
+    /// The `ferrygate serve` command for `server`, with its manifest's folder.
+    pub fn command(server: &BrokerServer, extra_broker: &str) -> (TempDir, Command) {
+        let dir = TempDir::new("instance");
+        let manifest = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\napi_key = \"{API_KEY}\"\ndrain_ms = 100\nclose_grace_ms = 300\n\n\
+             [broker]\nkind = \"{}\"\nurls = [\"{}\"]\n{extra_broker}\n",
+            server.kind.name(),
+            server.url()
+        );
+        let config = dir.write("ferrygate.toml", &manifest);
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ferrygate"));
+        command
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "info");
+        (dir, command)
     }
 
     pub async fn client(&self) -> Client {

@@ -8,6 +8,7 @@ mod cli;
 mod cluster;
 mod cluster_nats;
 mod cluster_redis;
+mod cluster_start;
 mod drain;
 mod fanout;
 mod http_api;

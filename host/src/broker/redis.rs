@@ -1,6 +1,6 @@
 //! The Redis broker (fred): fan-out across instances on channels
 //! `<prefix>:ch:<channel>`, `<prefix>:user:<user>`, `<prefix>:conn:<node>.<n>`,
-//! rpc by the reply-channel scheme of [`rpc`]. With `cluster = true`, channel
+//! rpc by a reply-channel scheme (`redis/rpc.rs`, `docs/brokers.md`). With `cluster = true`, channel
 //! and user traffic uses sharded pub/sub (SPUBLISH/SSUBSCRIBE).
 //!
 //! Two connections: one for commands (PUBLISH), one in subscribe mode. Owns
