@@ -15,6 +15,7 @@ pub mod interest;
 pub mod memory;
 pub mod nats;
 pub mod redis;
+mod startup;
 
 use std::fmt;
 use std::time::Duration;

@@ -22,8 +22,8 @@ use futures_util::future::BoxFuture;
 
 use super::inbound::Inbound;
 use super::interest::{self, Interest, Topic};
-use super::{Broker, BrokerError, RpcError, Target, envelope};
-use crate::config::{BrokerConfig, OnUnreachable};
+use super::{Broker, BrokerError, RpcError, Target, envelope, startup};
+use crate::config::BrokerConfig;
 use crate::metrics::{MessageKind, Metrics, PublishFailure};
 use crate::protocol::ChannelName;
 
@@ -81,29 +81,8 @@ impl NatsBroker {
             inbound,
             metrics,
         };
-        broker.await_first_connection(config).await?;
+        startup::await_first_connection(config, "NATS", || broker.is_connected()).await?;
         Ok(broker)
-    }
-
-    async fn await_first_connection(&self, config: &BrokerConfig) -> Result<(), BrokerError> {
-        let deadline = tokio::time::Instant::now() + config.connect_timeout();
-        while !self.is_connected() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        if self.is_connected() {
-            return Ok(());
-        }
-        let urls = config.urls_or_default().join(", ");
-        match config.on_unreachable {
-            OnUnreachable::Fail => Err(BrokerError::Unavailable(format!(
-                "cannot reach NATS at {urls} within {:?} (set [broker] on_unreachable = \"degraded\" to start anyway)",
-                config.connect_timeout()
-            ))),
-            OnUnreachable::Degraded => {
-                tracing::warn!(%urls, "NATS unreachable: serving local clients only, retrying in the background");
-                Ok(())
-            }
-        }
     }
 
     fn target_subject(&self, target: &Target) -> Option<String> {

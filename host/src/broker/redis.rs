@@ -9,20 +9,21 @@
 //! counted); after a reconnect every wanted subscription is made again.
 
 mod connect;
+mod reader;
 mod rpc;
 mod subscriptions;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use fred::prelude::{Client, ClientLike, EventInterface, PubsubInterface};
+use fred::prelude::{Client, ClientLike, PubsubInterface};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
-use super::inbound::{Inbound, Route};
+use super::inbound::Inbound;
 use super::interest::{self, Interest, Topic};
-use super::{Broker, BrokerError, RpcError, Target, envelope};
-use crate::config::{BrokerConfig, OnUnreachable};
+use super::{Broker, BrokerError, RpcError, Target, envelope, startup};
+use crate::config::BrokerConfig;
 use crate::metrics::{MessageKind, Metrics, PublishFailure};
 use crate::protocol::ChannelName;
 
@@ -60,7 +61,7 @@ impl RedisBroker {
         let prefix = config.prefix.clone();
         let pending = Arc::new(rpc::Pending::default());
         let (interest, work) = Interest::new();
-        spawn_reader(
+        reader::spawn_reader(
             &subscriber,
             &prefix,
             &node,
@@ -68,7 +69,7 @@ impl RedisBroker {
             Arc::clone(&pending),
             Arc::clone(&metrics),
         );
-        spawn_reconnect_watch(
+        reader::spawn_reconnect_watch(
             &subscriber,
             &prefix,
             &node,
@@ -94,29 +95,8 @@ impl RedisBroker {
             metrics,
             pending,
         };
-        broker.await_first_connection(config).await?;
+        startup::await_first_connection(config, "Redis", || broker.is_connected()).await?;
         Ok(broker)
-    }
-
-    async fn await_first_connection(&self, config: &BrokerConfig) -> Result<(), BrokerError> {
-        let deadline = tokio::time::Instant::now() + config.connect_timeout();
-        while !self.is_connected() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        if self.is_connected() {
-            return Ok(());
-        }
-        let urls = config.urls_or_default().join(", ");
-        match config.on_unreachable {
-            OnUnreachable::Fail => Err(BrokerError::Unavailable(format!(
-                "cannot reach Redis at {urls} within {:?} (set [broker] on_unreachable = \"degraded\" to start anyway)",
-                config.connect_timeout()
-            ))),
-            OnUnreachable::Degraded => {
-                tracing::warn!(%urls, "Redis unreachable: serving local clients only, retrying in the background");
-                Ok(())
-            }
-        }
     }
 
     /// PUBLISH (or SPUBLISH when `sharded`) of `payload`; how many subscribers took it.
@@ -136,91 +116,6 @@ impl RedisBroker {
             BrokerError::Unavailable(format!("redis: {e}"))
         })
     }
-}
-
-/// Delivers what the subscriber connection receives.
-fn spawn_reader(
-    subscriber: &Client,
-    prefix: &str,
-    node: &str,
-    inbound: Inbound,
-    pending: Arc<rpc::Pending>,
-    metrics: Arc<Metrics>,
-) {
-    let mut messages = subscriber.message_rx();
-    let strip = format!("{prefix}:");
-    let replies = format!("{prefix}:reply:{node}:");
-    tokio::spawn(async move {
-        loop {
-            let message = match messages.recv().await {
-                Ok(message) => message,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(lost)) => {
-                    tracing::warn!(lost, "redis reader fell behind; messages lost");
-                    metrics.frames_dropped.inc_by(lost);
-                    continue;
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-            };
-            let Some(payload) = message.value.as_bytes().map(bytes::Bytes::copy_from_slice) else {
-                metrics.broker.malformed(crate::metrics::Malformed::NotJson);
-                continue;
-            };
-            let name: &str = &message.channel;
-            if let Some(suffix) = name.strip_prefix(replies.as_str()) {
-                pending.answer(suffix, payload);
-                continue;
-            }
-            let route = name
-                .strip_prefix(strip.as_str())
-                .and_then(|rest| Route::parse(rest, ':'));
-            inbound.deliver(route, &payload);
-        }
-    });
-}
-
-/// Keeps the connected gauge and reconnect count, and after each (re)connect
-/// re-makes this node's pattern subscriptions and asks for every wanted one
-/// again. fred announces reconnects, but a flap can also be seen only as a
-/// state change, so both trigger the (idempotent) resubscribe.
-fn spawn_reconnect_watch(
-    subscriber: &Client,
-    prefix: &str,
-    node: &str,
-    interest: Arc<Interest>,
-    metrics: Arc<Metrics>,
-) {
-    let patterns = vec![
-        format!("{prefix}:conn:{node}.*"),
-        format!("{prefix}:reply:{node}:*"),
-    ];
-    let client = subscriber.clone();
-    let mut reconnects = subscriber.reconnect_rx();
-    tokio::spawn(async move {
-        let mut was_connected = false;
-        let mut ever_connected = false;
-        loop {
-            let announced = tokio::select! {
-                event = reconnects.recv() => event.is_ok(),
-                () = tokio::time::sleep(Duration::from_millis(100)) => false,
-            };
-            let connected = client.is_connected();
-            metrics.broker.connected.set(i64::from(connected));
-            if connected && (announced || !was_connected) {
-                if ever_connected && !was_connected {
-                    metrics.broker.reconnects.inc();
-                }
-                ever_connected = true;
-                if let Err(e) = client.psubscribe(patterns.clone()).await {
-                    tracing::warn!(error = %e, "redis psubscribe failed");
-                }
-                interest.resubscribe();
-                tracing::info!("redis connected");
-            } else if !connected && was_connected {
-                tracing::warn!("redis connection lost; reconnecting");
-            }
-            was_connected = connected;
-        }
-    });
 }
 
 impl Broker for RedisBroker {
