@@ -4,7 +4,9 @@
 //! Tasks:
 //! - `run [ARGS...]`: build in release mode and start the gateway on the
 //!   quickstart manifest (`examples/quickstart/ferrygate.toml`).
-//! - `test`: formatting, clippy and rustdoc with warnings as errors, every test.
+//! - `test`: formatting, clippy and rustdoc with warnings as errors, every test
+//!   (installing `nats-server` and `redis-server`, which the cluster tests
+//!   run, when they are missing; failing when they cannot be installed).
 //! - `bench-fanout [ARGS...]`: build release binaries and run `bench/fanout.sh`.
 
 use std::path::{Path, PathBuf};
@@ -81,6 +83,7 @@ fn run(extra: &[String]) -> Result<()> {
 
 fn test() -> Result<()> {
     ensure_components()?;
+    ensure_broker_servers()?;
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--", "--check"]);
     status(fmt)?;
@@ -125,6 +128,45 @@ fn ensure_components() -> Result<()> {
             install.args(["component", "add", component]);
             status(install)?;
         }
+    }
+    Ok(())
+}
+
+/// The servers the cluster tests start: binary name and Debian package.
+const BROKER_SERVERS: [(&str, &str); 2] = [
+    ("nats-server", "nats-server"),
+    ("redis-server", "redis-server"),
+];
+
+/// Installs the broker servers with apt when any is missing. Never skips: a
+/// machine that cannot get them fails here, loudly, rather than in the tests.
+fn ensure_broker_servers() -> Result<()> {
+    let present = |binary: &str| {
+        let mut probe = Command::new(binary);
+        probe.arg("--version");
+        succeeds(probe)
+    };
+    let missing: Vec<&str> = BROKER_SERVERS
+        .iter()
+        .filter(|(binary, _)| !present(binary))
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {missing:?} for the cluster tests");
+    let mut update = Command::new("apt-get");
+    update.arg("update");
+    status(update)
+        .context("apt-get update (the cluster tests need nats-server and redis-server)")?;
+    let mut install = Command::new("apt-get");
+    install
+        .args(["install", "-y", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    status(install).context("cannot install the broker servers the cluster tests need")?;
+    if let Some((binary, _)) = BROKER_SERVERS.iter().find(|(binary, _)| !present(binary)) {
+        bail!("`{binary}` is still not runnable after installing it; the cluster tests need it");
     }
     Ok(())
 }
