@@ -8,6 +8,8 @@
 //!   (installing `nats-server` and `redis-server`, which the cluster tests
 //!   run, when they are missing; failing when they cannot be installed).
 //! - `bench-fanout [ARGS...]`: build release binaries and run `bench/fanout.sh`.
+//! - `bench-cluster [ARGS...]`: build release binaries and run `bench/cluster.sh`
+//!   (fan-out across two instances on NATS and on Redis).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -19,9 +21,14 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("run") => run(&args[1..]),
         Some("test") => test(),
-        Some("bench-fanout") => bench_fanout(&args[1..]),
+        Some("bench-fanout") => bench_script("bench/fanout.sh", &args[1..]),
+        Some("bench-cluster") => {
+            ensure_broker_servers().and_then(|()| bench_script("bench/cluster.sh", &args[1..]))
+        }
         _ => {
-            eprintln!("usage: cargo xtask <run [ARGS...] | test | bench-fanout [ARGS...]>");
+            eprintln!(
+                "usage: cargo xtask <run [ARGS...] | test | bench-fanout [ARGS...] | bench-cluster [ARGS...]>"
+            );
             return ExitCode::from(2);
         }
     };
@@ -171,7 +178,7 @@ fn ensure_broker_servers() -> Result<()> {
     Ok(())
 }
 
-fn bench_fanout(extra: &[String]) -> Result<()> {
+fn bench_script(script: &str, extra: &[String]) -> Result<()> {
     let mut build = cargo();
     build.args([
         "build",
@@ -182,10 +189,7 @@ fn bench_fanout(extra: &[String]) -> Result<()> {
         "ferrygate-load",
     ]);
     status(build)?;
-    let mut script = Command::new("bash");
-    script
-        .current_dir(root())
-        .arg("bench/fanout.sh")
-        .args(extra);
-    status(script)
+    let mut command = Command::new("bash");
+    command.current_dir(root()).arg(script).args(extra);
+    status(command)
 }
