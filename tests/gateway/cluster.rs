@@ -4,6 +4,7 @@
 //! is killed when its handle drops.
 
 pub mod backend;
+pub mod redis_cluster;
 pub mod scenarios;
 
 use std::io::{BufRead, BufReader};
@@ -133,7 +134,12 @@ pub struct Instance {
 impl Instance {
     /// Starts the binary with `[broker]` pointing at `server`, plus `extra_broker` keys.
     pub fn start(server: &BrokerServer, extra_broker: &str) -> Self {
-        let (dir, mut command) = Self::command(server, extra_broker);
+        Self::start_with(&Self::broker_table(server, extra_broker))
+    }
+
+    /// Starts the binary with `broker` as the body of its `[broker]` table.
+    pub fn start_with(broker: &str) -> Self {
+        let (dir, mut command) = Self::command_with(broker);
         let mut child = command
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
@@ -163,12 +169,22 @@ impl Instance {
 
     /// The `ferrygate serve` command for `server`, with its manifest's folder.
     pub fn command(server: &BrokerServer, extra_broker: &str) -> (TempDir, Command) {
+        Self::command_with(&Self::broker_table(server, extra_broker))
+    }
+
+    fn broker_table(server: &BrokerServer, extra_broker: &str) -> String {
+        format!(
+            "kind = \"{}\"\nurls = [\"{}\"]\n{extra_broker}",
+            server.kind.name(),
+            server.url()
+        )
+    }
+
+    fn command_with(broker: &str) -> (TempDir, Command) {
         let dir = TempDir::new("instance");
         let manifest = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\napi_key = \"{API_KEY}\"\ndrain_ms = 100\nclose_grace_ms = 300\n\n\
-             [broker]\nkind = \"{}\"\nurls = [\"{}\"]\n{extra_broker}\n",
-            server.kind.name(),
-            server.url()
+             [broker]\n{broker}\n"
         );
         let config = dir.write("ferrygate.toml", &manifest);
         let mut command = Command::new(env!("CARGO_BIN_EXE_ferrygate"));
