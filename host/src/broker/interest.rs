@@ -63,6 +63,13 @@ pub trait Subscriptions: Send {
     fn unsubscribe(&mut self, topic: &Topic) -> impl Future<Output = ()> + Send;
 }
 
+/// What the reconcile task does for one topic.
+enum Decision {
+    Subscribe,
+    Unsubscribe,
+    Keep,
+}
+
 /// A subscribe that failed is tried again after this long.
 const RETRY: Duration = Duration::from_millis(500);
 
@@ -127,18 +134,26 @@ impl Interest {
         let _ = tokio::time::timeout(limit, wait).await;
     }
 
-    fn is_wanted(&self, topic: &Topic) -> bool {
-        self.state.lock().wanted.contains_key(topic)
+    /// What the broker must do for `topic`. An unsubscribe is decided and
+    /// marked inactive in one step under the lock: a subscriber arriving
+    /// after it waits for the next subscribe instead of trusting a
+    /// subscription that is about to go.
+    fn decide(&self, topic: &Topic) -> Decision {
+        let mut state = self.state.lock();
+        let wanted = state.wanted.contains_key(topic);
+        let active = state.active.contains(topic);
+        if wanted && !active {
+            Decision::Subscribe
+        } else if !wanted && active {
+            state.active.remove(topic);
+            Decision::Unsubscribe
+        } else {
+            Decision::Keep
+        }
     }
 
-    fn set_active(&self, topic: &Topic, active: bool) {
-        let mut state = self.state.lock();
-        if active {
-            state.active.insert(topic.clone());
-        } else {
-            state.active.remove(topic);
-        }
-        drop(state);
+    fn set_active(&self, topic: &Topic) {
+        self.state.lock().active.insert(topic.clone());
         self.confirmed.send_modify(|n| *n = n.wrapping_add(1));
     }
 
@@ -157,26 +172,23 @@ pub async fn reconcile(
 ) {
     while let Some(item) = work.recv().await {
         match item {
-            Work::Check(topic) => {
-                let wanted = interest.is_wanted(&topic);
-                let active = interest.is_active(&topic);
-                if wanted && !active {
-                    match broker.subscribe(&topic).await {
-                        Ok(()) => {
-                            interest.set_active(&topic, true);
-                            gauge.inc();
-                        }
-                        Err(error) => {
-                            tracing::warn!(?topic, %error, "broker subscribe failed; retrying");
-                            retry_later(&interest, Work::Check(topic));
-                        }
+            Work::Check(topic) => match interest.decide(&topic) {
+                Decision::Subscribe => match broker.subscribe(&topic).await {
+                    Ok(()) => {
+                        interest.set_active(&topic);
+                        gauge.inc();
                     }
-                } else if !wanted && active {
+                    Err(error) => {
+                        tracing::warn!(?topic, %error, "broker subscribe failed; retrying");
+                        retry_later(&interest, Work::Check(topic));
+                    }
+                },
+                Decision::Unsubscribe => {
                     broker.unsubscribe(&topic).await;
-                    interest.set_active(&topic, false);
                     gauge.dec();
                 }
-            }
+                Decision::Keep => {}
+            },
             Work::Resubscribe => {
                 for topic in interest.active() {
                     if let Err(error) = broker.subscribe(&topic).await {

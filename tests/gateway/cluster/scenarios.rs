@@ -123,19 +123,29 @@ pub async fn broker_interest_follows_local_subscribers(kind: Kind) {
     );
     assert_silent(&mut on_c, Duration::ZERO).await;
 
+    // Two clients on C flip their subscriptions concurrently; whatever the
+    // interleaving, C ends subscribed once both are subscribed.
+    let mut other_on_c = c.client().await;
+    tokio::join!(flip(&mut on_c), flip(&mut other_on_c));
+    assert_eq!(publish(6).await.0, 200);
+    assert_eq!(on_c.recv().await["data"], 6);
+    assert_eq!(other_on_c.recv().await["data"], 6);
+    assert_eq!(on_a.recv().await["data"], 6);
+    assert_silent(&mut on_c, QUIET).await;
+    assert_silent(&mut other_on_c, Duration::ZERO).await;
+    assert_eq!(c.metric("ferrygate_broker_subscriptions").await, 1.0);
+}
+
+/// Ten quick subscribe/unsubscribe pairs on `news`, ending subscribed.
+async fn flip(client: &mut Client) {
     for _ in 0..10 {
-        on_c.subscribe("news").await;
-        let reply = on_c
+        client.subscribe("news").await;
+        let reply = client
             .request(json!({"op":"unsubscribe","channel":"news"}))
             .await;
         assert_eq!(reply["ok"], true, "{reply}");
     }
-    on_c.subscribe("news").await;
-    assert_eq!(publish(6).await.0, 200);
-    assert_eq!(on_c.recv().await["data"], 6);
-    assert_eq!(on_a.recv().await["data"], 6);
-    assert_silent(&mut on_c, QUIET).await;
-    assert_eq!(c.metric("ferrygate_broker_subscriptions").await, 1.0);
+    client.subscribe("news").await;
 }
 
 /// `/v1/send` on A and a backend's conn-subject publish reach a connection on
