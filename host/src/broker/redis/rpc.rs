@@ -72,3 +72,38 @@ pub fn request(node: &str, reply: &str, data: &str) -> String {
         crate::broker::envelope::VERSION
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn replies_find_their_request_and_late_ones_are_dropped() {
+        let pending = Pending::default();
+        let mut first = pending.open();
+        let second = pending.open();
+        assert_ne!(first.id, second.id);
+        assert!(pending.answer(&first.id.to_string(), Bytes::from_static(b"1")));
+        assert_eq!(
+            (&mut first.reply).await.ok(),
+            Some(Bytes::from_static(b"1"))
+        );
+        let late = second.id.to_string();
+        drop(second);
+        assert!(
+            !pending.answer(&late, Bytes::from_static(b"2")),
+            "timed-out request is gone"
+        );
+        assert!(!pending.answer("not-a-number", Bytes::new()));
+        assert!(pending.waiting.lock().len() <= 1);
+    }
+
+    #[test]
+    fn request_envelope_is_json_with_reply_channel() {
+        let text = request("node1", "p:reply:node1:7", r#"{"id":1}"#);
+        let value: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(value["reply"], "p:reply:node1:7");
+        assert_eq!(value["data"]["id"], 1);
+        assert_eq!(value["ferrygate"], 1);
+    }
+}
