@@ -9,6 +9,7 @@
 //! counted); after a reconnect every wanted subscription is made again.
 
 mod connect;
+mod publisher;
 mod reader;
 mod rpc;
 mod subscriptions;
@@ -27,6 +28,7 @@ use crate::config::BrokerConfig;
 use crate::metrics::{MessageKind, Metrics, PublishFailure};
 use crate::protocol::ChannelName;
 
+use publisher::{Outgoing, Publisher};
 use subscriptions::RedisSubscriptions;
 
 /// Longest a `subscribe` reply waits for the broker to confirm the subscription.
@@ -44,6 +46,7 @@ pub struct RedisBroker {
     inbound: Inbound,
     metrics: Arc<Metrics>,
     pending: Arc<rpc::Pending>,
+    publisher: Publisher,
 }
 
 impl RedisBroker {
@@ -57,6 +60,7 @@ impl RedisBroker {
         metrics: Arc<Metrics>,
     ) -> Result<Self, BrokerError> {
         let commands = connect::client(config)?;
+        let publisher = Publisher::spawn(commands.clone(), Arc::clone(&metrics));
         let subscriber = connect::client(config)?;
         let prefix = config.prefix.clone();
         let pending = Arc::new(rpc::Pending::default());
@@ -94,6 +98,7 @@ impl RedisBroker {
             inbound,
             metrics,
             pending,
+            publisher,
         };
         startup::await_first_connection(config, "Redis", || broker.is_connected()).await?;
         Ok(broker)
@@ -133,10 +138,14 @@ impl Broker for RedisBroker {
                 return Ok(());
             }
             let name = subscriptions::channel(&self.prefix, &Topic::Channel(channel.clone()));
-            self.publish_raw(name, envelope::encode(&self.node, data), self.sharded)
-                .await?;
-            self.metrics.broker.sent(MessageKind::Channel);
-            Ok(())
+            self.publisher
+                .publish(Outgoing {
+                    channel: name,
+                    payload: envelope::encode(&self.node, data),
+                    sharded: self.sharded,
+                    kind: MessageKind::Channel,
+                })
+                .await
         }
         .boxed()
     }
@@ -166,9 +175,14 @@ impl Broker for RedisBroker {
                     .publish_failed(PublishFailure::Disconnected);
                 return Ok(Some(self.inbound.send_locally(target, data)));
             }
-            self.publish_raw(name, envelope::encode(&self.node, data), sharded)
+            self.publisher
+                .publish(Outgoing {
+                    channel: name,
+                    payload: envelope::encode(&self.node, data),
+                    sharded,
+                    kind,
+                })
                 .await?;
-            self.metrics.broker.sent(kind);
             Ok(None)
         }
         .boxed()
