@@ -59,9 +59,9 @@ impl RedisBroker {
         inbound: Inbound,
         metrics: Arc<Metrics>,
     ) -> Result<Self, BrokerError> {
-        let commands = connect::client(config)?;
+        let commands = connect::client(config, false)?;
         let publisher = Publisher::spawn(commands.clone(), Arc::clone(&metrics));
-        let subscriber = connect::client(config)?;
+        let subscriber = connect::client(config, true)?;
         let prefix = config.prefix.clone();
         let pending = Arc::new(rpc::Pending::default());
         let (interest, work) = Interest::new();

@@ -87,6 +87,8 @@ pub struct BrokerMetrics {
     pub reconnects: Counter,
     /// Subjects or channels this instance is subscribed to on the broker.
     pub subscriptions: Gauge,
+    /// Messages received from the broker and lost because the reader fell behind.
+    pub lagged: Counter,
     messages_in: Family<Kind, Counter>,
     messages_out: Family<Kind, Counter>,
     malformed: Family<Reason, Counter>,
@@ -110,6 +112,11 @@ impl BrokerMetrics {
             "subscriptions",
             "Broker subjects or channels subscribed by this instance",
             self.subscriptions.clone(),
+        );
+        registry.register(
+            "lagged",
+            "Messages received from the broker but lost because this instance's reader fell behind",
+            self.lagged.clone(),
         );
         registry.register(
             "messages_in",

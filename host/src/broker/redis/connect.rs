@@ -8,8 +8,13 @@ use fred::prelude::{Builder, Client, Config, ReconnectPolicy, ServerConfig};
 use crate::broker::BrokerError;
 use crate::config::BrokerConfig;
 
-/// A new, not yet connected client for `config`.
-pub fn client(config: &BrokerConfig) -> Result<Client, BrokerError> {
+/// Messages the subscriber connection may hold for the reader before the
+/// oldest are lost (fred's default is 32, far too few for a burst).
+const SUBSCRIBER_BACKLOG: usize = 16 * 1024;
+
+/// A new, not yet connected client for `config`; `subscriber` sizes its
+/// message backlog for pub/sub traffic.
+pub fn client(config: &BrokerConfig, subscriber: bool) -> Result<Client, BrokerError> {
     let urls = config.urls_or_default();
     let bad = |url: &str, e: fred::error::Error| {
         BrokerError::Unavailable(format!("bad Redis url {url:?}: {e}"))
@@ -43,6 +48,11 @@ pub fn client(config: &BrokerConfig) -> Result<Client, BrokerError> {
             connection.connection_timeout = config.connect_timeout();
         })
         .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2));
+    if subscriber {
+        builder.with_performance_config(|performance| {
+            performance.broadcast_channel_capacity = SUBSCRIBER_BACKLOG;
+        });
+    }
     builder
         .build()
         .map_err(|e| BrokerError::Unavailable(format!("redis: {e}")))

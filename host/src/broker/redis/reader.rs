@@ -31,7 +31,7 @@ pub fn spawn_reader(
                 Ok(message) => message,
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(lost)) => {
                     tracing::warn!(lost, "redis reader fell behind; messages lost");
-                    metrics.frames_dropped.inc_by(lost);
+                    metrics.broker.lagged.inc_by(lost);
                     continue;
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
