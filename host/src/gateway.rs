@@ -45,13 +45,7 @@ impl Gateway {
     /// Only for `[broker] kind = "memory"`: [`Gateway::start`] builds any kind.
     pub fn new(config: Config) -> Arc<Self> {
         let parts = Parts::new(&config);
-        // In process, instances are never apart.
-        parts.metrics.broker.connected.set(1);
-        let broker = Arc::new(MemoryBroker::new(
-            Arc::clone(&parts.hub),
-            Arc::clone(&parts.connections),
-            Arc::clone(&parts.metrics),
-        ));
+        let broker = parts.memory_broker();
         Self::assemble(config, parts, broker)
     }
 
@@ -59,9 +53,6 @@ impl Gateway {
     /// it; fails only when the broker is unreachable and the manifest says
     /// `on_unreachable = "fail"`, or its settings cannot be used.
     pub async fn start(config: Config) -> Result<Arc<Self>, BrokerError> {
-        if config.broker.kind == BrokerKind::Memory {
-            return Ok(Self::new(config));
-        }
         let parts = Parts::new(&config);
         let inbound = Inbound::new(
             Arc::clone(&parts.hub),
@@ -72,7 +63,8 @@ impl Gateway {
         let node = Arc::clone(&parts.node);
         let metrics = Arc::clone(&parts.metrics);
         let broker: Arc<dyn Broker> = match config.broker.kind {
-            BrokerKind::Memory | BrokerKind::Nats => {
+            BrokerKind::Memory => parts.memory_broker(),
+            BrokerKind::Nats => {
                 Arc::new(NatsBroker::start(&config.broker, node, inbound, metrics).await?)
             }
             BrokerKind::Redis => Arc::new(
@@ -111,6 +103,16 @@ impl Gateway {
 }
 
 impl Parts {
+    fn memory_broker(&self) -> Arc<dyn Broker> {
+        // In process, instances are never apart.
+        self.metrics.broker.connected.set(1);
+        Arc::new(MemoryBroker::new(
+            Arc::clone(&self.hub),
+            Arc::clone(&self.connections),
+            Arc::clone(&self.metrics),
+        ))
+    }
+
     fn new(config: &Config) -> Self {
         let node: Arc<str> = new_node_id().into();
         let metrics = Arc::new(Metrics::new());

@@ -189,6 +189,28 @@ impl BrokerConfig {
                 "and `tls_key_file` go together (mutual TLS needs both)",
             );
         }
+        let nats_only = [
+            ("token", self.token.is_some()),
+            ("credentials_file", self.credentials_file.is_some()),
+            ("tls", self.tls),
+            ("tls_ca_file", self.tls_ca_file.is_some()),
+            ("tls_cert_file", self.tls_cert_file.is_some()),
+            ("tls_key_file", self.tls_key_file.is_some()),
+        ];
+        if self.kind != BrokerKind::Nats
+            && let Some((key, _)) = nats_only.iter().find(|(_, set)| *set)
+        {
+            return invalid(
+                key,
+                "applies to kind = \"nats\" only (Redis takes TLS from a rediss:// URL)",
+            );
+        }
+        if self.username.is_some() && self.password.is_none() {
+            return invalid("username", "needs `password` too");
+        }
+        if self.kind == BrokerKind::Memory && self.password.is_some() {
+            return invalid("password", "is meaningless with kind = \"memory\"");
+        }
         if self.cluster && self.kind != BrokerKind::Redis {
             return invalid(
                 "cluster",
