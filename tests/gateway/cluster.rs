@@ -37,8 +37,12 @@ impl Kind {
 pub struct BrokerServer {
     pub kind: Kind,
     pub port: u16,
+    /// Extra command-line arguments (auth, TLS).
+    pub args: Vec<String>,
+    /// Scheme of `url()`: `nats`, `tls` or `redis`.
+    pub scheme: &'static str,
     child: Option<Child>,
-    dir: TempDir,
+    pub dir: TempDir,
 }
 
 fn free_port() -> u16 {
@@ -60,13 +64,15 @@ impl BrokerServer {
         Self {
             kind,
             port: free_port(),
+            args: Vec::new(),
+            scheme: kind.name(),
             child: None,
             dir: TempDir::new(kind.name()),
         }
     }
 
     pub fn url(&self) -> String {
-        format!("{}://127.0.0.1:{}", self.kind.name(), self.port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.port)
     }
 
     /// Kills the server (SIGKILL: no goodbye to its clients).
@@ -96,6 +102,7 @@ impl BrokerServer {
             }
         };
         let child = command
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -108,6 +115,13 @@ impl BrokerServer {
         self.child = Some(child);
         let deadline = Instant::now() + PATIENCE;
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("{} exited at start: {status}", self.kind.name());
+            }
             assert!(
                 Instant::now() < deadline,
                 "{} never listened",

@@ -6,6 +6,7 @@ mod support;
 mod bad_input;
 mod cli;
 mod cluster;
+mod cluster_auth;
 mod cluster_nats;
 mod cluster_redis;
 mod cluster_start;
