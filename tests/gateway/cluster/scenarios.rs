@@ -134,6 +134,21 @@ pub async fn broker_interest_follows_local_subscribers(kind: Kind) {
     assert_silent(&mut on_c, QUIET).await;
     assert_silent(&mut other_on_c, Duration::ZERO).await;
     assert_eq!(c.metric("ferrygate_broker_subscriptions").await, 1.0);
+
+    // Clients that just go away release their interest as well.
+    drop(on_c);
+    drop(other_on_c);
+    c.wait_metric_eq("ferrygate_broker_subscriptions", 0.0)
+        .await;
+    let before = c.metric(received).await;
+    assert_eq!(publish(7).await.0, 200);
+    assert_eq!(on_a.recv().await["data"], 7);
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(
+        c.metric(received).await,
+        before,
+        "C still receives the channel"
+    );
 }
 
 /// Ten quick subscribe/unsubscribe pairs on `news`, ending subscribed.

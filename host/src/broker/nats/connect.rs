@@ -105,6 +105,9 @@ fn on_event(event: &Event, metrics: &Metrics, first: &AtomicBool) {
         Event::SlowConsumer(sid) => {
             tracing::warn!(sid, "nats dropped messages for a slow subscription");
         }
+        Event::ServerError(_) | Event::ClientError(_) => {
+            tracing::warn!(event = %event, "nats error");
+        }
         other => tracing::info!(event = %other, "nats event"),
     }
 }
