@@ -11,7 +11,7 @@ use ferrygate::connections::ConnId;
 use ferrygate::hub::{Hub, Subscriber};
 use ferrygate::metrics::Metrics;
 use ferrygate::outbox::Outbox;
-use ferrygate::protocol::{ChannelName, Frame, parse_request};
+use ferrygate::protocol::{ChannelName, parse_request};
 
 fn parse(c: &mut Criterion) {
     let payload = "x".repeat(64);
@@ -46,7 +46,7 @@ fn fanout(c: &mut Criterion) {
                             conn: ConnId::from(format!("c{n}")),
                             outbox: Arc::new(Outbox::new(1 << 20)),
                         };
-                        hub.subscribe(&channel, subscriber, Frame::from(String::new()));
+                        hub.subscribe(&channel, subscriber, None);
                     }
                     hub
                 },

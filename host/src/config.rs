@@ -9,6 +9,7 @@
 mod broker;
 mod env;
 mod error;
+mod plugins;
 mod server;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +19,9 @@ use serde::Deserialize;
 pub use broker::{BrokerConfig, BrokerKind, OnUnreachable};
 pub use env::{Environment, ProcessEnv};
 pub use error::{ConfigError, Location};
+pub use plugins::{
+    Grant, OnError, PluginConfig, PluginKind, PluginLimits, Plugins, RouteConfig, WasmConfig,
+};
 pub use server::{RateLimit, Secret, ServerConfig};
 
 /// The whole manifest.
@@ -30,6 +34,19 @@ pub struct Config {
     /// Which broker carries messages between instances.
     #[serde(default)]
     pub broker: BrokerConfig,
+    /// Every plugin, by name.
+    #[serde(default)]
+    pub plugins: Plugins,
+    /// Channel patterns bound to plugins; the first match wins.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+    /// The runtime that hosts plugins.
+    #[serde(default)]
+    pub wasm: WasmConfig,
+    /// The manifest's folder: plugin paths are relative to it. Empty (the
+    /// current directory) for a manifest that was not read from a file.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
 }
 
 /// A manifest read from disk, with the path it came from.
@@ -48,7 +65,8 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        let config = Self::parse(&text, env).map_err(|e| e.in_file(path))?;
+        let mut config = Self::parse(&text, env).map_err(|e| e.in_file(path))?;
+        config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Ok(LoadedConfig {
             config,
             path: path.to_owned(),
@@ -75,9 +93,24 @@ impl Config {
             })?;
             api_key.replace(value);
         }
+        for (name, plugin) in &mut self.plugins {
+            for (key, value) in &mut plugin.config {
+                expand_json(value, env).map_err(|e| ConfigError::Invalid {
+                    key: format!("plugins.{name}.config.{key}"),
+                    reason: e.to_string(),
+                    location: Location::of_key(text, &["plugins", name, "config", key]),
+                    path: None,
+                })?;
+            }
+        }
         self.broker
             .expand_env(env)
             .map_err(|(key, reason)| invalid_broker_key(text, key, reason))
+    }
+
+    /// Where the component of `plugin` lives.
+    pub fn plugin_path(&self, plugin: &PluginConfig) -> PathBuf {
+        self.base_dir.join(&plugin.path)
     }
 
     fn validate(&self, text: &str) -> Result<(), ConfigError> {
@@ -92,6 +125,15 @@ impl Config {
                 location,
                 path: None,
             }
+        })?;
+        plugins::validate(&self.plugins, &self.routes, &self.wasm).map_err(|invalid| {
+            let path: Vec<&str> = invalid.path.iter().map(String::as_str).collect();
+            ConfigError::Invalid {
+                key: invalid.path.join("."),
+                reason: invalid.reason,
+                location: Location::of_key(text, &path),
+                path: None,
+            }
         })
     }
 }
@@ -103,6 +145,28 @@ fn invalid_broker_key(text: &str, key: &str, reason: String) -> ConfigError {
         location: Location::of_key(text, &["broker", key]),
         path: None,
     }
+}
+
+/// Expands `${VAR}` in every string inside a plugin's `config` value.
+fn expand_json(
+    value: &mut serde_json::Value,
+    env: &dyn Environment,
+) -> Result<(), env::ExpandError> {
+    match value {
+        serde_json::Value::String(text) => *text = env::expand(text, env)?,
+        serde_json::Value::Array(items) => {
+            for item in items {
+                expand_json(item, env)?;
+            }
+        }
+        serde_json::Value::Object(map) => {
+            for item in map.values_mut() {
+                expand_json(item, env)?;
+            }
+        }
+        serde_json::Value::Null | serde_json::Value::Bool(_) | serde_json::Value::Number(_) => {}
+    }
+    Ok(())
 }
 
 #[cfg(test)]

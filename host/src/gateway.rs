@@ -13,6 +13,7 @@ use crate::config::{BrokerKind, Config};
 use crate::connections::Connections;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::plugin::{LivePlugins, StartError};
 
 /// See the module docs.
 #[derive(Debug)]
@@ -29,7 +30,20 @@ pub struct Gateway {
     pub connections: Arc<Connections>,
     /// The bus every publish goes through.
     pub broker: Arc<dyn Broker>,
+    /// The plugins in use now.
+    pub plugins: LivePlugins,
     draining: AtomicBool,
+}
+
+/// Why a gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// A plugin failed to load (a manifest problem: `EX_CONFIG`).
+    #[error(transparent)]
+    Plugins(#[from] StartError),
+    /// The broker could not be used.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
 }
 
 /// The parts a broker is built from.
@@ -41,19 +55,13 @@ struct Parts {
 }
 
 impl Gateway {
-    /// Builds a gateway with the in-process broker and a fresh random node id.
-    /// Only for `[broker] kind = "memory"`: [`Gateway::start`] builds any kind.
-    pub fn new(config: Config) -> Arc<Self> {
+    /// Builds a gateway from `config` with a fresh random node id: loads
+    /// every plugin the manifest declares and connects to the broker
+    /// `[broker] kind` names. Fails when a plugin does not load, or when the
+    /// broker is unreachable and the manifest says `on_unreachable = "fail"`.
+    pub async fn start(config: Config) -> Result<Arc<Self>, GatewayError> {
         let parts = Parts::new(&config);
-        let broker = parts.memory_broker();
-        Self::assemble(config, parts, broker)
-    }
-
-    /// Builds a gateway with the broker `[broker] kind` names, connecting to
-    /// it; fails only when the broker is unreachable and the manifest says
-    /// `on_unreachable = "fail"`, or its settings cannot be used.
-    pub async fn start(config: Config) -> Result<Arc<Self>, BrokerError> {
-        let parts = Parts::new(&config);
+        let plugins = LivePlugins::start(&config, &parts.metrics.plugins).await?;
         let inbound = Inbound::new(
             Arc::clone(&parts.hub),
             Arc::clone(&parts.connections),
@@ -71,19 +79,16 @@ impl Gateway {
                 crate::broker::RedisBroker::start(&config.broker, node, inbound, metrics).await?,
             ),
         };
-        Ok(Self::assemble(config, parts, broker))
-    }
-
-    fn assemble(config: Config, parts: Parts, broker: Arc<dyn Broker>) -> Arc<Self> {
-        Arc::new(Self {
+        Ok(Arc::new(Self {
             config,
             node: parts.node,
             metrics: parts.metrics,
             hub: parts.hub,
             connections: parts.connections,
             broker,
+            plugins,
             draining: AtomicBool::new(false),
-        })
+        }))
     }
 
     /// Whether `/readyz` answers 200: not draining and the broker is reachable.

@@ -7,6 +7,7 @@
 //! error replies.
 
 mod api;
+mod auth;
 mod upgrade;
 
 use std::net::SocketAddr;
@@ -35,6 +36,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/publish", post(api::publish))
         .route("/v1/send", post(api::send))
+        .route("/v1/plugins", get(api::plugins))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .fallback(not_found)
         .with_state(gateway)

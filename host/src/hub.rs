@@ -71,16 +71,18 @@ impl Hub {
         }
     }
 
-    /// Adds `subscriber` to `channel` and queues `ack` to it before any push of
+    /// Adds `subscriber` to `channel` and queues `ack`, if any, to it before any push of
     /// that channel. The caller guarantees the connection is not yet subscribed.
     pub fn subscribe(
         &self,
         channel: &ChannelName,
         subscriber: Subscriber,
-        ack: Frame,
+        ack: Option<Frame>,
     ) -> Subscribed {
         let mut shard = self.shard(channel).lock();
-        self.push(&subscriber.outbox, ack);
+        if let Some(ack) = ack {
+            self.push(&subscriber.outbox, ack);
+        }
         match shard.get_mut(channel) {
             Some(subscribers) => {
                 subscribers.push(subscriber);
@@ -175,11 +177,11 @@ mod tests {
         let channel = ChannelName::new("c").expect("valid");
         let (a, b) = (subscriber("a"), subscriber("b"));
         assert_eq!(
-            hub.subscribe(&channel, a.clone(), Frame::from("ack".to_owned())),
+            hub.subscribe(&channel, a.clone(), Some(Frame::from("ack".to_owned()))),
             Subscribed::First
         );
         assert_eq!(
-            hub.subscribe(&channel, b.clone(), Frame::from("ack".to_owned())),
+            hub.subscribe(&channel, b.clone(), Some(Frame::from("ack".to_owned()))),
             Subscribed::Joined
         );
         assert_eq!(hub.deliver(&channel, "1"), 2);

@@ -32,6 +32,7 @@ pub mod http;
 pub mod hub;
 pub mod metrics;
 pub mod outbox;
+pub mod plugin;
 pub mod protocol;
 pub mod server;
 pub mod session;

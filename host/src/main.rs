@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use ferrygate::config::{Config, ProcessEnv};
-use ferrygate::gateway::Gateway;
+use ferrygate::gateway::{Gateway, GatewayError};
+use ferrygate::plugin::LivePlugins;
 use ferrygate::workers::Workers;
 use tracing_subscriber::EnvFilter;
 
@@ -54,14 +55,43 @@ fn main() -> ExitCode {
     }
 }
 
+/// Validates the manifest, then compiles and starts every plugin it names
+/// (exports the right world, imports only what is granted, accepts its config).
 fn check(path: &std::path::Path) -> ExitCode {
-    match Config::load(path, &ProcessEnv) {
-        Ok(_) => {
-            println!("{}: ok", path.display());
+    let config = match Config::load(path, &ProcessEnv) {
+        Ok(loaded) => loaded.config,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let metrics = ferrygate::metrics::PluginMetrics::new();
+    match runtime.block_on(LivePlugins::start(&config, &metrics)) {
+        Ok(plugins) => {
+            let set = plugins.current();
+            let names: Vec<String> = set
+                .plugins()
+                .map(|p| format!("{} ({} {})", p.name(), p.kind().as_str(), p.version()))
+                .collect();
+            if names.is_empty() {
+                println!("{}: ok (no plugins)", path.display());
+            } else {
+                println!("{}: ok; plugins: {}", path.display(), names.join(", "));
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{}: {e}", path.display());
             ExitCode::FAILURE
         }
     }
@@ -117,8 +147,13 @@ fn serve(path: Option<PathBuf>, listen: Option<SocketAddr>) -> ExitCode {
         let gateway = match Gateway::start(config).await {
             Ok(gateway) => gateway,
             Err(e) => {
-                tracing::error!(error = %e, "cannot start the broker");
-                return ExitCode::FAILURE;
+                tracing::error!("{e}");
+                // A plugin that does not load is a manifest problem; a broker
+                // that cannot be reached is not.
+                return match e {
+                    GatewayError::Plugins(_) => ExitCode::from(EXIT_CONFIG),
+                    GatewayError::Broker(_) => ExitCode::FAILURE,
+                };
             }
         };
         let local = listener.local_addr().map_or(address, |a| a);

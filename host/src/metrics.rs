@@ -6,6 +6,9 @@
 //! codes, close reasons), so cardinality never depends on client input.
 
 mod broker;
+mod plugin;
+
+pub use plugin::{Cause, PluginCounters, PluginMetrics};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -47,6 +50,10 @@ pub enum UpgradeRefusal {
     Origin,
     /// Not a valid WebSocket handshake.
     BadHandshake,
+    /// The auth plugin denied the connection.
+    Auth,
+    /// The auth plugin failed (trap, deadline, ...): refused, as auth fails closed.
+    AuthFailed,
 }
 
 impl UpgradeRefusal {
@@ -56,6 +63,8 @@ impl UpgradeRefusal {
             Self::Draining => "draining",
             Self::Origin => "origin",
             Self::BadHandshake => "bad_handshake",
+            Self::Auth => "auth",
+            Self::AuthFailed => "auth_failed",
         }
     }
 }
@@ -88,6 +97,8 @@ pub struct Metrics {
     pub api_unauthorized: Counter,
     /// Messages addressed to a connection or user (`/v1/send`) and delivered.
     pub direct_delivered: Counter,
+    /// Plugin calls, failures and latency.
+    pub plugins: PluginMetrics,
     /// Broker connection, traffic and faults.
     pub broker: BrokerMetrics,
 }
@@ -115,6 +126,7 @@ impl Metrics {
             request_errors: Family::default(),
             api_unauthorized: Counter::default(),
             direct_delivered: Counter::default(),
+            plugins: PluginMetrics::new(),
             broker: BrokerMetrics::default(),
             registry: Registry::with_prefix("ferrygate"),
         };
@@ -184,6 +196,7 @@ impl Metrics {
             "Direct messages delivered to a socket",
             metrics.direct_delivered.clone(),
         );
+        metrics.plugins.register(r);
         metrics
             .broker
             .register(metrics.registry.sub_registry_with_prefix("broker"));

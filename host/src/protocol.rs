@@ -7,10 +7,12 @@
 
 mod channel;
 mod frame;
+mod pattern;
 mod request;
 
 pub use channel::{ChannelError, ChannelName, MAX_CHANNEL_BYTES};
 pub use frame::Frame;
+pub use pattern::{ChannelPattern, PatternError};
 pub use request::{Request, RequestId, Since, parse_request};
 
 use std::fmt;

@@ -14,9 +14,9 @@ mod rate;
 mod reader;
 mod requests;
 mod socket;
+mod subscriptions;
 mod writer;
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -29,9 +29,11 @@ use crate::connections::{ConnId, Slot, UserId};
 use crate::gateway::Gateway;
 use crate::hub::Subscriber;
 use crate::outbox::Outbox;
-use crate::protocol::{ChannelName, Frame};
+use crate::plugin::{Connection, Identity};
+use crate::protocol::Frame;
 
 use rate::TokenBucket;
+use subscriptions::Subscriptions;
 
 /// Everything a session needs from its surroundings.
 #[derive(Debug)]
@@ -40,8 +42,8 @@ pub struct Accepted {
     pub slot: Slot,
     /// The peer's address.
     pub remote: SocketAddr,
-    /// The authenticated user, if any.
-    pub user: Option<UserId>,
+    /// Who the auth plugin says the client is.
+    pub identity: Identity,
 }
 
 /// Runs one session on an upgraded socket until it closes. `leftover` holds
@@ -55,18 +57,17 @@ pub async fn run(
 ) {
     let outbox = Arc::new(Outbox::new(gateway.config.server.max_queued_bytes));
     let close_grace = gateway.config.server.close_grace();
-    let registration = accepted
-        .slot
-        .register(accepted.user.clone(), Arc::clone(&outbox));
+    let user = accepted.identity.user.as_deref().map(UserId::from);
+    let registration = accepted.slot.register(user.clone(), Arc::clone(&outbox));
     let conn = registration.conn().clone();
-    if let Some(user) = &accepted.user {
+    if let Some(user) = &user {
         gateway.broker.user_online(user);
     }
     let span = tracing::info_span!(
         "conn",
         id = %conn,
         remote = %accepted.remote,
-        user = accepted.user.as_deref().unwrap_or("-"),
+        user = accepted.identity.user.as_deref().unwrap_or("-"),
     );
     async move {
         gateway.metrics.connections.inc();
@@ -74,7 +75,7 @@ pub async fn run(
         tracing::debug!("session open");
         outbox.push(Frame::welcome(
             &conn,
-            accepted.user.as_deref(),
+            accepted.identity.user.as_deref(),
             &gateway.node,
         ));
 
@@ -87,7 +88,12 @@ pub async fn run(
             Some(ws_config),
         )
         .await;
-        let mut session = Session::new(Arc::clone(&gateway), conn, Arc::clone(&outbox));
+        let mut session = Session::new(
+            Arc::clone(&gateway),
+            conn,
+            accepted.identity,
+            Arc::clone(&outbox),
+        );
         let reason = {
             let reader = reader::run(&mut ws, &mut session);
             let writer = writer::run(write_half, &outbox, &gateway);
@@ -107,7 +113,7 @@ pub async fn run(
         };
         session.leave_all();
         drop(registration);
-        if let Some(user) = &accepted.user {
+        if let Some(user) = &user {
             gateway.broker.user_offline(user);
         }
         gateway.metrics.connections.dec();
@@ -126,22 +132,29 @@ pub async fn run(
 struct Session {
     gateway: Arc<Gateway>,
     conn: ConnId,
+    /// The connection as plugins see it: its id and identity.
+    connection: Connection,
     outbox: Arc<Outbox>,
-    subscriptions: HashSet<ChannelName>,
+    subscriptions: Subscriptions,
     requests: TokenBucket,
     publishes: TokenBucket,
 }
 
 impl Session {
-    fn new(gateway: Arc<Gateway>, conn: ConnId, outbox: Arc<Outbox>) -> Self {
+    fn new(gateway: Arc<Gateway>, conn: ConnId, identity: Identity, outbox: Arc<Outbox>) -> Self {
         let config = &gateway.config.server;
         let requests = TokenBucket::new(config.request_rate);
         let publishes = TokenBucket::new(config.publish_rate);
+        let connection = Connection {
+            id: conn.to_string(),
+            identity,
+        };
         Self {
             gateway,
             conn,
+            connection,
             outbox,
-            subscriptions: HashSet::new(),
+            subscriptions: Subscriptions::default(),
             requests,
             publishes,
         }
@@ -160,12 +173,15 @@ impl Session {
     }
 
     fn leave_all(&mut self) {
-        let count = self.subscriptions.len();
-        for channel in self.subscriptions.drain() {
-            self.gateway.hub.unsubscribe(&channel, &self.conn);
-            self.gateway.broker.leave(&channel);
+        let joined = self.subscriptions.clear();
+        for channel in &joined {
+            self.gateway.hub.unsubscribe(channel, &self.conn);
+            self.gateway.broker.leave(channel);
         }
-        self.gateway.metrics.subscriptions.dec_by(count as i64);
+        self.gateway
+            .metrics
+            .subscriptions
+            .dec_by(joined.len() as i64);
     }
 }
 

@@ -14,4 +14,8 @@ mod drain;
 mod fanout;
 mod http_api;
 mod limits;
+mod plugin_auth;
+mod plugin_check;
+mod plugin_limits;
+mod plugin_route;
 mod session;

@@ -1,7 +1,10 @@
 //! Test harness: start a gateway in process, connect clients, read metrics.
 
+pub mod plugins;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use ferrygate::config::Config;
@@ -40,13 +43,21 @@ impl TestGateway {
             }
         }
         text.push_str(extra_server);
+        if extra_server.contains("[plugins.") && !extra_server.contains("[wasm]") {
+            // One compile cache for every test process, inside the target dir.
+            let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache");
+            text.push_str(&format!(
+                "\n[wasm]\ncache_dir = {:?}\n",
+                cache.display().to_string()
+            ));
+        }
         let config =
             Config::parse(&text, &HashMap::<String, String>::new()).expect("test config is valid");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind port 0");
         let addr = listener.local_addr().expect("local addr");
-        let gateway = Gateway::new(config);
+        let gateway = Gateway::start(config).await.expect("gateway starts");
         let (tx, rx) = oneshot::channel();
         let workers = ferrygate::workers::Workers::current();
         let task = tokio::spawn(ferrygate::server::run(listener, gateway, workers, async {
@@ -210,6 +221,8 @@ fn decode_chunked(body: &str) -> String {
 pub struct Client {
     pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     pub conn: String,
+    /// The `welcome` frame.
+    pub welcome: Value,
     next_id: u64,
     /// Pushes that arrived while a reply was awaited, handed out by `recv` first.
     pending: std::collections::VecDeque<Value>,
@@ -217,18 +230,27 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(url: &str) -> Self {
-        let (ws, _) = tokio_tungstenite::connect_async(url)
+        Self::connect_request(url).await
+    }
+
+    /// Connects with a request built by the caller (extra headers, subprotocols).
+    pub async fn connect_request(
+        request: impl tokio_tungstenite::tungstenite::client::IntoClientRequest + Unpin,
+    ) -> Self {
+        let (ws, _) = tokio_tungstenite::connect_async(request)
             .await
             .expect("websocket connect");
         let mut client = Self {
             ws,
             conn: String::new(),
+            welcome: Value::Null,
             next_id: 1,
             pending: std::collections::VecDeque::new(),
         };
         let welcome = client.recv().await;
         assert_eq!(welcome["op"], "welcome", "{welcome}");
         client.conn = welcome["conn"].as_str().expect("conn id").to_owned();
+        client.welcome = welcome;
         client
     }
 

@@ -2,11 +2,13 @@
 //! cargo (and installs what else a task needs), so the README and CI call it.
 //!
 //! Tasks:
-//! - `run [ARGS...]`: build in release mode and start the gateway on the
-//!   quickstart manifest (`examples/quickstart/ferrygate.toml`).
-//! - `test`: formatting, clippy and rustdoc with warnings as errors, every test
-//!   (installing `nats-server` and `redis-server`, which the cluster tests
-//!   run, when they are missing; failing when they cannot be installed).
+//! - `run [ARGS...]`: build the plugins, build in release mode and start the
+//!   gateway on the quickstart manifest (`examples/quickstart/ferrygate.toml`).
+//! - `test`: formatting, clippy and rustdoc with warnings as errors, the
+//!   plugins' checks, then the plugins' build and every test (installing
+//!   `nats-server` and `redis-server`, which the cluster tests run, when they
+//!   are missing; failing when they cannot be installed).
+//! - `build-plugins`: build `plugins/` for `wasm32-wasip2` into `plugins/dist/`.
 //! - `bench-fanout [ARGS...]`: build release binaries and run `bench/fanout.sh`.
 //! - `bench-cluster [ARGS...]`: build release binaries and run `bench/cluster.sh`
 //!   (fan-out across two instances on NATS and on Redis).
@@ -16,18 +18,21 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 
+mod plugins;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("run") => run(&args[1..]),
         Some("test") => test(),
+        Some("build-plugins") => plugins::build(),
         Some("bench-fanout") => bench_script("bench/fanout.sh", &args[1..]),
         Some("bench-cluster") => {
             ensure_broker_servers().and_then(|()| bench_script("bench/cluster.sh", &args[1..]))
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <run [ARGS...] | test | bench-fanout [ARGS...] | bench-cluster [ARGS...]>"
+                "usage: cargo xtask <run [ARGS...] | test | build-plugins | bench-fanout [ARGS...] | bench-cluster [ARGS...]>"
             );
             return ExitCode::from(2);
         }
@@ -73,6 +78,7 @@ fn succeeds(mut command: Command) -> bool {
 }
 
 fn run(extra: &[String]) -> Result<()> {
+    plugins::build()?;
     let mut command = cargo();
     command.args([
         "run",
@@ -108,6 +114,8 @@ fn test() -> Result<()> {
     doc.args(["doc", "--workspace", "--no-deps"])
         .env("RUSTDOCFLAGS", "-D warnings");
     status(doc)?;
+    plugins::check()?;
+    plugins::build()?;
     let mut nextest = cargo();
     nextest.args(["nextest", "--version"]);
     if succeeds(nextest) {

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -33,6 +34,28 @@ pub(super) struct SendBody {
     #[serde(default)]
     conn: Option<String>,
     data: Box<RawValue>,
+}
+
+/// An authorized `/v1/` call without a body.
+pub(super) struct Authorized;
+
+impl FromRequestParts<Arc<Gateway>> for Authorized {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        gateway: &Arc<Gateway>,
+    ) -> Result<Self, Response> {
+        authorize(gateway, &parts.headers).map_err(IntoResponse::into_response)?;
+        Ok(Self)
+    }
+}
+
+/// `GET /v1/plugins`: every plugin in use, with its version and counters.
+pub(super) async fn plugins(State(gateway): State<Arc<Gateway>>, _: Authorized) -> Response {
+    let set = gateway.plugins.current();
+    let plugins: Vec<serde_json::Value> = set.plugins().map(|p| p.report()).collect();
+    axum::Json(json!({ "plugins": plugins })).into_response()
 }
 
 /// An authorized `/v1/` call with its JSON body: the key is checked before the
@@ -65,7 +88,32 @@ pub(super) async fn publish(
             );
         }
     };
-    match gateway.broker.publish(&channel, body.data.get()).await {
+    // Backends are trusted (they hold the API key), so no route plugin runs;
+    // the route's inbound transforms still do, as for any publish.
+    let plugins = gateway.plugins.current();
+    let payload = match plugins.route_for(&channel) {
+        None => body.data.get().to_owned(),
+        Some(route) => {
+            let max_bytes = gateway.config.server.max_frame_bytes;
+            match route
+                .transform_inbound(&channel, None, body.data.get(), max_bytes)
+                .await
+            {
+                Ok(Some(payload)) => payload,
+                Ok(None) => {
+                    return axum::Json(json!({"ok": true, "dropped": true})).into_response();
+                }
+                Err(failure) => {
+                    return error(
+                        StatusCode::BAD_GATEWAY,
+                        "plugin_error",
+                        format!("plugin `{}`: {}", failure.plugin, failure.cause_text()),
+                    );
+                }
+            }
+        }
+    };
+    match gateway.broker.publish(&channel, &payload).await {
         Ok(()) => {
             gateway.metrics.published("http");
             axum::Json(json!({"ok": true})).into_response()

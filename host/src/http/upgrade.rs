@@ -68,6 +68,11 @@ pub(super) async fn websocket(
             "no peer address",
         );
     };
+    let identity =
+        match super::auth::authenticate(&gateway, request.uri(), request.headers(), remote).await {
+            Ok(identity) => identity,
+            Err(refusal) => return refusal,
+        };
     let subprotocol = offers_subprotocol(request.headers());
     let on_upgrade = hyper::upgrade::on(&mut request);
     let ws_config = WebSocketConfig::default()
@@ -81,7 +86,7 @@ pub(super) async fn websocket(
                     let accepted = Accepted {
                         slot,
                         remote,
-                        user: None,
+                        identity,
                     };
                     let socket = parts.io.into_inner();
                     // Copy the few bytes read past the handshake: the buffer

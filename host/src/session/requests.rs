@@ -1,4 +1,9 @@
 //! What each client request does: subscribe, unsubscribe, publish, rpc, ping.
+//!
+//! Subscribes and publishes on a channel bound by `[[routes]]` first ask the
+//! route plugin (allow, deny, rewrite, fan-out, rpc, drop); publishes then run
+//! the route's inbound transforms once, before the message reaches the broker,
+//! so fan-out costs the same with or without them.
 
 use std::sync::Arc;
 
@@ -8,6 +13,8 @@ use tokio::time::Instant;
 use super::Session;
 use crate::broker::RpcError;
 use crate::hub::Unsubscribed;
+use crate::plugin::CallError;
+use crate::plugin::hooks::{Action, Routed};
 use crate::protocol::{ChannelName, ErrorCode, Frame, ProtocolError, Request, RequestId, Since};
 
 impl Session {
@@ -16,79 +23,138 @@ impl Session {
             Request::Subscribe { channel, since } => self.subscribe(id, channel, since).await,
             Request::Unsubscribe { channel } => self.unsubscribe(id, &channel),
             Request::Publish { channel, data } => self.publish(id, &channel, data).await,
-            Request::Rpc { method, data } => self.rpc(id, method, data),
+            Request::Rpc { method, data } => {
+                self.rpc(id, method, data.map_or("null", RawValue::get).to_owned());
+            }
             Request::Ping => self.reply(Frame::ok(&id)),
         }
     }
 
     async fn subscribe(&mut self, id: RequestId, channel: ChannelName, since: Option<Since>) {
-        // No channel keeps history yet, so a recovery request is answered
-        // honestly: nothing was recovered, the client must re-sync itself.
-        let ack = match since {
-            Some(_) => Frame::ok_with(&id, r#"{"recovered":false}"#),
-            None => Frame::ok(&id),
-        };
         if self.subscriptions.contains(&channel) {
-            self.reply(ack);
+            self.reply(subscribe_ack(&id, since.is_some(), None));
             return;
         }
+        let plugins = self.gateway.plugins.current();
+        let decided = match plugins.route_for(&channel) {
+            Some(route) => {
+                route
+                    .decide(Action::Subscribe, &channel, &self.connection, None)
+                    .await
+            }
+            None => Ok(Routed::Allow),
+        };
+        let targets = match decided {
+            Ok(Routed::Allow) => vec![channel.clone()],
+            Ok(Routed::Channels(targets)) => targets,
+            Ok(Routed::Deny(reason)) => {
+                return self.refuse(Some(&id), ProtocolError::new(ErrorCode::Forbidden, reason));
+            }
+            Ok(Routed::Rpc(_) | Routed::Drop) => {
+                unreachable_decision(&id);
+                return;
+            }
+            Err(error) => return self.refuse(Some(&id), plugin_error(&error)),
+        };
         let limit = self.gateway.config.server.max_subscriptions_per_connection;
-        if self.subscriptions.len() >= limit {
+        if self.subscriptions.joined_len() + self.subscriptions.count_new(&targets) > limit {
             let error = ProtocolError::new(
                 ErrorCode::Forbidden,
                 format!("subscription limit reached ({limit} channels per connection)"),
             );
-            self.refuse(Some(&id), error);
-            return;
+            return self.refuse(Some(&id), error);
         }
-        // Recorded before the wait, so that a session cut during it still
-        // releases its broker interest in `leave_all`.
-        self.subscriptions.insert(channel.clone());
-        self.gateway.metrics.subscriptions.inc();
-        // The ack waits for the broker subscription: a message published
+        let routed = (targets.as_slice() != [channel.clone()]).then(|| targets.clone());
+        let mut ack = Some(subscribe_ack(&id, since.is_some(), routed.as_deref()));
+        // Recorded before the broker wait, so that a session cut during it
+        // still releases its broker interest in `leave_all`.
+        let joining = self.subscriptions.add(channel, targets);
+        self.gateway
+            .metrics
+            .subscriptions
+            .inc_by(joining.len() as i64);
+        // The ack waits for the broker subscriptions: a message published
         // after the client read `ok` reaches it, from whichever instance.
-        self.gateway.broker.join(&channel).await;
-        self.gateway.hub.subscribe(&channel, self.subscriber(), ack);
+        // `join_all` registers every interest on its first poll.
+        let broker = &self.gateway.broker;
+        futures_util::future::join_all(joining.iter().map(|target| broker.join(target))).await;
+        for target in joining {
+            // The ack rides with the first join, so no push of that channel
+            // can overtake it.
+            self.gateway
+                .hub
+                .subscribe(&target, self.subscriber(), ack.take());
+        }
+        if let Some(ack) = ack {
+            self.reply(ack);
+        }
     }
 
     fn unsubscribe(&mut self, id: RequestId, channel: &ChannelName) {
-        if !self.subscriptions.remove(channel) {
+        let Some(left) = self.subscriptions.remove(channel) else {
             let error =
                 ProtocolError::new(ErrorCode::NotFound, format!("not subscribed to {channel}"));
-            self.refuse(Some(&id), error);
-            return;
+            return self.refuse(Some(&id), error);
+        };
+        for target in left {
+            let result = self.gateway.hub.unsubscribe(&target, &self.conn);
+            debug_assert_ne!(result, Unsubscribed::NotSubscribed, "session and hub agree");
+            self.gateway.broker.leave(&target);
+            self.gateway.metrics.subscriptions.dec();
         }
-        let left = self.gateway.hub.unsubscribe(channel, &self.conn);
-        debug_assert_ne!(left, Unsubscribed::NotSubscribed, "session and hub agree");
-        self.gateway.broker.leave(channel);
-        self.gateway.metrics.subscriptions.dec();
         self.reply(Frame::ok(&id));
     }
 
     async fn publish(&mut self, id: RequestId, channel: &ChannelName, data: &RawValue) {
         if !self.publishes.try_take(Instant::now()) {
             let error = ProtocolError::new(ErrorCode::RateLimited, "publish rate exceeded");
-            self.refuse(Some(&id), error);
-            return;
+            return self.refuse(Some(&id), error);
         }
-        match self.gateway.broker.publish(channel, data.get()).await {
-            Ok(()) => {
-                self.gateway.metrics.published("ws");
-                self.reply(Frame::ok(&id));
+        let plugins = self.gateway.plugins.current();
+        let Some(route) = plugins.route_for(channel) else {
+            return self
+                .deliver(&id, std::slice::from_ref(channel), data.get())
+                .await;
+        };
+        let decided = route
+            .decide(Action::Publish, channel, &self.connection, Some(data.get()))
+            .await;
+        let targets = match decided {
+            Ok(Routed::Allow) => vec![channel.clone()],
+            Ok(Routed::Channels(targets)) => targets,
+            Ok(Routed::Deny(reason)) => {
+                return self.refuse(Some(&id), ProtocolError::new(ErrorCode::Forbidden, reason));
             }
-            Err(error) => {
-                self.refuse(
-                    Some(&id),
-                    ProtocolError::new(ErrorCode::Unavailable, error.to_string()),
-                );
-            }
+            Ok(Routed::Rpc(method)) => return self.rpc(id, method, data.get().to_owned()),
+            Ok(Routed::Drop) => return self.reply(Frame::ok(&id)),
+            Err(error) => return self.refuse(Some(&id), plugin_error(&error)),
+        };
+        let max_bytes = self.gateway.config.server.max_frame_bytes;
+        let transformed = route
+            .transform_inbound(channel, Some(&self.connection), data.get(), max_bytes)
+            .await;
+        match transformed {
+            Ok(Some(payload)) => self.deliver(&id, &targets, &payload).await,
+            Ok(None) => self.reply(Frame::ok(&id)),
+            Err(error) => self.refuse(Some(&id), plugin_error(&error)),
         }
+    }
+
+    /// Hands `payload` to the broker for each of `channels`, then acknowledges.
+    async fn deliver(&mut self, id: &RequestId, channels: &[ChannelName], payload: &str) {
+        for channel in channels {
+            if let Err(error) = self.gateway.broker.publish(channel, payload).await {
+                let error = ProtocolError::new(ErrorCode::Unavailable, error.to_string());
+                return self.refuse(Some(id), error);
+            }
+            self.gateway.metrics.published("ws");
+        }
+        self.reply(Frame::ok(id));
     }
 
     /// Runs the request on its own task, so that a slow backend never stops
     /// this connection from reading.
-    fn rpc(&mut self, id: RequestId, method: ChannelName, data: Option<&RawValue>) {
-        let data = data.map_or("null", RawValue::get).to_owned();
+    fn rpc(&mut self, id: RequestId, method: ChannelName, data: String) {
         let gateway = Arc::clone(&self.gateway);
         let outbox = Arc::clone(&self.outbox);
         let timeout = gateway.config.broker.rpc_timeout();
@@ -107,4 +173,36 @@ impl Session {
             gateway.hub.push(&outbox, frame);
         });
     }
+}
+
+/// The `ok` for a subscribe: says when recovery was asked for but nothing was
+/// recovered (no channel keeps history yet), and which channels the route
+/// plugin chose when they differ from the one asked for.
+fn subscribe_ack(id: &RequestId, asked_recovery: bool, routed: Option<&[ChannelName]>) -> Frame {
+    let mut result = serde_json::Map::new();
+    if asked_recovery {
+        result.insert("recovered".into(), false.into());
+    }
+    if let Some(channels) = routed {
+        let names = channels.iter().map(|c| c.as_str().into()).collect();
+        result.insert("channels".into(), serde_json::Value::Array(names));
+    }
+    if result.is_empty() {
+        Frame::ok(id)
+    } else {
+        Frame::ok_with(id, &serde_json::Value::Object(result).to_string())
+    }
+}
+
+fn plugin_error(error: &CallError) -> ProtocolError {
+    ProtocolError::new(
+        ErrorCode::PluginError,
+        format!("plugin `{}`: {}", error.plugin, error.cause_text()),
+    )
+}
+
+/// The route hook refuses `rpc` and `drop` for subscribes, so this is never
+/// reached; logged rather than asserted so a bug cannot take a worker down.
+fn unreachable_decision(id: &RequestId) {
+    tracing::error!(?id, "route plugin answered a subscribe with rpc or drop");
 }

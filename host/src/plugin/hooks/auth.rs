@@ -1,0 +1,77 @@
+//! `auth`: one call per connection attempt, before the upgrade.
+
+use super::wrong_kind;
+use crate::metrics::Cause;
+use crate::plugin::bindings::Identity;
+use crate::plugin::bindings::auth::exports::ferrygate::plugin::authenticate::Verdict;
+use crate::plugin::instance::{CallError, Exports, Plugin};
+
+pub use crate::plugin::bindings::auth::exports::ferrygate::plugin::authenticate::ConnectRequest;
+
+/// Longest user id an auth plugin may return.
+const MAX_USER_BYTES: usize = 256;
+/// Largest claims object an auth plugin may return; it is kept per connection.
+const MAX_CLAIMS_BYTES: usize = 16 * 1024;
+
+/// The checked verdict.
+#[derive(Debug, Clone)]
+pub enum AuthOutcome {
+    /// Admit the connection as this identity.
+    Allow(Identity),
+    /// Refuse with HTTP `status` (401 or 403) and a reason for the client.
+    Deny {
+        /// 401 or 403.
+        status: u16,
+        /// Sent to the client.
+        reason: String,
+    },
+}
+
+impl Plugin {
+    /// Asks the auth plugin about one connection attempt.
+    pub async fn authenticate(&self, request: &ConnectRequest) -> Result<AuthOutcome, CallError> {
+        let verdict = self
+            .call(async |store, exports| match exports {
+                Exports::Auth(auth) => {
+                    auth.ferrygate_plugin_authenticate()
+                        .call_authenticate(store, request)
+                        .await
+                }
+                _ => Err(wrong_kind(self, "auth")),
+            })
+            .await?;
+        match verdict {
+            Verdict::Allow(identity) => match check_identity(&identity) {
+                Ok(()) => Ok(AuthOutcome::Allow(identity)),
+                Err(problem) => {
+                    let error = self.error(Cause::bad_output, problem);
+                    self.record(&error);
+                    Err(error)
+                }
+            },
+            Verdict::Deny(denial) => Ok(AuthOutcome::Deny {
+                status: if denial.status == 401 { 401 } else { 403 },
+                reason: denial.reason,
+            }),
+        }
+    }
+}
+
+fn check_identity(identity: &Identity) -> Result<(), String> {
+    if let Some(user) = &identity.user {
+        if user.is_empty() || user.len() > MAX_USER_BYTES {
+            return Err(format!("user id must be 1-{MAX_USER_BYTES} bytes"));
+        }
+        if user.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err("user id contains whitespace or control characters".to_owned());
+        }
+    }
+    if identity.claims.len() > MAX_CLAIMS_BYTES {
+        return Err(format!("claims exceed {MAX_CLAIMS_BYTES} bytes"));
+    }
+    match serde_json::from_str::<serde_json::Value>(&identity.claims) {
+        Ok(serde_json::Value::Object(_)) => Ok(()),
+        Ok(_) => Err("claims must be a JSON object".to_owned()),
+        Err(error) => Err(format!("claims are not JSON: {error}")),
+    }
+}

@@ -1,0 +1,147 @@
+//! The one wasmtime `Engine` of the process, with its linker, epoch ticker and
+//! artifact cache: everything plugins share.
+//!
+//! Owns how components are compiled and what they may import; it never calls
+//! a plugin (that is `instance`) and never decides what a call means (hooks).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::bindings;
+use super::cache::{self, ArtifactCache, ContentHash};
+use super::store::State;
+use crate::config::WasmConfig;
+
+/// How often the epoch advances: the granularity of the per-call time limit
+/// and of the yields that keep a long call from blocking a worker thread.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// See the module docs.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<State>,
+    cache: Option<ArtifactCache>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a component could not be compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// A core module where a component is needed.
+    #[error(
+        "is a core WebAssembly module, not a component: build it for `wasm32-wasip2`, or wrap it with `wasm-tools component new`"
+    )]
+    CoreModule,
+    /// Not WebAssembly, truncated, or rejected by the compiler.
+    #[error("is not a valid WebAssembly component: {0:#}")]
+    Invalid(wasmtime::Error),
+}
+
+impl Runtime {
+    /// Builds the engine for `config` and starts its epoch ticker.
+    pub fn new(config: &WasmConfig) -> anyhow::Result<Arc<Self>> {
+        let mut pool = PoolingAllocationConfig::new();
+        let instances = config.max_instances;
+        pool.total_component_instances(instances)
+            .total_core_instances(instances.saturating_mul(4))
+            .total_memories(instances)
+            .total_tables(instances.saturating_mul(4))
+            .total_stacks(instances)
+            .max_memory_size(usize::try_from(config.max_memory_mib)? << 20)
+            // Keep a few idle slots warm so new instances reuse their pages.
+            .max_unused_warm_slots(instances.min(64));
+        let mut wasm = Config::new();
+        wasm.epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&wasm).map_err(anyhow::Error::from)?;
+        spawn_epoch_ticker(&engine)?;
+
+        let mut linker = Linker::new(&engine);
+        // Full WASI is linked, but an instance only reaches what its import
+        // check allowed, and its context is empty: no env, args, files or
+        // network, stdin empty, stdout/stderr discarded.
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+        bindings::auth::Auth::add_to_linker::<State, HasSelf<State>>(&mut linker, |state| state)
+            .map_err(anyhow::Error::from)?;
+
+        let cache = if config.cache {
+            open_cache(config.cache_dir.clone(), &engine)
+        } else {
+            None
+        };
+        Ok(Arc::new(Self {
+            engine,
+            linker,
+            cache,
+        }))
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The linker every plugin is instantiated through.
+    pub fn linker(&self) -> &Linker<State> {
+        &self.linker
+    }
+
+    /// Compiles `bytes`, or loads its cached artifact. CPU-heavy on a miss:
+    /// call it from a blocking thread.
+    pub fn compile(&self, bytes: &[u8], hash: &ContentHash) -> Result<Component, CompileError> {
+        if let Some(component) = self.cache.as_ref().and_then(|c| c.load(&self.engine, hash)) {
+            return Ok(component);
+        }
+        if bytes.get(..8) == Some(b"\0asm\x01\0\0\0") {
+            return Err(CompileError::CoreModule);
+        }
+        let component =
+            Component::from_binary(&self.engine, bytes).map_err(CompileError::Invalid)?;
+        if let Some(cache) = &self.cache {
+            cache.store(hash, &component);
+        }
+        Ok(component)
+    }
+}
+
+fn open_cache(dir: Option<PathBuf>, engine: &Engine) -> Option<ArtifactCache> {
+    let Some(dir) = dir.or_else(cache::default_dir) else {
+        tracing::warn!(
+            "no cache directory (set [wasm] cache_dir or HOME): plugins compile at every start"
+        );
+        return None;
+    };
+    match ArtifactCache::open(&dir, engine) {
+        Ok(cache) => Some(cache),
+        Err(error) => {
+            tracing::warn!(dir = %dir.display(), %error, "cannot open the plugin cache: plugins compile at every start");
+            None
+        }
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is gone.
+fn spawn_epoch_ticker(engine: &Engine) -> std::io::Result<()> {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("wasm-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })?;
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! `ferrygate check` compiles every plugin and names each problem: a
+//! component of the wrong world, a plain core module, an ungranted import, a
+//! typo in a plugin table.
+
+use std::process::Command;
+
+use crate::drain::TempDir;
+use crate::support::plugins::{plugin, section};
+
+/// Runs `ferrygate check` on `manifest`; returns exit code and stdout+stderr.
+fn check(tag: &str, manifest: &str) -> (i32, String) {
+    let dir = TempDir::new(tag);
+    // The compile cache all test processes share (see support::TestGateway).
+    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache");
+    let text = format!(
+        "{manifest}\n[wasm]\ncache_dir = {:?}\n",
+        cache.display().to_string()
+    );
+    let path = dir.write("ferrygate.toml", &text);
+    let output = Command::new(env!("CARGO_BIN_EXE_ferrygate"))
+        .args(["check", "--config", path.to_str().expect("utf-8 path")])
+        .output()
+        .expect("run ferrygate check");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn check_accepts_the_shipped_plugins() {
+    let manifest = format!(
+        "{}{}[[routes]]\nchannels = \"chat.*\"\ninbound = [\"redact\"]\n",
+        section(
+            "redact",
+            "transform",
+            "json_redact",
+            "config = { remove = [\"/card\"] }"
+        ),
+        section("stamp", "transform", "stamp_v1", ""),
+    );
+    let (code, output) = check("check-good-plugins", &manifest);
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("redact (transform"), "{output}");
+}
+
+#[test]
+fn check_rejects_a_component_of_the_wrong_world() {
+    // json-redact is a transform; declaring it as a route plugin must fail.
+    let (code, output) = check("check-world", &section("acl", "route", "json_redact", ""));
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("plugin `acl`"), "{output}");
+    assert!(
+        output.contains("does not implement the `route` world"),
+        "{output}"
+    );
+}
+
+#[test]
+fn check_rejects_a_plain_core_module() {
+    let dir = TempDir::new("core-module");
+    // The smallest valid core module: magic and version 1, no sections.
+    let module = dir.0.join("core.wasm");
+    std::fs::write(&module, b"\0asm\x01\0\0\0").expect("write module");
+    let manifest = format!(
+        "[plugins.core]\nkind = \"transform\"\npath = {:?}\n",
+        module.display().to_string()
+    );
+    let (code, output) = check("check-core", &manifest);
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("plugin `core`"), "{output}");
+    assert!(
+        output.contains("core WebAssembly module, not a component"),
+        "{output}"
+    );
+}
+
+#[test]
+fn check_rejects_an_ungranted_import_and_accepts_it_once_granted() {
+    let (code, output) = check(
+        "check-ungranted",
+        &section("sneaky", "transform", "ungranted", ""),
+    );
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("plugin `sneaky`"), "{output}");
+    assert!(output.contains("which is not granted"), "{output}");
+    let granted = section(
+        "sneaky",
+        "transform",
+        "ungranted",
+        "grants = [\"clocks\", \"random\"]",
+    );
+    let (code, output) = check("check-granted", &granted);
+    assert_eq!(code, 0, "{output}");
+}
+
+#[test]
+fn check_names_the_key_of_a_typo_in_a_plugin_table() {
+    let path = plugin("json_redact");
+    let manifest = format!(
+        "[plugins.redact]\nkind = \"transform\"\npath = {:?}\non_eror = \"allow\"\n",
+        path.display().to_string()
+    );
+    let (code, output) = check("check-plugin-typo", &manifest);
+    assert_eq!(code, 1, "{output}");
+    assert!(
+        output.contains("on_eror") && output.contains(":4:"),
+        "{output}"
+    );
+}
+
+#[test]
+fn check_rejects_a_route_naming_a_plugin_of_the_wrong_kind() {
+    let manifest = format!(
+        "{}[[routes]]\nchannels = \"chat.*\"\nroute = \"redact\"\n",
+        section("redact", "transform", "json_redact", "")
+    );
+    let (code, output) = check("check-route-kind", &manifest);
+    assert_eq!(code, 1, "{output}");
+    assert!(
+        output.contains("`route` names `redact`, a plugin of kind `transform`"),
+        "{output}"
+    );
+}
