@@ -10,6 +10,7 @@ mod cluster_auth;
 mod cluster_nats;
 mod cluster_redis;
 mod cluster_start;
+mod cluster_users;
 mod drain;
 mod fanout;
 mod http_api;
