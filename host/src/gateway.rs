@@ -72,9 +72,9 @@ impl Gateway {
         let metrics = Arc::clone(&parts.metrics);
         let broker: Arc<dyn Broker> = match config.broker.kind {
             BrokerKind::Memory => parts.memory_broker(),
-            BrokerKind::Nats => {
-                Arc::new(NatsBroker::start(&config.broker, node, inbound, metrics).await?)
-            }
+            BrokerKind::Nats => Arc::new(
+                NatsBroker::start(&config.broker, &config.base_dir, node, inbound, metrics).await?,
+            ),
             BrokerKind::Redis => Arc::new(
                 crate::broker::RedisBroker::start(&config.broker, node, inbound, metrics).await?,
             ),

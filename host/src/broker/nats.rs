@@ -12,6 +12,7 @@
 mod connect;
 mod subscriptions;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,12 +50,13 @@ impl NatsBroker {
     /// first connection; fails then only when `on_unreachable = "fail"`.
     pub async fn start(
         config: &BrokerConfig,
+        base_dir: &Path,
         node: Arc<str>,
         inbound: Inbound,
         metrics: Arc<Metrics>,
     ) -> Result<Self, BrokerError> {
         let servers = connect::servers(config)?;
-        let options = connect::options(config, &node, Arc::clone(&metrics)).await?;
+        let options = connect::options(config, base_dir, &node, Arc::clone(&metrics)).await?;
         let client = options
             .connect(servers.clone())
             .await

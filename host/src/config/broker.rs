@@ -34,11 +34,11 @@ pub struct BrokerConfig {
     pub password: Option<Secret>,
     /// NATS token authentication.
     pub token: Option<Secret>,
-    /// NATS credentials file (JWT + NKey seed), relative to the working directory.
+    /// NATS credentials file (JWT + NKey seed), relative to the manifest's folder.
     pub credentials_file: Option<PathBuf>,
     /// Require TLS even when the URL scheme does not say so (NATS).
     pub tls: bool,
-    /// PEM file of extra root certificates to trust (NATS).
+    /// PEM file of extra root certificates to trust (NATS), relative to the manifest's folder.
     pub tls_ca_file: Option<PathBuf>,
     /// PEM client certificate for mutual TLS (NATS); needs `tls_key_file`.
     pub tls_cert_file: Option<PathBuf>,

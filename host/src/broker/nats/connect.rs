@@ -3,6 +3,7 @@
 //!
 //! Only option building and the event callback live here; no message handling.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -28,14 +29,16 @@ pub fn servers(config: &BrokerConfig) -> Result<Vec<ServerAddr>, BrokerError> {
         .collect()
 }
 
-/// Connect options for `config`, naming the connection after `node`.
+/// Connect options for `config`, naming the connection after `node`; file
+/// paths are relative to `base_dir`, the manifest's folder.
 pub async fn options(
     config: &BrokerConfig,
+    base_dir: &Path,
     node: &str,
     metrics: Arc<Metrics>,
 ) -> Result<ConnectOptions, BrokerError> {
     let mut options = match &config.credentials_file {
-        Some(path) => ConnectOptions::with_credentials_file(path)
+        Some(path) => ConnectOptions::with_credentials_file(base_dir.join(path))
             .await
             .map_err(|e| {
                 BrokerError::Unavailable(format!(
@@ -55,10 +58,10 @@ pub async fn options(
         options = options.require_tls(true);
     }
     if let Some(ca) = &config.tls_ca_file {
-        options = options.add_root_certificates(ca.clone());
+        options = options.add_root_certificates(base_dir.join(ca));
     }
     if let (Some(cert), Some(key)) = (&config.tls_cert_file, &config.tls_key_file) {
-        options = options.add_client_certificate(cert.clone(), key.clone());
+        options = options.add_client_certificate(base_dir.join(cert), base_dir.join(key));
     }
     let first = Arc::new(AtomicBool::new(true));
     Ok(options
