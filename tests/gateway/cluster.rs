@@ -4,6 +4,7 @@
 //! is killed when its handle drops.
 
 pub mod backend;
+pub mod faults;
 pub mod redis_cluster;
 pub mod scenarios;
 

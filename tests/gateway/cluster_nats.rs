@@ -2,7 +2,7 @@
 //! interest, direct messages, rpc, malformed input and a broker outage.
 
 use crate::cluster::Kind::Nats;
-use crate::cluster::scenarios;
+use crate::cluster::{faults, scenarios};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fan_out_reaches_every_instance_exactly_once_in_order() {
@@ -26,10 +26,10 @@ async fn rpc_reaches_a_backend_responder() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_broker_messages_are_counted_and_dropped() {
-    scenarios::malformed_broker_messages_are_counted_and_dropped(Nats).await;
+    faults::malformed_broker_messages_are_counted_and_dropped(Nats).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_outage_keeps_local_delivery_and_recovers() {
-    scenarios::broker_outage_keeps_local_delivery_and_recovers(Nats).await;
+    faults::broker_outage_keeps_local_delivery_and_recovers(Nats).await;
 }

@@ -2,7 +2,7 @@
 //! interest, direct messages, rpc, malformed input and a broker outage.
 
 use crate::cluster::Kind::Redis;
-use crate::cluster::scenarios;
+use crate::cluster::{faults, scenarios};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fan_out_reaches_every_instance_exactly_once_in_order() {
@@ -26,12 +26,12 @@ async fn rpc_reaches_a_backend_responder() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_broker_messages_are_counted_and_dropped() {
-    scenarios::malformed_broker_messages_are_counted_and_dropped(Redis).await;
+    faults::malformed_broker_messages_are_counted_and_dropped(Redis).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_outage_keeps_local_delivery_and_recovers() {
-    scenarios::broker_outage_keeps_local_delivery_and_recovers(Redis).await;
+    faults::broker_outage_keeps_local_delivery_and_recovers(Redis).await;
 }
 
 /// A real three-node Redis Cluster: channels travel by sharded pub/sub
