@@ -5,18 +5,29 @@
 //! instance's [`Hub`](crate::hub::Hub) from it. The publishing instance does not
 //! deliver to its own clients on the side, so there is one path, one order per
 //! channel, and no double delivery. Implementations: [`memory`] (one instance,
-//! in process) today; NATS and Redis behind the same trait.
+//! in process), [`nats`] and [`redis`]; the shared parts of the last two are
+//! [`interest`] (which subscriptions an instance wants), [`envelope`] (what
+//! travels) and [`inbound`] (delivery of what arrives).
 
+pub mod envelope;
+pub mod inbound;
+pub mod interest;
 pub mod memory;
+pub mod nats;
+pub mod redis;
+mod startup;
 
 use std::fmt;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
 use crate::protocol::ChannelName;
 
 pub use memory::MemoryBroker;
+pub use nats::NatsBroker;
+pub use redis::RedisBroker;
 
 /// Who a direct message is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +44,9 @@ pub enum BrokerError {
     /// The broker connection is down; nothing was sent.
     #[error("broker unavailable: {0}")]
     Unavailable(String),
+    /// An answer came back that no client may be sent (not JSON, oversize).
+    #[error("the service answered with a malformed reply ({0})")]
+    BadReply(&'static str),
 }
 
 /// Why an rpc got no answer.
@@ -77,4 +91,27 @@ pub trait Broker: Send + Sync + fmt::Debug {
 
     /// Whether messages can currently cross instances (`/readyz` reports it).
     fn is_connected(&self) -> bool;
+
+    /// One more local subscriber of `channel`. Resolves once messages of the
+    /// channel published from now on will reach this instance, or, while the
+    /// broker is away, at once (the subscription follows on reconnect).
+    fn join<'a>(&'a self, channel: &'a ChannelName) -> BoxFuture<'a, ()> {
+        let _ = channel;
+        futures_util::future::ready(()).boxed()
+    }
+
+    /// One local subscriber of `channel` fewer.
+    fn leave(&self, channel: &ChannelName) {
+        let _ = channel;
+    }
+
+    /// One more local connection of `user`.
+    fn user_online(&self, user: &str) {
+        let _ = user;
+    }
+
+    /// One local connection of `user` fewer.
+    fn user_offline(&self, user: &str) {
+        let _ = user;
+    }
 }

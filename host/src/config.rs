@@ -6,6 +6,7 @@
 //! a silent fallback. Nothing here opens sockets or touches runtime state: the
 //! result is a plain [`Config`] value the rest of the gateway reads.
 
+mod broker;
 mod env;
 mod error;
 mod plugins;
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use broker::{BrokerConfig, BrokerKind, OnUnreachable};
 pub use env::{Environment, ProcessEnv};
 pub use error::{ConfigError, Location};
 pub use plugins::{
@@ -45,33 +47,6 @@ pub struct Config {
     /// current directory) for a manifest that was not read from a file.
     #[serde(skip)]
     pub base_dir: PathBuf,
-}
-
-/// `[broker]`: the message bus between gateway instances.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BrokerConfig {
-    /// Which implementation: only `memory` (one instance, in process) exists today.
-    pub kind: BrokerKind,
-    /// Prefix of every broker subject or channel the gateway uses.
-    pub prefix: String,
-}
-
-impl Default for BrokerConfig {
-    fn default() -> Self {
-        Self {
-            kind: BrokerKind::Memory,
-            prefix: "ferrygate".to_owned(),
-        }
-    }
-}
-
-/// The broker implementations the gateway knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BrokerKind {
-    /// In-process delivery: a single instance, nothing leaves the process.
-    Memory,
 }
 
 /// A manifest read from disk, with the path it came from.
@@ -128,7 +103,9 @@ impl Config {
                 })?;
             }
         }
-        Ok(())
+        self.broker
+            .expand_env(env)
+            .map_err(|(key, reason)| invalid_broker_key(text, key, reason))
     }
 
     /// Where the component of `plugin` lives.
@@ -137,6 +114,9 @@ impl Config {
     }
 
     fn validate(&self, text: &str) -> Result<(), ConfigError> {
+        self.broker
+            .validate()
+            .map_err(|invalid| invalid_broker_key(text, invalid.key, invalid.reason))?;
         self.server.validate().map_err(|invalid| {
             let location = Location::of_key(text, &["server", invalid.key]);
             ConfigError::Invalid {
@@ -155,6 +135,15 @@ impl Config {
                 path: None,
             }
         })
+    }
+}
+
+fn invalid_broker_key(text: &str, key: &str, reason: String) -> ConfigError {
+    ConfigError::Invalid {
+        key: format!("broker.{key}"),
+        reason,
+        location: Location::of_key(text, &["broker", key]),
+        path: None,
     }
 }
 

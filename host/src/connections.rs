@@ -15,7 +15,9 @@ use parking_lot::Mutex;
 use crate::close::CloseReason;
 use crate::outbox::Outbox;
 
-/// A connection id: `<node>-<n>`, unique across instances and restarts.
+/// A connection id: `<node>.<n>` (both lowercase base-36/hex tokens), unique
+/// across instances and restarts; the broker subject `<prefix>.conn.<node>.<n>`
+/// reaches it, and each instance subscribes `<prefix>.conn.<node>.*` only.
 pub type ConnId = Arc<str>;
 
 /// A user id, as the auth plugin names it.
@@ -163,7 +165,7 @@ impl Slot {
     pub fn register(self, user: Option<UserId>, outbox: Arc<Outbox>) -> Registration {
         let connections = &self.connections;
         let n = connections.next_id.fetch_add(1, Ordering::Relaxed);
-        let conn: ConnId = format!("{}-{n:x}", connections.node).into();
+        let conn: ConnId = format!("{}.{n:x}", connections.node).into();
         {
             let mut inner = connections.inner.lock();
             if let Some(user) = &user {
@@ -235,10 +237,10 @@ mod tests {
             .reserve()
             .expect("slot")
             .register(Some("alice".into()), Arc::new(Outbox::new(1 << 20)));
-        assert!(reg.conn().starts_with("n-"));
+        assert!(reg.conn().starts_with("n."));
         assert_ne!(reg.conn(), reg2.conn());
         assert!(connections.send_to_conn(reg.conn(), |_| true));
-        assert!(!connections.send_to_conn("n-999", |_| true));
+        assert!(!connections.send_to_conn("n.999", |_| true));
         assert_eq!(connections.send_to_user("alice", |_| true), 2);
         drop(reg2);
         assert_eq!(connections.send_to_user("alice", |_| true), 1);

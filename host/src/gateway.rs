@@ -7,7 +7,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::broker::{Broker, MemoryBroker};
+use crate::broker::inbound::Inbound;
+use crate::broker::{Broker, BrokerError, MemoryBroker, NatsBroker};
 use crate::config::{BrokerKind, Config};
 use crate::connections::Connections;
 use crate::hub::Hub;
@@ -34,39 +35,60 @@ pub struct Gateway {
     draining: AtomicBool,
 }
 
-impl Gateway {
-    /// Builds a gateway from `config` with a fresh random node id, loading
-    /// every plugin the manifest declares.
-    pub async fn start(config: Config) -> Result<Arc<Self>, StartError> {
-        let metrics = Arc::new(Metrics::new());
-        let plugins = LivePlugins::start(&config, &metrics.plugins).await?;
-        Ok(Self::with_plugins(config, metrics, plugins))
-    }
+/// Why a gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// A plugin failed to load (a manifest problem: `EX_CONFIG`).
+    #[error(transparent)]
+    Plugins(#[from] StartError),
+    /// The broker could not be used.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+}
 
-    fn with_plugins(config: Config, metrics: Arc<Metrics>, plugins: LivePlugins) -> Arc<Self> {
-        let node: Arc<str> = new_node_id().into();
-        let hub = Arc::new(Hub::new(Arc::clone(&metrics)));
-        let connections = Arc::new(Connections::new(
-            config.server.max_connections,
-            Arc::clone(&node),
-        ));
+/// The parts a broker is built from.
+struct Parts {
+    node: Arc<str>,
+    metrics: Arc<Metrics>,
+    hub: Arc<Hub>,
+    connections: Arc<Connections>,
+}
+
+impl Gateway {
+    /// Builds a gateway from `config` with a fresh random node id: loads
+    /// every plugin the manifest declares and connects to the broker
+    /// `[broker] kind` names. Fails when a plugin does not load, or when the
+    /// broker is unreachable and the manifest says `on_unreachable = "fail"`.
+    pub async fn start(config: Config) -> Result<Arc<Self>, GatewayError> {
+        let parts = Parts::new(&config);
+        let plugins = LivePlugins::start(&config, &parts.metrics.plugins).await?;
+        let inbound = Inbound::new(
+            Arc::clone(&parts.hub),
+            Arc::clone(&parts.connections),
+            Arc::clone(&parts.metrics),
+            config.server.max_frame_bytes,
+        );
+        let node = Arc::clone(&parts.node);
+        let metrics = Arc::clone(&parts.metrics);
         let broker: Arc<dyn Broker> = match config.broker.kind {
-            BrokerKind::Memory => Arc::new(MemoryBroker::new(
-                Arc::clone(&hub),
-                Arc::clone(&connections),
-                Arc::clone(&metrics),
-            )),
+            BrokerKind::Memory => parts.memory_broker(),
+            BrokerKind::Nats => Arc::new(
+                NatsBroker::start(&config.broker, &config.base_dir, node, inbound, metrics).await?,
+            ),
+            BrokerKind::Redis => Arc::new(
+                crate::broker::RedisBroker::start(&config.broker, node, inbound, metrics).await?,
+            ),
         };
-        Arc::new(Self {
+        Ok(Arc::new(Self {
             config,
-            node,
-            metrics,
-            hub,
-            connections,
+            node: parts.node,
+            metrics: parts.metrics,
+            hub: parts.hub,
+            connections: parts.connections,
             broker,
             plugins,
             draining: AtomicBool::new(false),
-        })
+        }))
     }
 
     /// Whether `/readyz` answers 200: not draining and the broker is reachable.
@@ -82,6 +104,34 @@ impl Gateway {
     /// Marks the gateway as draining: readiness fails and upgrades are refused.
     pub fn begin_drain(&self) {
         self.draining.store(true, Ordering::Release);
+    }
+}
+
+impl Parts {
+    fn memory_broker(&self) -> Arc<dyn Broker> {
+        // In process, instances are never apart.
+        self.metrics.broker.connected.set(1);
+        Arc::new(MemoryBroker::new(
+            Arc::clone(&self.hub),
+            Arc::clone(&self.connections),
+            Arc::clone(&self.metrics),
+        ))
+    }
+
+    fn new(config: &Config) -> Self {
+        let node: Arc<str> = new_node_id().into();
+        let metrics = Arc::new(Metrics::new());
+        let hub = Arc::new(Hub::new(Arc::clone(&metrics)));
+        let connections = Arc::new(Connections::new(
+            config.server.max_connections,
+            Arc::clone(&node),
+        ));
+        Self {
+            node,
+            metrics,
+            hub,
+            connections,
+        }
     }
 }
 

@@ -14,7 +14,7 @@
 //! | [`outbox`] | a connection's bounded outbound queue |
 //! | [`hub`] | local fan-out: channel → subscribers |
 //! | [`connections`] | live sessions by id and user; admission; drain |
-//! | [`broker`] | the bus between instances (`memory` today) |
+//! | [`broker`] | the bus between instances: `memory`, `nats`, `redis`; interest tracking, envelope |
 //! | [`gateway`] | wiring of the above into one shared value |
 //! | [`metrics`] | Prometheus counters and gauges |
 //! | [`close`] | close reasons and their WebSocket codes |

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use ferrygate::config::{Config, ProcessEnv};
-use ferrygate::gateway::Gateway;
+use ferrygate::gateway::{Gateway, GatewayError};
 use ferrygate::plugin::LivePlugins;
 use ferrygate::workers::Workers;
 use tracing_subscriber::EnvFilter;
@@ -148,7 +148,12 @@ fn serve(path: Option<PathBuf>, listen: Option<SocketAddr>) -> ExitCode {
             Ok(gateway) => gateway,
             Err(e) => {
                 tracing::error!("{e}");
-                return ExitCode::from(EXIT_CONFIG);
+                // A plugin that does not load is a manifest problem; a broker
+                // that cannot be reached is not.
+                return match e {
+                    GatewayError::Plugins(_) => ExitCode::from(EXIT_CONFIG),
+                    GatewayError::Broker(_) => ExitCode::FAILURE,
+                };
             }
         };
         let local = listener.local_addr().map_or(address, |a| a);

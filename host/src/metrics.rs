@@ -5,6 +5,7 @@
 //! families are used where a label is bounded by an enum of this crate (error
 //! codes, close reasons), so cardinality never depends on client input.
 
+mod broker;
 mod plugin;
 
 pub use plugin::{Cause, PluginCounters, PluginMetrics};
@@ -17,6 +18,8 @@ use prometheus_client::registry::Registry;
 
 use crate::close::CloseReason;
 use crate::protocol::ErrorCode;
+
+pub use broker::{BrokerMetrics, Malformed, MessageKind, PublishFailure};
 
 /// A label drawn from a fixed set of names.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -96,6 +99,8 @@ pub struct Metrics {
     pub direct_delivered: Counter,
     /// Plugin calls, failures and latency.
     pub plugins: PluginMetrics,
+    /// Broker connection, traffic and faults.
+    pub broker: BrokerMetrics,
 }
 
 impl Default for Metrics {
@@ -122,6 +127,7 @@ impl Metrics {
             api_unauthorized: Counter::default(),
             direct_delivered: Counter::default(),
             plugins: PluginMetrics::new(),
+            broker: BrokerMetrics::default(),
             registry: Registry::with_prefix("ferrygate"),
         };
         let r = &mut metrics.registry;
@@ -191,6 +197,9 @@ impl Metrics {
             metrics.direct_delivered.clone(),
         );
         metrics.plugins.register(r);
+        metrics
+            .broker
+            .register(metrics.registry.sub_registry_with_prefix("broker"));
         metrics
     }
 

@@ -57,11 +57,12 @@ pub async fn run(
 ) {
     let outbox = Arc::new(Outbox::new(gateway.config.server.max_queued_bytes));
     let close_grace = gateway.config.server.close_grace();
-    let registration = accepted.slot.register(
-        accepted.identity.user.as_deref().map(UserId::from),
-        Arc::clone(&outbox),
-    );
+    let user = accepted.identity.user.as_deref().map(UserId::from);
+    let registration = accepted.slot.register(user.clone(), Arc::clone(&outbox));
     let conn = registration.conn().clone();
+    if let Some(user) = &user {
+        gateway.broker.user_online(user);
+    }
     let span = tracing::info_span!(
         "conn",
         id = %conn,
@@ -112,6 +113,9 @@ pub async fn run(
         };
         session.leave_all();
         drop(registration);
+        if let Some(user) = &user {
+            gateway.broker.user_offline(user);
+        }
         gateway.metrics.connections.dec();
         gateway.metrics.disconnected(reason);
         tracing::debug!(
@@ -172,6 +176,7 @@ impl Session {
         let joined = self.subscriptions.clear();
         for channel in &joined {
             self.gateway.hub.unsubscribe(channel, &self.conn);
+            self.gateway.broker.leave(channel);
         }
         self.gateway
             .metrics

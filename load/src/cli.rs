@@ -117,6 +117,10 @@ pub struct FanoutArgs {
     /// Subscriber connections.
     #[arg(long, default_value_t = 1000)]
     pub subscribers: usize,
+    /// Spread the subscribers evenly over these WebSocket URLs (several
+    /// gateway instances on one broker); the publisher still uses `--url`.
+    #[arg(long, value_delimiter = ',')]
+    pub subscriber_urls: Vec<String>,
     /// Channel (ferrygate) or subject (nats) to use.
     #[arg(long, default_value = "bench")]
     pub channel: String,

@@ -11,7 +11,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::cli::{FanoutArgs, PublishVia, Target};
-use crate::client::{Client, OpenPlan, open_many};
+use crate::client::{Client, OpenPlan, Opened, open_many};
 use crate::net::{self, Endpoint};
 use crate::procfs::{CpuSampler, MachineSampler};
 use crate::publisher::{Publisher, Replies};
@@ -60,11 +60,16 @@ pub async fn run(args: FanoutArgs, threads: usize) -> Result<()> {
     let sub_shared = shared.clone();
     let ping_every =
         (args.client_ping_secs > 0.0).then(|| Duration::from_secs_f64(args.client_ping_secs));
-    let opened = open_many(args.subscribers, &plan, &mut tasks, move |i, client| {
-        subscriber::run(i, client, sub_shared.clone(), ping_every)
-    })
-    .await;
-    opened.print("subscribers");
+    let opened = if args.subscriber_urls.is_empty() {
+        let opened = open_many(args.subscribers, &plan, &mut tasks, move |i, client| {
+            subscriber::run(i, client, sub_shared.clone(), ping_every)
+        })
+        .await;
+        opened.print("subscribers");
+        opened
+    } else {
+        open_spread(&args, &plan, &mut tasks, &sub_shared, ping_every).await?
+    };
     if opened.ok == 0 {
         bail!("no subscriber could connect");
     }
@@ -152,6 +157,41 @@ pub async fn run(args: FanoutArgs, threads: usize) -> Result<()> {
     publisher.close().await;
     tasks.abort_all();
     Ok(())
+}
+
+/// Opens `--subscribers` split evenly over `--subscriber-urls`, with
+/// subscriber numbers unique across the instances.
+async fn open_spread(
+    args: &FanoutArgs,
+    plan: &OpenPlan,
+    tasks: &mut JoinSet<()>,
+    shared: &Arc<Shared>,
+    ping_every: Option<Duration>,
+) -> Result<Opened> {
+    let urls = &args.subscriber_urls;
+    let mut total = Opened::default();
+    let mut offset = 0;
+    for (k, url) in urls.iter().enumerate() {
+        let share = args.subscribers / urls.len() + usize::from(k < args.subscribers % urls.len());
+        let plan = OpenPlan {
+            endpoint: Arc::new(Endpoint::resolve(url).await?),
+            ..plan.clone()
+        };
+        let shared = shared.clone();
+        let opened = open_many(share, &plan, tasks, move |i, client| {
+            subscriber::run(offset + i, client, shared.clone(), ping_every)
+        })
+        .await;
+        opened.print(&format!("subscribers on {url}"));
+        total.ok += opened.ok;
+        total.failed += opened.failed;
+        total.elapsed += opened.elapsed;
+        for (error, n) in opened.errors {
+            *total.errors.entry(error).or_default() += n;
+        }
+        offset += share;
+    }
+    Ok(total)
 }
 
 struct StepCtx<'a> {

@@ -5,6 +5,12 @@ mod support;
 
 mod bad_input;
 mod cli;
+mod cluster;
+mod cluster_auth;
+mod cluster_nats;
+mod cluster_redis;
+mod cluster_start;
+mod cluster_users;
 mod drain;
 mod fanout;
 mod http_api;

@@ -5,9 +5,13 @@
 //! - `run [ARGS...]`: build the plugins, build in release mode and start the
 //!   gateway on the chat example (`examples/chat/ferrygate.toml`).
 //! - `test`: formatting, clippy and rustdoc with warnings as errors, the
-//!   plugins' checks, then the plugins' build and every test.
+//!   plugins' checks, then the plugins' build and every test (installing
+//!   `nats-server` and `redis-server`, which the cluster tests run, when they
+//!   are missing; failing when they cannot be installed).
 //! - `build-plugins`: build `plugins/` for `wasm32-wasip2` into `plugins/dist/`.
 //! - `bench-fanout [ARGS...]`: build release binaries and run `bench/fanout.sh`.
+//! - `bench-cluster [ARGS...]`: build release binaries and run `bench/cluster.sh`
+//!   (fan-out across two instances on NATS and on Redis).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -22,10 +26,13 @@ fn main() -> ExitCode {
         Some("run") => run(&args[1..]),
         Some("test") => test(),
         Some("build-plugins") => plugins::build(),
-        Some("bench-fanout") => bench_fanout(&args[1..]),
+        Some("bench-fanout") => bench_script("bench/fanout.sh", &args[1..]),
+        Some("bench-cluster") => {
+            ensure_broker_servers().and_then(|()| bench_script("bench/cluster.sh", &args[1..]))
+        }
         _ => {
             eprintln!(
-                "usage: cargo xtask <run [ARGS...] | test | build-plugins | bench-fanout [ARGS...]>"
+                "usage: cargo xtask <run [ARGS...] | test | build-plugins | bench-fanout [ARGS...] | bench-cluster [ARGS...]>"
             );
             return ExitCode::from(2);
         }
@@ -89,6 +96,7 @@ fn run(extra: &[String]) -> Result<()> {
 
 fn test() -> Result<()> {
     ensure_components()?;
+    ensure_broker_servers()?;
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--", "--check"]);
     status(fmt)?;
@@ -139,7 +147,46 @@ fn ensure_components() -> Result<()> {
     Ok(())
 }
 
-fn bench_fanout(extra: &[String]) -> Result<()> {
+/// The servers the cluster tests start: binary name and Debian package.
+const BROKER_SERVERS: [(&str, &str); 2] = [
+    ("nats-server", "nats-server"),
+    ("redis-server", "redis-server"),
+];
+
+/// Installs the broker servers with apt when any is missing. Never skips: a
+/// machine that cannot get them fails here, loudly, rather than in the tests.
+fn ensure_broker_servers() -> Result<()> {
+    let present = |binary: &str| {
+        let mut probe = Command::new(binary);
+        probe.arg("--version");
+        succeeds(probe)
+    };
+    let missing: Vec<&str> = BROKER_SERVERS
+        .iter()
+        .filter(|(binary, _)| !present(binary))
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {missing:?} for the cluster tests");
+    let mut update = Command::new("apt-get");
+    update.arg("update");
+    status(update)
+        .context("apt-get update (the cluster tests need nats-server and redis-server)")?;
+    let mut install = Command::new("apt-get");
+    install
+        .args(["install", "-y", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    status(install).context("cannot install the broker servers the cluster tests need")?;
+    if let Some((binary, _)) = BROKER_SERVERS.iter().find(|(binary, _)| !present(binary)) {
+        bail!("`{binary}` is still not runnable after installing it; the cluster tests need it");
+    }
+    Ok(())
+}
+
+fn bench_script(script: &str, extra: &[String]) -> Result<()> {
     let mut build = cargo();
     build.args([
         "build",
@@ -150,10 +197,7 @@ fn bench_fanout(extra: &[String]) -> Result<()> {
         "ferrygate-load",
     ]);
     status(build)?;
-    let mut script = Command::new("bash");
-    script
-        .current_dir(root())
-        .arg("bench/fanout.sh")
-        .args(extra);
-    status(script)
+    let mut command = Command::new("bash");
+    command.current_dir(root()).arg(script).args(extra);
+    status(command)
 }

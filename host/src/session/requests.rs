@@ -17,9 +17,6 @@ use crate::plugin::CallError;
 use crate::plugin::hooks::{Action, Routed};
 use crate::protocol::{ChannelName, ErrorCode, Frame, ProtocolError, Request, RequestId, Since};
 
-/// How long an rpc waits for its answer.
-const RPC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
 impl Session {
     pub(super) async fn dispatch(&mut self, id: RequestId, request: Request<'_>) {
         match request {
@@ -69,13 +66,24 @@ impl Session {
         }
         let routed = (targets.as_slice() != [channel.clone()]).then(|| targets.clone());
         let mut ack = Some(subscribe_ack(&id, since.is_some(), routed.as_deref()));
-        for target in self.subscriptions.add(channel, targets) {
+        // Recorded before the broker wait, so that a session cut during it
+        // still releases its broker interest in `leave_all`.
+        let joining = self.subscriptions.add(channel, targets);
+        self.gateway
+            .metrics
+            .subscriptions
+            .inc_by(joining.len() as i64);
+        // The ack waits for the broker subscriptions: a message published
+        // after the client read `ok` reaches it, from whichever instance.
+        // `join_all` registers every interest on its first poll.
+        let broker = &self.gateway.broker;
+        futures_util::future::join_all(joining.iter().map(|target| broker.join(target))).await;
+        for target in joining {
             // The ack rides with the first join, so no push of that channel
             // can overtake it.
             self.gateway
                 .hub
                 .subscribe(&target, self.subscriber(), ack.take());
-            self.gateway.metrics.subscriptions.inc();
         }
         if let Some(ack) = ack {
             self.reply(ack);
@@ -91,6 +99,7 @@ impl Session {
         for target in left {
             let result = self.gateway.hub.unsubscribe(&target, &self.conn);
             debug_assert_ne!(result, Unsubscribed::NotSubscribed, "session and hub agree");
+            self.gateway.broker.leave(&target);
             self.gateway.metrics.subscriptions.dec();
         }
         self.reply(Frame::ok(&id));
@@ -148,8 +157,9 @@ impl Session {
     fn rpc(&mut self, id: RequestId, method: ChannelName, data: String) {
         let gateway = Arc::clone(&self.gateway);
         let outbox = Arc::clone(&self.outbox);
+        let timeout = gateway.config.broker.rpc_timeout();
         tokio::spawn(async move {
-            let frame = match gateway.broker.request(&method, &data, RPC_TIMEOUT).await {
+            let frame = match gateway.broker.request(&method, &data, timeout).await {
                 Ok(result) => Frame::ok_with(&id, &result),
                 Err(error) => {
                     let code = match &error {

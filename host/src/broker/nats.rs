@@ -1,0 +1,229 @@
+//! The NATS broker (async-nats): fan-out across instances on subjects
+//! `<prefix>.ch.<channel>`, `<prefix>.user.<user>`, `<prefix>.conn.<node>.<n>`,
+//! and rpc as NATS request/reply on `<prefix>.rpc.<method>`.
+//!
+//! Owns the client and the translation between the [`Broker`] trait and NATS.
+//! Which subjects are subscribed follows local interest ([`interest`]); what
+//! arrives is checked and delivered by [`Inbound`]. While the connection is
+//! down, channel publishes go to local subscribers only (and are counted),
+//! never into async-nats' reconnect buffer, so nothing is delivered twice
+//! after the reconnect. See `docs/architecture.md`, "Broker layer".
+
+mod connect;
+mod subscriptions;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::connection::State;
+use async_nats::{Client, HeaderMap, RequestErrorKind};
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+
+use super::inbound::Inbound;
+use super::interest::{self, Interest, Topic};
+use super::{Broker, BrokerError, RpcError, Target, envelope, startup};
+use crate::config::BrokerConfig;
+use crate::metrics::{MessageKind, Metrics, PublishFailure};
+use crate::protocol::ChannelName;
+
+use subscriptions::NatsSubscriptions;
+
+/// Longest a `subscribe` reply waits for the broker to confirm the subscription.
+const JOIN_WAIT: Duration = Duration::from_secs(2);
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct NatsBroker {
+    client: Client,
+    node: Arc<str>,
+    prefix: String,
+    interest: Arc<Interest>,
+    inbound: Inbound,
+    metrics: Arc<Metrics>,
+}
+
+impl NatsBroker {
+    /// Connects (in the background, retrying forever) and subscribes to this
+    /// node's connection subjects. Waits up to `connect_timeout_ms` for the
+    /// first connection; fails then only when `on_unreachable = "fail"`.
+    pub async fn start(
+        config: &BrokerConfig,
+        base_dir: &Path,
+        node: Arc<str>,
+        inbound: Inbound,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, BrokerError> {
+        let servers = connect::servers(config)?;
+        let options = connect::options(config, base_dir, &node, Arc::clone(&metrics)).await?;
+        let client = options
+            .connect(servers.clone())
+            .await
+            .map_err(|e| BrokerError::Unavailable(format!("nats: {e}")))?;
+        let prefix = config.prefix.clone();
+        // Connection-targeted messages: one wildcard per node, so an instance
+        // receives only those for its own connections.
+        let conns = format!("{prefix}.conn.{node}.*");
+        let reader = subscriptions::read(&client, &prefix, conns, inbound.clone()).await?;
+        drop(reader); // Detached: it lives as long as the client.
+        let (interest, work) = Interest::new();
+        let subscriptions = NatsSubscriptions::new(client.clone(), prefix.clone(), inbound.clone());
+        tokio::spawn(interest::reconcile(
+            Arc::clone(&interest),
+            work,
+            subscriptions,
+            metrics.broker.subscriptions.clone(),
+        ));
+        let broker = Self {
+            client,
+            node,
+            prefix,
+            interest,
+            inbound,
+            metrics,
+        };
+        startup::await_first_connection(config, "NATS", || broker.is_connected()).await?;
+        Ok(broker)
+    }
+
+    fn target_subject(&self, target: &Target) -> Option<String> {
+        match target {
+            Target::Conn(conn) => {
+                envelope::is_conn_id(conn).then(|| format!("{}.conn.{conn}", self.prefix))
+            }
+            Target::User(user) => Some(subscriptions::subject(
+                &self.prefix,
+                &Topic::User(user.as_str().into()),
+            )),
+        }
+    }
+
+    async fn publish_envelope(
+        &self,
+        subject: String,
+        data: &str,
+        kind: MessageKind,
+    ) -> Result<(), BrokerError> {
+        let payload = envelope::encode(&self.node, data);
+        match self.client.publish(subject, payload.into()).await {
+            Ok(()) => {
+                self.metrics.broker.sent(kind);
+                Ok(())
+            }
+            Err(e) => {
+                self.metrics.broker.publish_failed(PublishFailure::Error);
+                Err(BrokerError::Unavailable(e.to_string()))
+            }
+        }
+    }
+}
+
+impl Broker for NatsBroker {
+    fn publish<'a>(
+        &'a self,
+        channel: &'a ChannelName,
+        data: &'a str,
+    ) -> BoxFuture<'a, Result<(), BrokerError>> {
+        async move {
+            if !self.is_connected() {
+                self.metrics
+                    .broker
+                    .publish_failed(PublishFailure::Disconnected);
+                self.inbound.deliver_locally(channel, data);
+                return Ok(());
+            }
+            let subject = subscriptions::subject(&self.prefix, &Topic::Channel(channel.clone()));
+            self.publish_envelope(subject, data, MessageKind::Channel)
+                .await
+        }
+        .boxed()
+    }
+
+    fn send<'a>(
+        &'a self,
+        target: &'a Target,
+        data: &'a str,
+    ) -> BoxFuture<'a, Result<Option<usize>, BrokerError>> {
+        async move {
+            let Some(subject) = self.target_subject(target) else {
+                return Ok(Some(0));
+            };
+            if !self.is_connected() {
+                self.metrics
+                    .broker
+                    .publish_failed(PublishFailure::Disconnected);
+                return Ok(Some(self.inbound.send_locally(target, data)));
+            }
+            let kind = match target {
+                Target::Conn(_) => MessageKind::Conn,
+                Target::User(_) => MessageKind::User,
+            };
+            self.publish_envelope(subject, data, kind).await?;
+            Ok(None)
+        }
+        .boxed()
+    }
+
+    fn request<'a>(
+        &'a self,
+        method: &'a ChannelName,
+        data: &'a str,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<String, RpcError>> {
+        async move {
+            if !self.is_connected() {
+                return Err(BrokerError::Unavailable("NATS is not connected".to_owned()).into());
+            }
+            let mut headers = HeaderMap::new();
+            headers.insert("Ferrygate-Node", &*self.node);
+            let request = async_nats::Request::new()
+                .payload(data.to_owned().into())
+                .headers(headers)
+                .timeout(Some(timeout));
+            let subject = format!("{}.rpc.{method}", self.prefix);
+            self.metrics.broker.sent(MessageKind::Rpc);
+            let reply = self
+                .client
+                .send_request(subject, request)
+                .await
+                .map_err(|e| match e.kind() {
+                    RequestErrorKind::NoResponders => RpcError::NoResponders(method.clone()),
+                    RequestErrorKind::TimedOut => RpcError::Timeout(timeout),
+                    RequestErrorKind::Other => BrokerError::Unavailable(e.to_string()).into(),
+                })?;
+            self.inbound
+                .check_reply(&reply.payload)
+                .map(str::to_owned)
+                .map_err(|why| BrokerError::BadReply(why.as_str()).into())
+        }
+        .boxed()
+    }
+
+    fn is_connected(&self) -> bool {
+        self.client.connection_state() == State::Connected
+    }
+
+    fn join<'a>(&'a self, channel: &'a ChannelName) -> BoxFuture<'a, ()> {
+        async move {
+            let topic = Topic::Channel(channel.clone());
+            self.interest.acquire(topic.clone());
+            self.interest
+                .wait_active(&topic, JOIN_WAIT, || self.is_connected())
+                .await;
+        }
+        .boxed()
+    }
+
+    fn leave(&self, channel: &ChannelName) {
+        self.interest.release(&Topic::Channel(channel.clone()));
+    }
+
+    fn user_online(&self, user: &str) {
+        self.interest.acquire(Topic::User(user.into()));
+    }
+
+    fn user_offline(&self, user: &str) {
+        self.interest.release(&Topic::User(user.into()));
+    }
+}

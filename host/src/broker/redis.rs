@@ -1,0 +1,250 @@
+//! The Redis broker (fred): fan-out across instances on channels
+//! `<prefix>:ch:<channel>`, `<prefix>:user:<user>`, `<prefix>:conn:<node>.<n>`,
+//! rpc by a reply-channel scheme (`redis/rpc.rs`, `docs/brokers.md`). With `cluster = true`, channel
+//! and user traffic uses sharded pub/sub (SPUBLISH/SSUBSCRIBE).
+//!
+//! Two connections: one for commands (PUBLISH), one in subscribe mode. Owns
+//! both clients and the reader of the subscriber's messages. While the
+//! connection is down, channel publishes reach local subscribers only (and are
+//! counted); after a reconnect every wanted subscription is made again.
+
+mod connect;
+mod publisher;
+mod reader;
+mod rpc;
+mod subscriptions;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fred::prelude::{Client, ClientLike, PubsubInterface};
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+
+use super::inbound::Inbound;
+use super::interest::{self, Interest, Topic};
+use super::{Broker, BrokerError, RpcError, Target, envelope, startup};
+use crate::config::BrokerConfig;
+use crate::metrics::{MessageKind, Metrics, PublishFailure};
+use crate::protocol::ChannelName;
+
+use publisher::{Outgoing, Publisher};
+use subscriptions::RedisSubscriptions;
+
+/// Longest a `subscribe` reply waits for the broker to confirm the subscription.
+const JOIN_WAIT: Duration = Duration::from_secs(2);
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct RedisBroker {
+    commands: Client,
+    subscriber: Client,
+    node: Arc<str>,
+    prefix: String,
+    sharded: bool,
+    interest: Arc<Interest>,
+    inbound: Inbound,
+    metrics: Arc<Metrics>,
+    pending: Arc<rpc::Pending>,
+    publisher: Publisher,
+}
+
+impl RedisBroker {
+    /// Connects both clients (in the background, retrying forever), starts
+    /// the reader, and waits up to `connect_timeout_ms` for the connection;
+    /// fails then only when `on_unreachable = "fail"`.
+    pub async fn start(
+        config: &BrokerConfig,
+        node: Arc<str>,
+        inbound: Inbound,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, BrokerError> {
+        let commands = connect::client(config, false)?;
+        let publisher = Publisher::spawn(commands.clone(), Arc::clone(&metrics));
+        let subscriber = connect::client(config, true)?;
+        let prefix = config.prefix.clone();
+        let pending = Arc::new(rpc::Pending::default());
+        let (interest, work) = Interest::new();
+        reader::spawn_reader(
+            &subscriber,
+            &prefix,
+            &node,
+            inbound.clone(),
+            Arc::clone(&pending),
+            Arc::clone(&metrics),
+        );
+        reader::spawn_reconnect_watch(
+            &subscriber,
+            &prefix,
+            &node,
+            Arc::clone(&interest),
+            Arc::clone(&metrics),
+        );
+        drop(commands.connect());
+        drop(subscriber.connect());
+        tokio::spawn(interest::reconcile(
+            Arc::clone(&interest),
+            work,
+            RedisSubscriptions::new(subscriber.clone(), prefix.clone(), config.cluster),
+            metrics.broker.subscriptions.clone(),
+        ));
+        let broker = Self {
+            commands,
+            subscriber,
+            node,
+            prefix,
+            sharded: config.cluster,
+            interest,
+            inbound,
+            metrics,
+            pending,
+            publisher,
+        };
+        startup::await_first_connection(config, "Redis", || broker.is_connected()).await?;
+        Ok(broker)
+    }
+
+    /// PUBLISH (or SPUBLISH when `sharded`) of `payload`; how many subscribers took it.
+    async fn publish_raw(
+        &self,
+        channel: String,
+        payload: String,
+        sharded: bool,
+    ) -> Result<i64, BrokerError> {
+        let result = if sharded {
+            self.commands.spublish::<i64, _, _>(channel, payload).await
+        } else {
+            self.commands.publish::<i64, _, _>(channel, payload).await
+        };
+        result.map_err(|e| {
+            self.metrics.broker.publish_failed(PublishFailure::Error);
+            BrokerError::Unavailable(format!("redis: {e}"))
+        })
+    }
+}
+
+impl Broker for RedisBroker {
+    fn publish<'a>(
+        &'a self,
+        channel: &'a ChannelName,
+        data: &'a str,
+    ) -> BoxFuture<'a, Result<(), BrokerError>> {
+        async move {
+            if !self.is_connected() {
+                self.metrics
+                    .broker
+                    .publish_failed(PublishFailure::Disconnected);
+                self.inbound.deliver_locally(channel, data);
+                return Ok(());
+            }
+            let name = subscriptions::channel(&self.prefix, &Topic::Channel(channel.clone()));
+            self.publisher
+                .publish(Outgoing {
+                    channel: name,
+                    payload: envelope::encode(&self.node, data),
+                    sharded: self.sharded,
+                    kind: MessageKind::Channel,
+                })
+                .await
+        }
+        .boxed()
+    }
+
+    fn send<'a>(
+        &'a self,
+        target: &'a Target,
+        data: &'a str,
+    ) -> BoxFuture<'a, Result<Option<usize>, BrokerError>> {
+        async move {
+            let (name, sharded, kind) = match target {
+                Target::Conn(conn) if envelope::is_conn_id(conn) => (
+                    format!("{}:conn:{conn}", self.prefix),
+                    false,
+                    MessageKind::Conn,
+                ),
+                Target::Conn(_) => return Ok(Some(0)),
+                Target::User(user) => (
+                    subscriptions::channel(&self.prefix, &Topic::User(user.as_str().into())),
+                    self.sharded,
+                    MessageKind::User,
+                ),
+            };
+            if !self.is_connected() {
+                self.metrics
+                    .broker
+                    .publish_failed(PublishFailure::Disconnected);
+                return Ok(Some(self.inbound.send_locally(target, data)));
+            }
+            self.publisher
+                .publish(Outgoing {
+                    channel: name,
+                    payload: envelope::encode(&self.node, data),
+                    sharded,
+                    kind,
+                })
+                .await?;
+            Ok(None)
+        }
+        .boxed()
+    }
+
+    fn request<'a>(
+        &'a self,
+        method: &'a ChannelName,
+        data: &'a str,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<String, RpcError>> {
+        async move {
+            if !self.is_connected() {
+                return Err(BrokerError::Unavailable("Redis is not connected".to_owned()).into());
+            }
+            let ticket = self.pending.open();
+            let reply_to = format!("{}:reply:{}:{}", self.prefix, self.node, ticket.id);
+            let channel = format!("{}:rpc:{method}", self.prefix);
+            self.metrics.broker.sent(MessageKind::Rpc);
+            let takers = self
+                .publish_raw(channel, rpc::request(&self.node, &reply_to, data), false)
+                .await?;
+            if takers == 0 {
+                return Err(RpcError::NoResponders(method.clone()));
+            }
+            let mut ticket = ticket;
+            match tokio::time::timeout(timeout, &mut ticket.reply).await {
+                Ok(Ok(payload)) => self
+                    .inbound
+                    .check_reply(&payload)
+                    .map(str::to_owned)
+                    .map_err(|why| BrokerError::BadReply(why.as_str()).into()),
+                Ok(Err(_)) | Err(_) => Err(RpcError::Timeout(timeout)),
+            }
+        }
+        .boxed()
+    }
+
+    fn is_connected(&self) -> bool {
+        self.commands.is_connected() && self.subscriber.is_connected()
+    }
+
+    fn join<'a>(&'a self, channel: &'a ChannelName) -> BoxFuture<'a, ()> {
+        async move {
+            let topic = Topic::Channel(channel.clone());
+            self.interest.acquire(topic.clone());
+            self.interest
+                .wait_active(&topic, JOIN_WAIT, || self.is_connected())
+                .await;
+        }
+        .boxed()
+    }
+
+    fn leave(&self, channel: &ChannelName) {
+        self.interest.release(&Topic::Channel(channel.clone()));
+    }
+
+    fn user_online(&self, user: &str) {
+        self.interest.acquire(Topic::User(user.into()));
+    }
+
+    fn user_offline(&self, user: &str) {
+        self.interest.release(&Topic::User(user.into()));
+    }
+}

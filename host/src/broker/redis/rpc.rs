@@ -1,0 +1,109 @@
+//! Request/reply over Redis pub/sub, which has neither: the documented scheme.
+//!
+//! A request is published on `<prefix>:rpc:<method>` as the envelope plus a
+//! `reply` key naming a fresh channel `<prefix>:reply:<node>:<n>`; a responder
+//! publishes its answer (raw JSON or an envelope) there. Each instance has one
+//! pattern subscription `<prefix>:reply:<node>:*`, so replies cost no
+//! subscribe per request. PUBLISH returns how many subscribers took the
+//! request: 0 means no responder. Owns the table of requests awaiting replies.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+/// Requests in flight, by number.
+#[derive(Debug, Default)]
+pub struct Pending {
+    next: AtomicU64,
+    waiting: Mutex<HashMap<u64, oneshot::Sender<Bytes>>>,
+}
+
+/// One request's place in [`Pending`]; removes itself when dropped
+/// (answered, timed out, or abandoned by its caller).
+#[derive(Debug)]
+pub struct Ticket<'a> {
+    pending: &'a Pending,
+    /// The number in the reply channel name.
+    pub id: u64,
+    /// Resolves with the reply's payload.
+    pub reply: oneshot::Receiver<Bytes>,
+}
+
+impl Pending {
+    /// Registers a new request.
+    pub fn open(&self) -> Ticket<'_> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.waiting.lock().insert(id, tx);
+        Ticket {
+            pending: self,
+            id,
+            reply: rx,
+        }
+    }
+
+    /// Hands a reply that arrived on `<prefix>:reply:<node>:<suffix>` to its
+    /// request; false when none waits (late, or not ours).
+    pub fn answer(&self, suffix: &str, payload: Bytes) -> bool {
+        let Ok(id) = suffix.parse::<u64>() else {
+            return false;
+        };
+        match self.waiting.lock().remove(&id) {
+            Some(tx) => tx.send(payload).is_ok(),
+            None => false,
+        }
+    }
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        self.pending.waiting.lock().remove(&self.id);
+    }
+}
+
+/// The request envelope: the usual one plus the reply channel.
+pub fn request(node: &str, reply: &str, data: &str) -> String {
+    // Node ids and reply channels are built from safe characters only.
+    format!(
+        r#"{{"ferrygate":{},"node":"{node}","reply":"{reply}","data":{data}}}"#,
+        crate::broker::envelope::VERSION
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn replies_find_their_request_and_late_ones_are_dropped() {
+        let pending = Pending::default();
+        let mut first = pending.open();
+        let second = pending.open();
+        assert_ne!(first.id, second.id);
+        assert!(pending.answer(&first.id.to_string(), Bytes::from_static(b"1")));
+        assert_eq!(
+            (&mut first.reply).await.ok(),
+            Some(Bytes::from_static(b"1"))
+        );
+        let late = second.id.to_string();
+        drop(second);
+        assert!(
+            !pending.answer(&late, Bytes::from_static(b"2")),
+            "timed-out request is gone"
+        );
+        assert!(!pending.answer("not-a-number", Bytes::new()));
+        assert!(pending.waiting.lock().is_empty());
+    }
+
+    #[test]
+    fn request_envelope_is_json_with_reply_channel() {
+        let text = request("node1", "p:reply:node1:7", r#"{"id":1}"#);
+        let value: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(value["reply"], "p:reply:node1:7");
+        assert_eq!(value["data"]["id"], 1);
+        assert_eq!(value["ferrygate"], 1);
+    }
+}
