@@ -13,7 +13,7 @@ use crate::config::{BrokerKind, Config};
 use crate::connections::Connections;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::plugin::{LivePlugins, StartError};
+use crate::plugin::{LivePlugins, Outcome, Reloader, StartError};
 
 /// See the module docs.
 #[derive(Debug)]
@@ -32,6 +32,8 @@ pub struct Gateway {
     pub broker: Arc<dyn Broker>,
     /// The plugins in use now.
     pub plugins: LivePlugins,
+    /// Rebuilds `plugins` from the manifest file (hot reload).
+    pub reloader: Reloader,
     draining: AtomicBool,
 }
 
@@ -60,6 +62,15 @@ impl Gateway {
     /// `[broker] kind` names. Fails when a plugin does not load, or when the
     /// broker is unreachable and the manifest says `on_unreachable = "fail"`.
     pub async fn start(config: Config) -> Result<Arc<Self>, GatewayError> {
+        Self::start_from(config, None).await
+    }
+
+    /// As [`Gateway::start`], for a `config` read from the file `manifest`,
+    /// which reloads read again.
+    pub async fn start_from(
+        config: Config,
+        manifest: Option<std::path::PathBuf>,
+    ) -> Result<Arc<Self>, GatewayError> {
         let parts = Parts::new(&config);
         let plugins = LivePlugins::start(&config, &parts.metrics.plugins).await?;
         let inbound = Inbound::new(
@@ -87,8 +98,25 @@ impl Gateway {
             connections: parts.connections,
             broker,
             plugins,
+            reloader: Reloader::new(manifest),
             draining: AtomicBool::new(false),
         }))
+    }
+
+    /// Reloads the plugins and routes from the manifest (see
+    /// [`crate::plugin::reload`]); `trigger` is for the log.
+    pub async fn reload(&self, trigger: &str) -> Outcome {
+        tracing::info!(trigger, "reloading plugins and routes");
+        self.reloader
+            .reload(&self.plugins, &self.config, &self.metrics.plugins)
+            .await
+    }
+
+    /// Swaps the plugin set before the last reload back in.
+    pub async fn roll_back(&self) -> Outcome {
+        self.reloader
+            .roll_back(&self.plugins, &self.metrics.plugins)
+            .await
     }
 
     /// Whether `/readyz` answers 200: not draining and the broker is reachable.

@@ -37,6 +37,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/v1/publish", post(api::publish))
         .route("/v1/send", post(api::send))
         .route("/v1/plugins", get(api::plugins))
+        .route("/v1/reload", post(api::reload))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .fallback(not_found)
         .with_state(gateway)

@@ -8,7 +8,7 @@
 mod broker;
 mod plugin;
 
-pub use plugin::{Cause, PluginCounters, PluginMetrics};
+pub use plugin::{Cause, PluginCounters, PluginMetrics, ReloadOutcome};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;

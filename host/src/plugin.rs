@@ -11,6 +11,7 @@
 //! | [`load`] | from a manifest entry to a checked, started plugin |
 //! | [`set`] | one generation of plugins and the route table |
 //! | [`live`] | the current generation, swapped atomically |
+//! | [`reload`] | building the next generation from the manifest, and rollback |
 //! | [`hooks`] | the calls the gateway makes: auth, route, transform |
 //!
 //! Nothing here touches sockets or sessions; the session and the HTTP
@@ -23,6 +24,7 @@ pub mod hooks;
 pub mod instance;
 pub mod live;
 pub mod load;
+pub mod reload;
 pub mod runtime;
 pub mod set;
 pub mod store;
@@ -31,6 +33,7 @@ pub use bindings::{Connection, Identity};
 pub use instance::{CallError, Plugin};
 pub use live::{LivePlugins, StartError};
 pub use load::LoadError;
+pub use reload::{Outcome, Reloader};
 pub use runtime::Runtime;
 pub use set::PluginSet;
 

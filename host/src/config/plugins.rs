@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer};
 use crate::protocol::ChannelPattern;
 
 /// `[plugins.NAME]`: one WebAssembly component and how to run it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginConfig {
     /// Which world the component implements, and so where it runs.
@@ -97,7 +97,7 @@ pub enum Grant {
 }
 
 /// One `[[routes]]` entry: channels bound to a route plugin and transforms.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// The patterns this entry covers: one string or a list.

@@ -51,11 +51,52 @@ impl FromRequestParts<Arc<Gateway>> for Authorized {
     }
 }
 
-/// `GET /v1/plugins`: every plugin in use, with its version and counters.
+/// `GET /v1/plugins`: every plugin in use, with its version and counters,
+/// and each one that failed to load and has no running version.
 pub(super) async fn plugins(State(gateway): State<Arc<Gateway>>, _: Authorized) -> Response {
-    let set = gateway.plugins.current();
-    let plugins: Vec<serde_json::Value> = set.plugins().map(|p| p.report()).collect();
-    axum::Json(json!({ "plugins": plugins })).into_response()
+    axum::Json(json!({ "plugins": gateway.plugins.report() })).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReloadBody {
+    #[serde(default)]
+    rollback: bool,
+}
+
+/// `POST /v1/reload`, with an optional body `{"rollback": true}`: reloads
+/// the manifest and its plugins (or swaps the previous set back) and answers
+/// with the outcome: 200 when the new set is in use, 422 when it is not.
+pub(super) async fn reload(
+    State(gateway): State<Arc<Gateway>>,
+    _: Authorized,
+    body: axum::body::Bytes,
+) -> Response {
+    let rollback = if body.iter().all(u8::is_ascii_whitespace) {
+        false
+    } else {
+        match serde_json::from_slice::<ReloadBody>(&body) {
+            Ok(body) => body.rollback,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    format!("the body must be empty or {{\"rollback\": true}}: {e}"),
+                );
+            }
+        }
+    };
+    let outcome = if rollback {
+        gateway.roll_back().await
+    } else {
+        gateway.reload("POST /v1/reload").await
+    };
+    let status = if outcome.ok {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    (status, axum::Json(outcome)).into_response()
 }
 
 /// An authorized `/v1/` call with its JSON body: the key is checked before the

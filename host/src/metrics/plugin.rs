@@ -41,12 +41,39 @@ struct ErrorLabels {
     cause: Cause,
 }
 
+/// How a reload ended.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(
+    non_camel_case_types,
+    reason = "variants are the label values Prometheus shows"
+)]
+pub enum ReloadOutcome {
+    /// A new set was swapped in (possibly identical to the old one).
+    ok,
+    /// The manifest or a plugin did not load; the running set stayed.
+    failed,
+    /// The previous set was swapped back in.
+    rollback,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabels {
+    outcome: ReloadOutcome,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NameLabels {
+    plugin: String,
+}
+
 /// The plugin metric families.
 #[derive(Debug)]
 pub struct PluginMetrics {
     calls: Family<PluginLabels, Counter>,
     errors: Family<ErrorLabels, Counter>,
     latency: Family<PluginLabels, Histogram, fn() -> Histogram>,
+    reloads: Family<ReloadLabels, Counter>,
+    reload_failures: Family<NameLabels, Counter>,
 }
 
 /// The handles of one plugin version, resolved once at load so that a call
@@ -93,7 +120,23 @@ impl PluginMetrics {
             calls: Family::default(),
             errors: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
+            reloads: Family::default(),
+            reload_failures: Family::default(),
         }
+    }
+
+    /// Counts one reload that ended as `outcome`.
+    pub fn reloaded(&self, outcome: ReloadOutcome) {
+        self.reloads.get_or_create(&ReloadLabels { outcome }).inc();
+    }
+
+    /// Counts one reload in which `plugin` failed to load.
+    pub fn reload_failed(&self, plugin: &str) {
+        self.reload_failures
+            .get_or_create(&NameLabels {
+                plugin: plugin.to_owned(),
+            })
+            .inc();
     }
 
     pub(super) fn register(&self, registry: &mut Registry) {
@@ -111,6 +154,16 @@ impl PluginMetrics {
             "plugin_call_seconds",
             "Plugin call latency, by plugin and version",
             self.latency.clone(),
+        );
+        registry.register(
+            "plugin_reloads",
+            "Plugin reloads, by outcome (ok, failed, rollback)",
+            self.reloads.clone(),
+        );
+        registry.register(
+            "plugin_reload_failures",
+            "Reloads in which a plugin failed to load, by plugin",
+            self.reload_failures.clone(),
         );
     }
 

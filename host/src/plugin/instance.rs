@@ -17,7 +17,7 @@ use super::bindings::{auth, route, transform};
 use super::cache::ContentHash;
 use super::runtime::Runtime;
 use super::store::{State, Tag};
-use crate::config::{Grant, OnError, PluginKind, PluginLimits};
+use crate::config::{Grant, OnError, PluginConfig, PluginKind, PluginLimits};
 use crate::metrics::{Cause, PluginCounters};
 
 /// Time a new instance gets for instantiation and `init` (config parsing),
@@ -71,7 +71,7 @@ impl CallError {
 /// Counters shown in `/v1/plugins`.
 #[derive(Debug, Default)]
 pub struct Stats {
-    last_error: Mutex<Option<String>>,
+    pub(super) last_error: Mutex<Option<String>>,
 }
 
 /// See the module docs.
@@ -82,6 +82,9 @@ pub struct Plugin {
     pub(super) loaded_at: SystemTime,
     pub(super) on_error: OnError,
     pub(super) grants: Vec<Grant>,
+    /// The manifest entry it was loaded from: a reload reuses this plugin
+    /// only when the entry and the file's hash are both unchanged.
+    pub(super) settings: PluginConfig,
     limits: PluginLimits,
     tag: Arc<Tag>,
     pre: Pre,
@@ -110,6 +113,7 @@ pub(super) struct Parts {
     pub limits: PluginLimits,
     pub on_error: OnError,
     pub grants: Vec<Grant>,
+    pub settings: PluginConfig,
     pub tag: Arc<Tag>,
     pub pre: Pre,
     pub counters: PluginCounters,
@@ -125,6 +129,7 @@ impl Plugin {
             loaded_at: SystemTime::now(),
             on_error: parts.on_error,
             grants: parts.grants,
+            settings: parts.settings,
             limits: parts.limits,
             tag: parts.tag,
             pre: parts.pre,

@@ -1,21 +1,32 @@
 //! The plugins a running gateway uses now: the runtime and the current
 //! [`PluginSet`], behind one atomic pointer so that a swap is one step and a
-//! call in flight keeps the set it started with.
+//! call in flight keeps the set it started with. Also keeps the set before
+//! the last swap (for rollback) and the load failures of plugins that are
+//! not running, for `GET /v1/plugins`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use parking_lot::Mutex;
 
 use super::load::LoadError;
 use super::runtime::Runtime;
 use super::set::PluginSet;
-use crate::config::Config;
+use crate::config::{Config, WasmConfig};
 use crate::metrics::PluginMetrics;
 
 /// See the module docs.
 #[derive(Debug)]
 pub struct LivePlugins {
     current: ArcSwap<PluginSet>,
+    previous: Mutex<Option<Arc<PluginSet>>>,
+    /// Started with the first plugin, so a gateway without plugins pays
+    /// nothing; a reload that adds the first plugin starts it then.
+    runtime: Mutex<Option<Arc<Runtime>>>,
+    /// The last load error of each plugin that failed to load and has no
+    /// running version (a running one records it in its own report).
+    failed: Mutex<BTreeMap<String, String>>,
 }
 
 /// Why the plugins of a manifest could not start.
@@ -37,8 +48,15 @@ fn list(errors: &[LoadError]) -> String {
 impl LivePlugins {
     /// No plugins: every client is allowed, channels go where they are named.
     pub fn none() -> Self {
+        Self::with(PluginSet::default(), None)
+    }
+
+    fn with(set: PluginSet, runtime: Option<Arc<Runtime>>) -> Self {
         Self {
-            current: ArcSwap::from_pointee(PluginSet::default()),
+            current: ArcSwap::from_pointee(set),
+            previous: Mutex::new(None),
+            runtime: Mutex::new(runtime),
+            failed: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -51,14 +69,65 @@ impl LivePlugins {
         let set = PluginSet::load(config, &runtime, metrics)
             .await
             .map_err(StartError::Load)?;
-        Ok(Self {
-            current: ArcSwap::from_pointee(set),
-        })
+        Ok(Self::with(set, Some(runtime)))
     }
 
     /// The current set; hold it for the whole of one request so that every
     /// decision of that request comes from one generation.
     pub fn current(&self) -> Arc<PluginSet> {
         self.current.load_full()
+    }
+
+    /// The runtime, started now with `config` if no plugin needed it before.
+    pub(super) fn runtime(&self, config: &WasmConfig) -> anyhow::Result<Arc<Runtime>> {
+        let mut runtime = self.runtime.lock();
+        if let Some(running) = runtime.as_ref() {
+            return Ok(Arc::clone(running));
+        }
+        let started = Runtime::new(config)?;
+        *runtime = Some(Arc::clone(&started));
+        Ok(started)
+    }
+
+    /// Makes `set` current in one step; the old one is kept for rollback.
+    pub(super) fn swap(&self, set: Arc<PluginSet>) {
+        let old = self.current.swap(set);
+        *self.previous.lock() = Some(old);
+    }
+
+    /// Swaps the set before the last swap back in (and keeps the one it
+    /// replaces, so a second rollback undoes the first). `None` when there
+    /// was no swap yet.
+    pub(super) fn roll_back(&self) -> Option<(Arc<PluginSet>, Arc<PluginSet>)> {
+        let mut previous = self.previous.lock();
+        let back = previous.take()?;
+        let replaced = self.current.swap(Arc::clone(&back));
+        *previous = Some(Arc::clone(&replaced));
+        Some((replaced, back))
+    }
+
+    /// Records that `name` failed to load and has no running version.
+    pub(super) fn record_failure(&self, name: &str, error: String) {
+        self.failed.lock().insert(name.to_owned(), error);
+    }
+
+    /// Forgets past load failures: every plugin of the manifest now runs.
+    pub(super) fn clear_failures(&self) {
+        self.failed.lock().clear();
+    }
+
+    /// What `GET /v1/plugins` shows: every plugin in use, then each plugin
+    /// the manifest names that failed to load and has no running version.
+    pub fn report(&self) -> Vec<serde_json::Value> {
+        let set = self.current();
+        let mut plugins: Vec<serde_json::Value> = set.plugins().map(|p| p.report()).collect();
+        for (name, error) in self.failed.lock().iter() {
+            plugins.push(serde_json::json!({
+                "name": name,
+                "loaded": false,
+                "last_error": error,
+            }));
+        }
+        plugins
     }
 }

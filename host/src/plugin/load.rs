@@ -74,6 +74,26 @@ pub async fn load(
         .await
         .map_err(|e| fail(Problem::Read(e)))?;
     let hash = ContentHash::of(&bytes);
+    build(runtime, metrics, name, config, path, bytes, hash).await
+}
+
+/// Compiles, checks and starts the plugin `name` from the `bytes` already
+/// read from `path`, whose hash is `hash`. A reload reads first, so that it
+/// can reuse a running plugin whose file did not change.
+pub async fn build(
+    runtime: &Arc<Runtime>,
+    metrics: &PluginMetrics,
+    name: &str,
+    config: &PluginConfig,
+    path: &Path,
+    bytes: Vec<u8>,
+    hash: ContentHash,
+) -> Result<Arc<Plugin>, LoadError> {
+    let fail = |problem| LoadError {
+        name: name.to_owned(),
+        path: path.to_owned(),
+        problem,
+    };
     let compiling = Arc::clone(runtime);
     let component = tokio::task::spawn_blocking(move || compiling.compile(&bytes, &hash))
         .await
@@ -100,6 +120,7 @@ pub async fn load(
             limits: config.limits,
             on_error: config.on_error,
             grants: config.grants.clone(),
+            settings: config.clone(),
             tag,
             pre,
             counters: metrics.for_plugin(name, &version),

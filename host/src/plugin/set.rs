@@ -10,7 +10,7 @@ use super::hooks::{Action, Routed, Transformed};
 use super::instance::{CallError, Plugin};
 use super::load::{self, LoadError};
 use super::runtime::Runtime;
-use crate::config::{Config, OnError, PluginKind};
+use crate::config::{Config, OnError, PluginKind, RouteConfig};
 use crate::metrics::PluginMetrics;
 use crate::protocol::{ChannelName, ChannelPattern};
 
@@ -75,6 +75,9 @@ pub struct PluginSet {
     plugins: BTreeMap<String, Arc<Plugin>>,
     auth: Option<Arc<Plugin>>,
     routes: Vec<Route>,
+    /// The `[[routes]]` entries `routes` was built from, so that a reload
+    /// can tell whether they changed.
+    route_config: Vec<RouteConfig>,
 }
 
 impl PluginSet {
@@ -99,14 +102,19 @@ impl PluginSet {
         if !errors.is_empty() {
             return Err(errors);
         }
+        Ok(Self::assemble(plugins, &config.routes))
+    }
+
+    /// A set of `plugins` with the route table of `routes`, which a validated
+    /// manifest guarantees name only plugins of the right kind.
+    pub fn assemble(plugins: BTreeMap<String, Arc<Plugin>>, routes_config: &[RouteConfig]) -> Self {
         let auth = plugins
             .values()
             .find(|p| p.kind == PluginKind::Auth)
             .cloned();
         // The manifest was validated: every name a route uses exists with the
         // right kind, so a missing one here cannot happen and is skipped.
-        let routes = config
-            .routes
+        let routes = routes_config
             .iter()
             .map(|route| Route {
                 patterns: route.channels.clone(),
@@ -119,11 +127,22 @@ impl PluginSet {
                     .collect(),
             })
             .collect();
-        Ok(Self {
+        Self {
             plugins,
             auth,
             routes,
-        })
+            route_config: routes_config.to_vec(),
+        }
+    }
+
+    /// The `[[routes]]` entries of this set.
+    pub fn route_config(&self) -> &[RouteConfig] {
+        &self.route_config
+    }
+
+    /// The plugin named `name`, if this set has one.
+    pub fn get(&self, name: &str) -> Option<&Arc<Plugin>> {
+        self.plugins.get(name)
     }
 
     /// The auth plugin, if the manifest has one.
