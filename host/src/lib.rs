@@ -18,6 +18,7 @@
 //! | [`gateway`] | wiring of the above into one shared value |
 //! | [`metrics`] | Prometheus counters and gauges |
 //! | [`close`] | close reasons and their WebSocket codes |
+//! | [`watch`] | reload triggers: manifest and plugin file changes, SIGHUP |
 //!
 //! A message travels: socket → [`session`] (parse, rate limit) → [`broker`] →
 //! [`hub`] (frame built once) → each subscriber's [`outbox`] → its session's
@@ -37,4 +38,5 @@ pub mod protocol;
 pub mod server;
 pub mod session;
 pub mod signal;
+pub mod watch;
 pub mod workers;

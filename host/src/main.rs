@@ -98,6 +98,9 @@ fn check(path: &std::path::Path) -> ExitCode {
 }
 
 fn serve(path: Option<PathBuf>, listen: Option<SocketAddr>) -> ExitCode {
+    // Absolute, so that the file watcher's paths and the manifest's agree
+    // whatever the working directory.
+    let path = path.map(|p| std::path::absolute(&p).unwrap_or(p));
     let mut config = match &path {
         Some(path) => match Config::load(path, &ProcessEnv) {
             Ok(loaded) => loaded.config,
@@ -144,7 +147,7 @@ fn serve(path: Option<PathBuf>, listen: Option<SocketAddr>) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let gateway = match Gateway::start(config).await {
+        let gateway = match Gateway::start_from(config, path).await {
             Ok(gateway) => gateway,
             Err(e) => {
                 tracing::error!("{e}");
@@ -158,7 +161,10 @@ fn serve(path: Option<PathBuf>, listen: Option<SocketAddr>) -> ExitCode {
         };
         let local = listener.local_addr().map_or(address, |a| a);
         tracing::info!(address = %local, node = %gateway.node, workers = workers.len(), "ferrygate listening (ws://{local}/ws)");
+        // Reloads run on this runtime, never on the workers that deliver.
+        let reloads = tokio::spawn(ferrygate::watch::run(std::sync::Arc::clone(&gateway)));
         ferrygate::server::run(listener, gateway, workers, ferrygate::signal::shutdown()).await;
+        reloads.abort();
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })

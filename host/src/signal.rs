@@ -1,5 +1,5 @@
 //! Process signals: the first SIGTERM or SIGINT starts a graceful drain, a
-//! second one ends the process at once.
+//! second one ends the process at once; SIGHUP reloads (see [`crate::watch`]).
 
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -25,4 +25,12 @@ pub async fn shutdown() {
         tracing::warn!("second signal: exiting without waiting for the drain");
         std::process::exit(130);
     });
+}
+
+/// SIGHUP, which reloads the manifest and its plugins; `None` (logged) when
+/// the handler cannot be installed.
+pub fn hangups() -> Option<tokio::signal::unix::Signal> {
+    signal(SignalKind::hangup())
+        .inspect_err(|error| tracing::warn!(%error, "cannot handle SIGHUP: reload with POST /v1/reload"))
+        .ok()
 }

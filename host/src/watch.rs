@@ -1,0 +1,161 @@
+//! What starts a reload besides `POST /v1/reload`: a change to the manifest
+//! or to a plugin file it names (seen with `notify`, debounced), and SIGHUP.
+//!
+//! Directories are watched, not files: editors and build tools write a temp
+//! file and rename it over the old one, which replaces the inode a file
+//! watch would hold, and a plugin directory may itself be replaced (so its
+//! parent is watched too). After each reload the watches are set again for
+//! the paths the manifest names then. A file caught half-written is just a
+//! failed load; the write that completes it is another event and another
+//! reload.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::event::{AccessKind, AccessMode};
+use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
+use crate::config::{Config, ProcessEnv};
+use crate::gateway::Gateway;
+
+/// Quiet time after the last event before a reload starts: long enough to
+/// fold the several events of one save (create, write, rename) into one
+/// reload, short enough to feel immediate.
+pub const DEBOUNCE: Duration = Duration::from_millis(150);
+
+/// Runs until the process ends: reloads `gateway` on file changes and on
+/// SIGHUP. Without a manifest only SIGHUP is handled (and its reload fails
+/// saying why), so that the signal never kills the process.
+pub async fn run(gateway: Arc<Gateway>) {
+    let mut hangups = crate::signal::hangups();
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let mut files = Files::new(gateway.reloader.manifest(), tx);
+    loop {
+        tokio::select! {
+            Some(()) = hangup(&mut hangups) => {
+                gateway.reload("SIGHUP").await;
+            }
+            Some(event) = events.recv() => {
+                if !files.concerns(&event) {
+                    continue;
+                }
+                // Debounce: reload once DEBOUNCE passed without a relevant event.
+                let mut quiet_from = tokio::time::Instant::now() + DEBOUNCE;
+                while let Ok(next) = tokio::time::timeout_at(quiet_from, events.recv()).await {
+                    match next {
+                        Some(event) if files.concerns(&event) => {
+                            quiet_from = tokio::time::Instant::now() + DEBOUNCE;
+                        }
+                        Some(_) => {}
+                        None => return,
+                    }
+                }
+                gateway.reload("file change").await;
+            }
+            else => return,
+        }
+        files.rewatch();
+    }
+}
+
+async fn hangup(hangups: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match hangups {
+        Some(signal) => signal.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The watcher and the paths it cares about.
+struct Files {
+    manifest: Option<PathBuf>,
+    watcher: Option<RecommendedWatcher>,
+    /// The manifest and every plugin file it names.
+    interesting: BTreeSet<PathBuf>,
+    watched: BTreeSet<PathBuf>,
+}
+
+impl Files {
+    fn new(manifest: Option<&Path>, tx: mpsc::UnboundedSender<Event>) -> Self {
+        let watcher = manifest.and_then(|_| {
+            notify::recommended_watcher(move |result: notify::Result<Event>| match result {
+                Ok(event) => {
+                    let _ = tx.send(event);
+                }
+                Err(error) => tracing::warn!(%error, "file watch error"),
+            })
+            .inspect_err(|error| {
+                tracing::warn!(%error, "cannot watch files: reload with SIGHUP or POST /v1/reload");
+            })
+            .ok()
+        });
+        let mut files = Self {
+            manifest: manifest.map(Path::to_path_buf),
+            watcher,
+            interesting: BTreeSet::new(),
+            watched: BTreeSet::new(),
+        };
+        files.rewatch();
+        files
+    }
+
+    /// Watches the folders of the manifest and of each plugin file it names
+    /// now, and their parents. Keeps the previous plugin files when the
+    /// manifest cannot be read, so that fixing either is still seen.
+    fn rewatch(&mut self) {
+        let (Some(manifest), Some(watcher)) = (&self.manifest, &mut self.watcher) else {
+            return;
+        };
+        let mut interesting = BTreeSet::from([manifest.clone()]);
+        match Config::load(manifest, &ProcessEnv) {
+            Ok(loaded) => {
+                let config = loaded.config;
+                interesting.extend(config.plugins.values().map(|p| config.plugin_path(p)));
+            }
+            Err(_) => interesting.extend(self.interesting.iter().cloned()),
+        }
+        let folders: BTreeSet<PathBuf> = interesting
+            .iter()
+            .filter_map(|file| file.parent())
+            .flat_map(|dir| [Some(dir), dir.parent()])
+            .flatten()
+            .map(|dir| {
+                if dir.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    dir.to_path_buf()
+                }
+            })
+            .collect();
+        // Every folder is watched again: one that was replaced is a new
+        // inode, which the old watch does not follow.
+        for folder in &self.watched {
+            let _ = watcher.unwatch(folder);
+        }
+        for folder in &folders {
+            if let Err(error) = watcher.watch(folder, RecursiveMode::NonRecursive) {
+                tracing::debug!(folder = %folder.display(), %error, "cannot watch");
+            }
+        }
+        self.watched = folders;
+        self.interesting = interesting;
+    }
+
+    /// Whether `event` may have changed the manifest or a plugin file: it
+    /// names one of them or a folder above one. Reads are ignored (the
+    /// reload's own reads would otherwise trigger the next reload).
+    fn concerns(&self, event: &Event) -> bool {
+        let kind_matters = match event.kind {
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+            EventKind::Access(_) => false,
+            _ => true,
+        };
+        kind_matters
+            && event
+                .paths
+                .iter()
+                .any(|path| self.interesting.iter().any(|file| file.starts_with(path)))
+    }
+}
