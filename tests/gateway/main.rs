@@ -19,4 +19,6 @@ mod plugin_auth;
 mod plugin_check;
 mod plugin_limits;
 mod plugin_route;
+mod reload;
+mod reload_stream;
 mod session;

@@ -1,0 +1,279 @@
+//! Hot reload of the real binary: a bad file or a wrong-world component
+//! leaves the running version serving and says why; a manifest edit binds
+//! live connections on their next publish; a slowly written file is never
+//! loaded half-done. The live swap under a message stream, and rollback,
+//! are in `reload_stream`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::drain::TempDir;
+use crate::support::plugins::plugin;
+use crate::support::{API_KEY, Client, PATIENCE, http, metric_value};
+
+/// The manifest's `[server]` and `[wasm]`: the same text in every version of
+/// the manifest a test writes, so no reload reports a restart-only change.
+fn head() -> String {
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache");
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\napi_key = \"{API_KEY}\"\ndrain_ms = 100\nclose_grace_ms = 300\n\
+         publish_rate = {{ per_second = 100000, burst = 100000 }}\nrequest_rate = {{ per_second = 100000, burst = 100000 }}\n\n\
+         [wasm]\ncache_dir = {:?}\n",
+        cache.display().to_string()
+    )
+}
+
+/// The stamp transform on `feed.>`, from `stamp.wasm` next to the manifest.
+pub const STAMPED: &str =
+    "\n[plugins.stamp]\nkind = \"transform\"\npath = \"stamp.wasm\"\n\n[[routes]]\nchannels = \"feed.>\"\ninbound = [\"stamp\"]\n";
+
+/// A `ferrygate serve` process whose manifest and plugin files live in a
+/// temp dir the test edits.
+pub struct Hot {
+    child: Child,
+    pub addr: SocketAddr,
+    pub dir: TempDir,
+}
+
+impl Hot {
+    /// Starts with `stamp.wasm` = `stamp_v1` and the manifest `STAMPED`.
+    pub fn start(tag: &str) -> Self {
+        let dir = TempDir::new(tag);
+        copy_over(&plugin("stamp_v1"), &dir.0.join("stamp.wasm"));
+        let manifest = dir.write("ferrygate.toml", &format!("{}{STAMPED}", head()));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ferrygate"))
+            .args(["serve", "--config"])
+            .arg(&manifest)
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start ferrygate");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                // Shown by the test runner when a test fails.
+                eprintln!("gateway: {line}");
+                if let Some(rest) = line.split("ws://").nth(1) {
+                    let _ = tx.send(rest.split('/').next().unwrap_or_default().to_owned());
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(PATIENCE)
+            .expect("the binary logs its address")
+            .parse()
+            .expect("a socket address");
+        Self { child, addr, dir }
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.0.join(name)
+    }
+
+    /// Writes the manifest as `head()` plus `body`, the way editors save:
+    /// a temp file renamed over the old one.
+    pub fn write_manifest(&self, body: &str) {
+        let temp = self.file(".ferrygate.toml.tmp");
+        std::fs::write(&temp, format!("{}{body}", head())).expect("write manifest");
+        std::fs::rename(&temp, self.file("ferrygate.toml")).expect("rename manifest");
+    }
+
+    /// Puts `bytes` at `stamp.wasm` by writing a temp file and renaming it.
+    pub fn replace_stamp(&self, bytes: &[u8]) {
+        let temp = self.file(".stamp.wasm.tmp");
+        std::fs::write(&temp, bytes).expect("write plugin");
+        std::fs::rename(&temp, self.file("stamp.wasm")).expect("rename plugin");
+    }
+
+    /// The `GET /v1/plugins` entry of `name`.
+    pub async fn plugin(&self, name: &str) -> Value {
+        let auth = format!("Bearer {API_KEY}");
+        let (status, body) = http(self.addr, "GET", "/v1/plugins", &[("Authorization", &auth)], "").await;
+        assert_eq!(status, 200, "{body}");
+        let report: Value = serde_json::from_str(&body).expect("JSON");
+        report["plugins"]
+            .as_array()
+            .and_then(|list| list.iter().find(|p| p["name"] == name))
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+
+    /// Polls `GET /v1/plugins` until the entry of `name` satisfies `done`.
+    pub async fn wait_for(&self, name: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let entry = self.plugin(name).await;
+            if done(&entry) {
+                return entry;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}; last: {entry}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    pub async fn metrics(&self) -> String {
+        http(self.addr, "GET", "/metrics", &[], "").await.1
+    }
+
+    /// `POST /v1/reload` with `body`: the status and the outcome.
+    pub async fn reload(&self, body: &str) -> (u16, Value) {
+        let auth = format!("Bearer {API_KEY}");
+        let (status, text) = http(self.addr, "POST", "/v1/reload", &[("Authorization", &auth)], body).await;
+        (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON outcome: {text}")))
+    }
+}
+
+impl Drop for Hot {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn copy_over(from: &Path, to: &Path) {
+    std::fs::copy(from, to).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
+}
+
+/// The version label the gateway gives a component: its content hash, short.
+pub fn version_of(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(bytes);
+    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn bytes_of(name: &str) -> Vec<u8> {
+    std::fs::read(plugin(name)).expect("read plugin")
+}
+
+/// Publishes `{"n": n}` on `feed.test` and returns the stamp `listener` sees.
+async fn stamp_seen(publisher: &mut Client, listener: &mut Client, n: u64) -> Value {
+    publisher.publish("feed.test", json!({ "n": n })).await;
+    let frame = listener.recv().await;
+    assert_eq!(frame["data"]["n"], n, "{frame}");
+    frame["data"]["stamp"].clone()
+}
+
+fn failures(metrics: &str) -> f64 {
+    metric_value(metrics, "ferrygate_plugin_reload_failures_total{plugin=\"stamp\"}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_then_a_wrong_world_component_leave_the_running_version_serving() {
+    let hot = Hot::start("reload-bad");
+    let mut listener = Client::connect(&hot.ws_url()).await;
+    listener.subscribe("feed.test").await;
+    let mut publisher = Client::connect(&hot.ws_url()).await;
+    let v1 = hot.plugin("stamp").await["version"].clone();
+    hot.replace_stamp(&bytes_of("stamp_v2"));
+    let v2 = hot.wait_for("stamp", "v2", |p| p["version"] != v1).await["version"].clone();
+    assert_eq!(stamp_seen(&mut publisher, &mut listener, 1).await, "v2");
+
+    hot.replace_stamp(b"\0asm this is not a component, it was cut short");
+    let entry = hot
+        .wait_for("stamp", "the garbage failure", |p| {
+            p["last_error"].as_str().is_some_and(|e| e.contains("not a valid WebAssembly component"))
+        })
+        .await;
+    assert_eq!(entry["version"], v2, "{entry}");
+    assert_eq!(stamp_seen(&mut publisher, &mut listener, 2).await, "v2");
+    let after_garbage = failures(&hot.metrics().await);
+    assert!(after_garbage >= 1.0, "{after_garbage}");
+
+    // A route-world component where a transform is expected.
+    hot.replace_stamp(&bytes_of("channel_acl"));
+    let entry = hot
+        .wait_for("stamp", "the wrong-world failure", |p| {
+            p["last_error"].as_str().is_some_and(|e| e.contains("does not implement the `transform` world"))
+        })
+        .await;
+    assert_eq!(entry["version"], v2, "{entry}");
+    assert_eq!(stamp_seen(&mut publisher, &mut listener, 3).await, "v2");
+    let metrics = hot.metrics().await;
+    assert!(failures(&metrics) > after_garbage, "{metrics}");
+    assert!(metric_value(&metrics, "ferrygate_plugin_reloads_total{outcome=\"failed\"}") >= 2.0);
+
+    // The next good file is picked up as usual.
+    hot.replace_stamp(&bytes_of("stamp_v1"));
+    hot.wait_for("stamp", "v1 again", |p| p["version"] == v1).await;
+    assert_eq!(stamp_seen(&mut publisher, &mut listener, 4).await, "v1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deny_rule_added_to_the_manifest_binds_live_connections_on_their_next_publish() {
+    let hot = Hot::start("reload-acl");
+    let mut client = Client::connect(&hot.ws_url()).await;
+    let mut listener = Client::connect(&hot.ws_url()).await;
+    listener.subscribe("feed.test").await;
+    client.publish("x.news", json!({"n": 0})).await;
+
+    let acl = plugin("channel_acl");
+    hot.write_manifest(&format!(
+        "\n[plugins.acl]\nkind = \"route\"\npath = {:?}\nconfig = {{ public = [\">\"], publish = [{{ channels = \"x.*\", allow = \"nobody\" }}] }}\n\n\
+         [[routes]]\nchannels = \"x.*\"\nroute = \"acl\"\n{STAMPED}",
+        acl.display().to_string()
+    ));
+    hot.wait_for("acl", "the acl plugin", |p| p["kind"] == "route").await;
+
+    // The same connection, not reconnected, is now bound by the new rule...
+    let reply = client
+        .request(json!({"op": "publish", "channel": "x.news", "data": {"n": 1}}))
+        .await;
+    assert_eq!(reply["error"]["code"], "forbidden", "{reply}");
+    // ...while the routes that did not change still work for it.
+    client.publish("feed.test", json!({"n": 2})).await;
+    let frame = listener.recv().await;
+    assert_eq!(frame["data"], json!({"n": 2, "stamp": "v1"}), "{frame}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_written_slowly_in_place_is_never_loaded_half_done() {
+    let hot = Hot::start("reload-slow");
+    let mut listener = Client::connect(&hot.ws_url()).await;
+    listener.subscribe("feed.test").await;
+    let mut publisher = Client::connect(&hot.ws_url()).await;
+    let v1 = version_of(&bytes_of("stamp_v1"));
+    let v2_bytes = bytes_of("stamp_v2");
+    let v2 = version_of(&v2_bytes);
+    assert_eq!(hot.plugin("stamp").await["version"], v1);
+
+    // In place (no rename), in 6 chunks with pauses longer than the debounce,
+    // so that reloads do read the half-written file.
+    let path = hot.file("stamp.wasm");
+    let writer = std::thread::spawn(move || {
+        let mut file = std::fs::File::create(&path).expect("truncate plugin");
+        for (i, chunk) in v2_bytes.chunks(v2_bytes.len().div_ceil(6)).enumerate() {
+            if i > 0 {
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            file.write_all(chunk).expect("write chunk");
+            file.flush().expect("flush");
+        }
+    });
+    // Every version ever reported is v1 or the complete v2 (a partial file
+    // would have another content hash), and every message is stamped by it.
+    let mut n = 0;
+    while !writer.is_finished() {
+        n += 1;
+        let entry = hot.plugin("stamp").await;
+        assert!(entry["version"] == v1 || entry["version"] == v2, "a partial file was loaded: {entry}");
+        let stamp = stamp_seen(&mut publisher, &mut listener, n).await;
+        assert!(stamp == "v1" || stamp == "v2", "{stamp}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    writer.join().expect("writer thread");
+    hot.wait_for("stamp", "the complete file", |p| p["version"] == v2).await;
+    assert_eq!(stamp_seen(&mut publisher, &mut listener, n + 1).await, "v2");
+    // Several polls saw the half-written file stay unloaded.
+    assert!(n > 5, "{n}");
+}
