@@ -159,10 +159,11 @@ fn serve(path: Option<PathBuf>, listen: Option<SocketAddr>) -> ExitCode {
                 };
             }
         };
+        let triggers = ferrygate::watch::Triggers::install(&gateway);
         let local = listener.local_addr().map_or(address, |a| a);
         tracing::info!(address = %local, node = %gateway.node, workers = workers.len(), "ferrygate listening (ws://{local}/ws)");
         // Reloads run on this runtime, never on the workers that deliver.
-        let reloads = tokio::spawn(ferrygate::watch::run(std::sync::Arc::clone(&gateway)));
+        let reloads = tokio::spawn(triggers.run(std::sync::Arc::clone(&gateway)));
         ferrygate::server::run(listener, gateway, workers, ferrygate::signal::shutdown()).await;
         reloads.abort();
         tracing::info!("stopped");

@@ -31,6 +31,8 @@ pub async fn shutdown() {
 /// the handler cannot be installed.
 pub fn hangups() -> Option<tokio::signal::unix::Signal> {
     signal(SignalKind::hangup())
-        .inspect_err(|error| tracing::warn!(%error, "cannot handle SIGHUP: reload with POST /v1/reload"))
+        .inspect_err(
+            |error| tracing::warn!(%error, "cannot handle SIGHUP: reload with POST /v1/reload"),
+        )
         .ok()
 }

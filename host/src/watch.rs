@@ -26,38 +26,61 @@ use crate::gateway::Gateway;
 /// reload, short enough to feel immediate.
 pub const DEBOUNCE: Duration = Duration::from_millis(150);
 
-/// Runs until the process ends: reloads `gateway` on file changes and on
-/// SIGHUP. Without a manifest only SIGHUP is handled (and its reload fails
-/// saying why), so that the signal never kills the process.
-pub async fn run(gateway: Arc<Gateway>) {
-    let mut hangups = crate::signal::hangups();
-    let (tx, mut events) = mpsc::unbounded_channel();
-    let mut files = Files::new(gateway.reloader.manifest(), tx);
-    loop {
-        tokio::select! {
-            Some(()) = hangup(&mut hangups) => {
-                gateway.reload("SIGHUP").await;
-            }
-            Some(event) = events.recv() => {
-                if !files.concerns(&event) {
-                    continue;
-                }
-                // Debounce: reload once DEBOUNCE passed without a relevant event.
-                let mut quiet_from = tokio::time::Instant::now() + DEBOUNCE;
-                while let Ok(next) = tokio::time::timeout_at(quiet_from, events.recv()).await {
-                    match next {
-                        Some(event) if files.concerns(&event) => {
-                            quiet_from = tokio::time::Instant::now() + DEBOUNCE;
-                        }
-                        Some(_) => {}
-                        None => return,
-                    }
-                }
-                gateway.reload("file change").await;
-            }
-            else => return,
+/// The installed triggers; [`Triggers::run`] acts on them.
+#[derive(Debug)]
+pub struct Triggers {
+    hangups: Option<tokio::signal::unix::Signal>,
+    events: mpsc::UnboundedReceiver<Event>,
+    files: Files,
+}
+
+impl Triggers {
+    /// Installs the SIGHUP handler and the file watches now, so that a
+    /// change made once the gateway says it listens is seen. Without a
+    /// manifest only SIGHUP is handled (and its reload fails saying why), so
+    /// that the signal never kills the process.
+    pub fn install(gateway: &Gateway) -> Self {
+        let (tx, events) = mpsc::unbounded_channel();
+        Self {
+            hangups: crate::signal::hangups(),
+            events,
+            files: Files::new(gateway.reloader.manifest(), tx),
         }
-        files.rewatch();
+    }
+
+    /// Runs until the process ends: reloads `gateway` on each trigger.
+    pub async fn run(self, gateway: Arc<Gateway>) {
+        let Self {
+            mut hangups,
+            mut events,
+            mut files,
+        } = self;
+        loop {
+            tokio::select! {
+                Some(()) = hangup(&mut hangups) => {
+                    gateway.reload("SIGHUP").await;
+                }
+                Some(event) = events.recv() => {
+                    if !files.concerns(&event) {
+                        continue;
+                    }
+                    // Debounce: reload once DEBOUNCE passed without a relevant event.
+                    let mut quiet_from = tokio::time::Instant::now() + DEBOUNCE;
+                    while let Ok(next) = tokio::time::timeout_at(quiet_from, events.recv()).await {
+                        match next {
+                            Some(event) if files.concerns(&event) => {
+                                quiet_from = tokio::time::Instant::now() + DEBOUNCE;
+                            }
+                            Some(_) => {}
+                            None => return,
+                        }
+                    }
+                    gateway.reload("file change").await;
+                }
+                else => return,
+            }
+            files.rewatch();
+        }
     }
 }
 
@@ -69,6 +92,7 @@ async fn hangup(hangups: &mut Option<tokio::signal::unix::Signal>) -> Option<()>
 }
 
 /// The watcher and the paths it cares about.
+#[derive(Debug)]
 struct Files {
     manifest: Option<PathBuf>,
     watcher: Option<RecommendedWatcher>,

@@ -29,8 +29,10 @@ fn head() -> String {
 }
 
 /// The stamp transform on `feed.>`, from `stamp.wasm` next to the manifest.
-pub const STAMPED: &str =
-    "\n[plugins.stamp]\nkind = \"transform\"\npath = \"stamp.wasm\"\n\n[[routes]]\nchannels = \"feed.>\"\ninbound = [\"stamp\"]\n";
+/// Its time limit is raised from the default 10 ms: these tests share two
+/// cores with other test processes, and a call that waits that long for a
+/// core would fail as a deadline, which is not what they are about.
+pub const STAMPED: &str = "\n[plugins.stamp]\nkind = \"transform\"\npath = \"stamp.wasm\"\nlimits = { time_ms = 2000 }\n\n[[routes]]\nchannels = \"feed.>\"\ninbound = [\"stamp\"]\n";
 
 /// A `ferrygate serve` process whose manifest and plugin files live in a
 /// temp dir the test edits.
@@ -99,7 +101,14 @@ impl Hot {
     /// The `GET /v1/plugins` entry of `name`.
     pub async fn plugin(&self, name: &str) -> Value {
         let auth = format!("Bearer {API_KEY}");
-        let (status, body) = http(self.addr, "GET", "/v1/plugins", &[("Authorization", &auth)], "").await;
+        let (status, body) = http(
+            self.addr,
+            "GET",
+            "/v1/plugins",
+            &[("Authorization", &auth)],
+            "",
+        )
+        .await;
         assert_eq!(status, 200, "{body}");
         let report: Value = serde_json::from_str(&body).expect("JSON");
         report["plugins"]
@@ -117,9 +126,20 @@ impl Hot {
             if done(&entry) {
                 return entry;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}; last: {entry}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; last: {entry}"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
     }
 
     pub async fn metrics(&self) -> String {
@@ -129,8 +149,18 @@ impl Hot {
     /// `POST /v1/reload` with `body`: the status and the outcome.
     pub async fn reload(&self, body: &str) -> (u16, Value) {
         let auth = format!("Bearer {API_KEY}");
-        let (status, text) = http(self.addr, "POST", "/v1/reload", &[("Authorization", &auth)], body).await;
-        (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON outcome: {text}")))
+        let (status, text) = http(
+            self.addr,
+            "POST",
+            "/v1/reload",
+            &[("Authorization", &auth)],
+            body,
+        )
+        .await;
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON outcome: {text}")),
+        )
     }
 }
 
@@ -165,7 +195,10 @@ async fn stamp_seen(publisher: &mut Client, listener: &mut Client, n: u64) -> Va
 }
 
 fn failures(metrics: &str) -> f64 {
-    metric_value(metrics, "ferrygate_plugin_reload_failures_total{plugin=\"stamp\"}")
+    metric_value(
+        metrics,
+        "ferrygate_plugin_reload_failures_total{plugin=\"stamp\"}",
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,7 +215,9 @@ async fn garbage_then_a_wrong_world_component_leave_the_running_version_serving(
     hot.replace_stamp(b"\0asm this is not a component, it was cut short");
     let entry = hot
         .wait_for("stamp", "the garbage failure", |p| {
-            p["last_error"].as_str().is_some_and(|e| e.contains("not a valid WebAssembly component"))
+            p["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("not a valid WebAssembly component"))
         })
         .await;
     assert_eq!(entry["version"], v2, "{entry}");
@@ -194,18 +229,26 @@ async fn garbage_then_a_wrong_world_component_leave_the_running_version_serving(
     hot.replace_stamp(&bytes_of("channel_acl"));
     let entry = hot
         .wait_for("stamp", "the wrong-world failure", |p| {
-            p["last_error"].as_str().is_some_and(|e| e.contains("does not implement the `transform` world"))
+            p["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("does not implement the `transform` world"))
         })
         .await;
     assert_eq!(entry["version"], v2, "{entry}");
     assert_eq!(stamp_seen(&mut publisher, &mut listener, 3).await, "v2");
     let metrics = hot.metrics().await;
     assert!(failures(&metrics) > after_garbage, "{metrics}");
-    assert!(metric_value(&metrics, "ferrygate_plugin_reloads_total{outcome=\"failed\"}") >= 2.0);
+    assert!(
+        metric_value(
+            &metrics,
+            "ferrygate_plugin_reloads_total{outcome=\"failed\"}"
+        ) >= 2.0
+    );
 
     // The next good file is picked up as usual.
     hot.replace_stamp(&bytes_of("stamp_v1"));
-    hot.wait_for("stamp", "v1 again", |p| p["version"] == v1).await;
+    hot.wait_for("stamp", "v1 again", |p| p["version"] == v1)
+        .await;
     assert_eq!(stamp_seen(&mut publisher, &mut listener, 4).await, "v1");
 }
 
@@ -223,7 +266,8 @@ async fn a_deny_rule_added_to_the_manifest_binds_live_connections_on_their_next_
          [[routes]]\nchannels = \"x.*\"\nroute = \"acl\"\n{STAMPED}",
         acl.display().to_string()
     ));
-    hot.wait_for("acl", "the acl plugin", |p| p["kind"] == "route").await;
+    hot.wait_for("acl", "the acl plugin", |p| p["kind"] == "route")
+        .await;
 
     // The same connection, not reconnected, is now bound by the new rule...
     let reply = client
@@ -266,14 +310,62 @@ async fn a_file_written_slowly_in_place_is_never_loaded_half_done() {
     while !writer.is_finished() {
         n += 1;
         let entry = hot.plugin("stamp").await;
-        assert!(entry["version"] == v1 || entry["version"] == v2, "a partial file was loaded: {entry}");
+        assert!(
+            entry["version"] == v1 || entry["version"] == v2,
+            "a partial file was loaded: {entry}"
+        );
         let stamp = stamp_seen(&mut publisher, &mut listener, n).await;
         assert!(stamp == "v1" || stamp == "v2", "{stamp}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     writer.join().expect("writer thread");
-    hot.wait_for("stamp", "the complete file", |p| p["version"] == v2).await;
+    hot.wait_for("stamp", "the complete file", |p| p["version"] == v2)
+        .await;
     assert_eq!(stamp_seen(&mut publisher, &mut listener, n + 1).await, "v2");
     // Several polls saw the half-written file stay unloaded.
     assert!(n > 5, "{n}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_reload_and_sighup_reload_and_say_what_changed() {
+    let hot = Hot::start("reload-api");
+    let (status, _) = http(hot.addr, "POST", "/v1/reload", &[], "").await;
+    assert_eq!(status, 401);
+
+    let (status, outcome) = hot.reload("").await;
+    assert_eq!(status, 200, "{outcome}");
+    assert_eq!(outcome["swapped"], false, "{outcome}");
+    assert_eq!(outcome["unchanged"][0]["name"], "stamp", "{outcome}");
+
+    // A second plugin and a changed [server]: the plugin is added, the
+    // server section is reported as needing a restart and left as it was.
+    copy_over(&plugin("stamp_v2"), &hot.file("other.wasm"));
+    let text = std::fs::read_to_string(hot.file("ferrygate.toml")).expect("read manifest");
+    let edited = text.replace("drain_ms = 100", "drain_ms = 200")
+        + "\n[plugins.other]\nkind = \"transform\"\npath = \"other.wasm\"\n";
+    std::fs::write(hot.file("ferrygate.toml"), edited).expect("write manifest");
+    let (status, outcome) = hot.reload("").await;
+    assert_eq!(status, 200, "{outcome}");
+    assert_eq!(outcome["restart_needed"], json!(["[server]"]), "{outcome}");
+    hot.wait_for("other", "the added plugin", |p| p["kind"] == "transform")
+        .await;
+
+    let (status, outcome) = hot.reload(r#"{"rollback": "yes"}"#).await;
+    assert_eq!(status, 400, "{outcome}");
+
+    // SIGHUP reloads, and does not end the process.
+    let before = metric_value(
+        &hot.metrics().await,
+        "ferrygate_plugin_reloads_total{outcome=\"ok\"}",
+    );
+    hot.signal("HUP");
+    let deadline = Instant::now() + PATIENCE;
+    while metric_value(
+        &hot.metrics().await,
+        "ferrygate_plugin_reloads_total{outcome=\"ok\"}",
+    ) <= before
+    {
+        assert!(Instant::now() < deadline, "SIGHUP did not reload");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -36,7 +36,11 @@ impl Stream {
         let publisher = Client::connect(&hot.ws_url()).await;
         let sent = Arc::new(AtomicU64::new(0));
         let publisher = tokio::spawn(publish(publisher, total, per_tick, Arc::clone(&sent)));
-        Self { sent, publisher, subscribers: readers }
+        Self {
+            sent,
+            publisher,
+            subscribers: readers,
+        }
     }
 
     /// Waits until at least `n` messages were sent.
@@ -57,11 +61,26 @@ impl Stream {
         for (index, reader) in self.subscribers.into_iter().enumerate() {
             let got = reader.await.expect("subscriber task");
             let numbers: Vec<u64> = got.iter().map(|(n, _)| *n).collect();
-            assert!(numbers.iter().copied().eq(0..total), "subscriber {index}: numbers out of order or missing");
-            let switch = got.iter().position(|(_, stamp)| stamp == after).unwrap_or(got.len());
-            assert!(switch > 0, "subscriber {index}: the swap happened before the stream started");
-            assert!(got[..switch].iter().all(|(_, s)| s == before), "subscriber {index}: unexpected stamp before the swap");
-            assert!(got[switch..].iter().all(|(_, s)| s == after), "subscriber {index}: `{before}` after `{after}`");
+            assert!(
+                numbers.iter().copied().eq(0..total),
+                "subscriber {index}: numbers out of order or missing"
+            );
+            let switch = got
+                .iter()
+                .position(|(_, stamp)| stamp == after)
+                .unwrap_or(got.len());
+            assert!(
+                switch > 0,
+                "subscriber {index}: the swap happened before the stream started"
+            );
+            assert!(
+                got[..switch].iter().all(|(_, s)| s == before),
+                "subscriber {index}: unexpected stamp before the swap"
+            );
+            assert!(
+                got[switch..].iter().all(|(_, s)| s == after),
+                "subscriber {index}: `{before}` after `{after}`"
+            );
             assert!(
                 (switch as u64) <= done,
                 "subscriber {index}: message {switch} still had `{before}` though the swap was reported done before message {done} was sent"
@@ -93,7 +112,8 @@ async fn publish(client: Client, total: u64, per_tick: u64, sent: Arc<AtomicU64>
     while n < total {
         tick.tick().await;
         for _ in 0..per_tick.min(total - n) {
-            let text = format!(r#"{{"op":"publish","id":{n},"channel":"{CHANNEL}","data":{{"n":{n}}}}}"#);
+            let text =
+                format!(r#"{{"op":"publish","id":{n},"channel":"{CHANNEL}","data":{{"n":{n}}}}}"#);
             sink.send(Message::text(text)).await.expect("publish");
             n += 1;
             sent.store(n, Ordering::Release);
@@ -117,7 +137,11 @@ async fn receive(client: Client, total: u64) -> Vec<(u64, String)> {
             Message::Ping(_) | Message::Pong(_) => continue,
             other => panic!("connection closed or odd frame: {other:?}"),
         };
-        assert_eq!(text.matches("\"stamp\"").count(), 1, "not exactly one stamp: {text}");
+        assert_eq!(
+            text.matches("\"stamp\"").count(),
+            1,
+            "not exactly one stamp: {text}"
+        );
         let frame: Value = serde_json::from_str(text.as_str()).expect("JSON");
         let n = frame["data"]["n"].as_u64().expect("a number");
         let stamp = frame["data"]["stamp"].as_str().expect("a stamp").to_owned();
@@ -137,7 +161,10 @@ async fn replacing_the_wasm_under_a_stream_to_200_clients_loses_nothing() {
     hot.replace_stamp(&bytes_of("stamp_v2"));
     hot.wait_for("stamp", "v2", |p| p["version"] == v2).await;
     let done = stream.sent.load(Ordering::Acquire);
-    assert!(done < total, "the swap took the whole stream: raise `total`");
+    assert!(
+        done < total,
+        "the swap took the whole stream: raise `total`"
+    );
     stream.check(total, "v1", "v2", done).await;
 }
 

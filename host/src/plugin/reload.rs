@@ -87,14 +87,22 @@ impl Reloader {
         if outcome.ok {
             metrics.reloaded(ReloadOutcome::ok);
             if outcome.swapped {
-                tracing::info!(took_ms = outcome.took_ms, "reload: swapped in: {}", outcome.summary());
+                tracing::info!(
+                    took_ms = outcome.took_ms,
+                    "reload: swapped in: {}",
+                    outcome.summary()
+                );
             } else {
                 tracing::info!("reload: nothing changed");
             }
         } else {
             metrics.reloaded(ReloadOutcome::failed);
             for failure in &outcome.failed {
-                tracing::warn!(plugin = failure.plugin.as_deref().unwrap_or("-"), "reload failed, the running plugins stay: {}", failure.error);
+                tracing::warn!(
+                    plugin = failure.plugin.as_deref().unwrap_or("-"),
+                    "reload failed, the running plugins stay: {}",
+                    failure.error
+                );
             }
         }
         outcome
@@ -111,7 +119,10 @@ impl Reloader {
                 outcome.ok = true;
                 outcome.swapped = true;
                 metrics.reloaded(ReloadOutcome::rollback);
-                tracing::info!("rollback: swapped in the previous set: {}", outcome.summary());
+                tracing::info!(
+                    "rollback: swapped in the previous set: {}",
+                    outcome.summary()
+                );
             }
             None => outcome.failed.push(Failure {
                 plugin: None,
@@ -131,7 +142,12 @@ impl Reloader {
         metrics: &PluginMetrics,
         outcome: &mut Outcome,
     ) -> Result<Option<Arc<PluginSet>>, Vec<Failure>> {
-        let manifest_failure = |error: String| vec![Failure { plugin: None, error }];
+        let manifest_failure = |error: String| {
+            vec![Failure {
+                plugin: None,
+                error,
+            }]
+        };
         let Some(path) = self.manifest.clone() else {
             return Err(manifest_failure(
                 "the gateway was started without --config: there is no manifest to reload"
