@@ -24,7 +24,7 @@ use crate::gateway::Gateway;
 /// Quiet time after the last event before a reload starts: long enough to
 /// fold the several events of one save (create, write, rename) into one
 /// reload, short enough to feel immediate.
-pub const DEBOUNCE: Duration = Duration::from_millis(150);
+pub const DEBOUNCE: Duration = Duration::from_millis(50);
 
 /// The installed triggers; [`Triggers::run`] acts on them.
 #[derive(Debug)]
