@@ -369,3 +369,28 @@ async fn post_reload_and_sighup_reload_and_say_what_changed() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_plugin_folder_is_seen_each_time() {
+    let hot = Hot::start("reload-folder");
+    let v1 = version_of(&bytes_of("stamp_v1"));
+    let v2 = version_of(&bytes_of("stamp_v2"));
+    let build = hot.file("build");
+    std::fs::create_dir(&build).expect("mkdir");
+    copy_over(&plugin("stamp_v1"), &build.join("stamp.wasm"));
+    hot.write_manifest(&STAMPED.replace("stamp.wasm", "build/stamp.wasm"));
+    // Returns once a reload that read the edited manifest is done.
+    let (status, outcome) = hot.reload("").await;
+    assert_eq!(status, 200, "{outcome}");
+
+    // The way some build tools publish: a new folder renamed over the old.
+    for (file, version) in [("stamp_v2", &v2), ("stamp_v1", &v1), ("stamp_v2", &v2)] {
+        let next = hot.file("build.next");
+        std::fs::create_dir(&next).expect("mkdir");
+        copy_over(&plugin(file), &next.join("stamp.wasm"));
+        std::fs::remove_dir_all(&build).expect("remove old folder");
+        std::fs::rename(&next, &build).expect("rename folder");
+        hot.wait_for("stamp", file, |p| p["version"] == *version)
+            .await;
+    }
+}
