@@ -133,6 +133,8 @@ impl Files {
             return;
         };
         let mut interesting = BTreeSet::from([manifest.clone()]);
+        // A small file read on the main runtime, once per reload: not worth
+        // a blocking thread.
         match Config::load(manifest, &ProcessEnv) {
             Ok(loaded) => {
                 let config = loaded.config;

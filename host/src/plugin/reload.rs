@@ -62,8 +62,9 @@ impl Reloader {
     }
 
     /// Reads the manifest and every plugin it names, and swaps in the new set
-    /// if anything changed and everything loaded. `wasm` is the running
-    /// `[wasm]` section, used if this reload adds the first plugin.
+    /// if anything changed and everything loaded. `running` is the manifest
+    /// the gateway started with: its `[wasm]` starts the runtime if this
+    /// reload adds the first plugin.
     pub async fn reload(
         &self,
         live: &LivePlugins,
