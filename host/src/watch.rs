@@ -185,3 +185,49 @@ impl Files {
                 .any(|path| self.interesting.iter().any(|file| file.starts_with(path)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use notify::event::{CreateKind, ModifyKind, RenameMode};
+
+    use super::*;
+
+    fn files() -> Files {
+        Files {
+            manifest: None,
+            watcher: None,
+            interesting: BTreeSet::from([
+                PathBuf::from("/srv/gw/ferrygate.toml"),
+                PathBuf::from("/srv/gw/plugins/stamp.wasm"),
+            ]),
+            watched: BTreeSet::new(),
+        }
+    }
+
+    fn event(kind: EventKind, path: &str) -> Event {
+        Event::new(kind).add_path(PathBuf::from(path))
+    }
+
+    #[test]
+    fn changes_to_named_files_and_their_folders_count() {
+        let files = files();
+        let renamed = EventKind::Modify(ModifyKind::Name(RenameMode::To));
+        assert!(files.concerns(&event(renamed, "/srv/gw/plugins/stamp.wasm")));
+        assert!(files.concerns(&event(renamed, "/srv/gw/ferrygate.toml")));
+        // The plugin folder itself replaced.
+        assert!(files.concerns(&event(renamed, "/srv/gw/plugins")));
+        let written = EventKind::Access(AccessKind::Close(AccessMode::Write));
+        assert!(files.concerns(&event(written, "/srv/gw/plugins/stamp.wasm")));
+    }
+
+    #[test]
+    fn reads_temp_files_and_neighbours_do_not() {
+        let files = files();
+        let opened = EventKind::Access(AccessKind::Open(AccessMode::Read));
+        assert!(!files.concerns(&event(opened, "/srv/gw/plugins/stamp.wasm")));
+        let created = EventKind::Create(CreateKind::File);
+        assert!(!files.concerns(&event(created, "/srv/gw/plugins/.stamp.wasm.tmp")));
+        assert!(!files.concerns(&event(created, "/srv/gw/other.toml")));
+        assert!(!files.concerns(&event(created, "/srv/elsewhere")));
+    }
+}
