@@ -7,7 +7,7 @@
 #   2. p99 delivery latency to 200 subscribers through the stamp transform at
 #      RATE msg/s, without swaps and with the .wasm swapped every 500 ms.
 # Server on CPU 0, load tool and swapper on CPU 1. Results: bench-results/.
-# Build first: cargo build --release -p ferrygate -p ferrygate-load
+# Run through `cargo xtask bench-reload`, which builds the plugins and binaries first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -12,6 +12,8 @@
 //! - `bench-fanout [ARGS...]`: build release binaries and run `bench/fanout.sh`.
 //! - `bench-cluster [ARGS...]`: build release binaries and run `bench/cluster.sh`
 //!   (fan-out across two instances on NATS and on Redis).
+//! - `bench-reload`: build the plugins and release binaries and run
+//!   `bench/reload.sh` (hot reload: time to serve, latency during swaps).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -27,12 +29,15 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("build-plugins") => plugins::build(),
         Some("bench-fanout") => bench_script("bench/fanout.sh", &args[1..]),
+        Some("bench-reload") => {
+            plugins::build().and_then(|()| bench_script("bench/reload.sh", &args[1..]))
+        }
         Some("bench-cluster") => {
             ensure_broker_servers().and_then(|()| bench_script("bench/cluster.sh", &args[1..]))
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <run [ARGS...] | test | build-plugins | bench-fanout [ARGS...] | bench-cluster [ARGS...]>"
+                "usage: cargo xtask <run [ARGS...] | test | build-plugins | bench-fanout [ARGS...] | bench-cluster [ARGS...] | bench-reload>"
             );
             return ExitCode::from(2);
         }
