@@ -73,13 +73,16 @@ swap_ms() {
   local want; want=$(version_of "$2")
   local t0; t0=$(date +%s%N)
   mv "$2" "$dir/$1"
-  until serving "$want"; do :; done
+  until serving "$want"; do
+    (( $(date +%s%N) - t0 < 30000000000 )) || { echo "version $want not serving after 30 s" >&2; exit 1; }
+  done
   echo $(( ($(date +%s%N) - t0) / 1000000 ))
 }
 
 # A copy of $1 with a unique trailing custom section: same code, new hash,
 # so no cached artifact matches and it compiles cold.
-unique() { { cat "$1"; printf '\x00\x0d\x05bench'; head -c 8 /dev/urandom; } >"$2"; }
+# Section: id 0, size 14 = name length (1) + "bench" (5) + 8 random bytes.
+unique() { { cat "$1"; printf '\x00\x0e\x05bench'; head -c 8 /dev/urandom; } >"$2"; }
 
 stats() { sort -n | awk '{a[NR]=$1} END {printf "n=%d min=%d p50=%d p90=%d max=%d ms\n", NR, a[1], a[int(NR*0.5+0.5)], a[int(NR*0.9+0.5)], a[NR]}'; }
 
