@@ -4,12 +4,12 @@
 # times, so that the machine's drift hits both alike (single runs on a shared
 # VM vary by up to 30%). Prints p50/p99, the load tool's CPU and frames per
 # socket write. Server on CPU 0, load tool on CPU 1; 1,000 subscribers.
-# usage: bench/ab.sh BINARY RATE [SUBSCRIBERS]
+# usage: [CONFIG=bench/ferrygate-transform.toml] bench/ab.sh BINARY RATE [SUBSCRIBERS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 binary=$1 rate=$2 subscribers=${3:-1000}
 ulimit -n "$(ulimit -Hn)"
-taskset -c 0 "$binary" serve --config bench/ferrygate.toml 2>/dev/null &
+taskset -c 0 "$binary" serve --config "${CONFIG:-bench/ferrygate.toml}" 2>/dev/null &
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true' EXIT
 for _ in $(seq 100); do curl -sf http://127.0.0.1:18080/readyz >/dev/null && break; sleep 0.1; done
