@@ -147,8 +147,18 @@ fn route(c: &mut Criterion) {
     let mut group = c.benchmark_group("route_channel_acl");
     let cases = [
         ("subscribe_allow", Action::Subscribe, "chat.lobby", None),
-        ("publish_100B", Action::Publish, "chat.lobby", Some("x".repeat(90))),
-        ("publish_rewrite", Action::Publish, "room.lobby", Some("x".repeat(90))),
+        (
+            "publish_100B",
+            Action::Publish,
+            "chat.lobby",
+            Some("x".repeat(90)),
+        ),
+        (
+            "publish_rewrite",
+            Action::Publish,
+            "room.lobby",
+            Some("x".repeat(90)),
+        ),
     ];
     for (label, action, channel, data) in cases {
         let channel = ChannelName::new(channel).expect("channel");
@@ -156,7 +166,9 @@ fn route(c: &mut Criterion) {
         group.bench_function(label, |b| {
             b.iter_custom(|iters| {
                 timed(&tokio, iters, async || {
-                    let decision = acl.route(action, &channel, &connection, data.as_deref()).await;
+                    let decision = acl
+                        .route(action, &channel, &connection, data.as_deref())
+                        .await;
                     assert!(decision.is_ok(), "{decision:?}");
                 })
             });
