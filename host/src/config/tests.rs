@@ -104,14 +104,38 @@ fn plugin_tables_routes_and_env_secrets_parse() {
 #[test]
 fn plugin_rules_are_enforced_with_the_key_at_fault() {
     let cases = [
-        ("[plugins.a]\nkind = \"auth\"\npath = \"a.wasm\"\n[plugins.b]\nkind = \"auth\"\npath = \"b.wasm\"\n", "second plugin of kind `auth`"),
-        ("[plugins.a]\nkind = \"auth\"\npath = \"a.wasm\"\non_error = \"allow\"\n", "always refuses"),
-        ("[plugins.a]\nkind = \"transform\"\npath = \"a.wasm\"\nlimits = { memory_mib = 100000 }\n", "memory_mib"),
-        ("[plugins.a]\nkind = \"transform\"\npath = \"a.wasm\"\nlimits = { time_ms = 0 }\n", "time_ms"),
-        ("[[routes]]\nchannels = \"chat.*\"\nroute = \"missing\"\n", "not a [plugins.missing] entry"),
-        ("[plugins.t]\nkind = \"transform\"\npath = \"t.wasm\"\n[[routes]]\nchannels = \"chat.*\"\noutbound = [\"t\"]\n", "not offered yet"),
-        ("[[routes]]\nchannels = \"chat.>.x\"\n", "may only be the last token"),
-        ("[plugins.\"bad name\"]\nkind = \"transform\"\npath = \"t.wasm\"\n", "not a plugin name"),
+        (
+            "[plugins.a]\nkind = \"auth\"\npath = \"a.wasm\"\n[plugins.b]\nkind = \"auth\"\npath = \"b.wasm\"\n",
+            "second plugin of kind `auth`",
+        ),
+        (
+            "[plugins.a]\nkind = \"auth\"\npath = \"a.wasm\"\non_error = \"allow\"\n",
+            "always refuses",
+        ),
+        (
+            "[plugins.a]\nkind = \"transform\"\npath = \"a.wasm\"\nlimits = { memory_mib = 100000 }\n",
+            "memory_mib",
+        ),
+        (
+            "[plugins.a]\nkind = \"transform\"\npath = \"a.wasm\"\nlimits = { time_ms = 0 }\n",
+            "time_ms",
+        ),
+        (
+            "[[routes]]\nchannels = \"chat.*\"\nroute = \"missing\"\n",
+            "not a [plugins.missing] entry",
+        ),
+        (
+            "[plugins.t]\nkind = \"transform\"\npath = \"t.wasm\"\n[[routes]]\nchannels = \"chat.*\"\noutbound = [\"t\"]\n",
+            "not offered yet",
+        ),
+        (
+            "[[routes]]\nchannels = \"chat.>.x\"\n",
+            "may only be the last token",
+        ),
+        (
+            "[plugins.\"bad name\"]\nkind = \"transform\"\npath = \"t.wasm\"\n",
+            "not a plugin name",
+        ),
     ];
     for (manifest, expected) in cases {
         let error = parse(manifest).expect_err(manifest).to_string();
