@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use ferrygate::config::{Config, PluginConfig};
 use ferrygate::metrics::PluginMetrics;
-use ferrygate::plugin::hooks::{AuthOutcome, ConnectRequest};
+use ferrygate::plugin::hooks::{Action, AuthOutcome, ConnectRequest};
 use ferrygate::plugin::{Connection, Identity, Plugin, Runtime, load};
 use ferrygate::protocol::ChannelName;
 use tokio::runtime::Runtime as Tokio;
@@ -48,7 +48,8 @@ fn runtime() -> Arc<Runtime> {
 
 fn plugin_config(kind: &str, file: &str, config: &str) -> PluginConfig {
     let manifest = format!(
-        "[plugins.p]\nkind = \"{kind}\"\npath = {:?}\nconfig = {config}\n",
+        // A generous time limit: the bench measures calls, it does not cut them.
+        "[plugins.p]\nkind = \"{kind}\"\npath = {:?}\nconfig = {config}\nlimits = {{ memory_mib = 64, time_ms = 1000 }}\n",
         dist(file).display().to_string()
     );
     let config = Config::parse(
@@ -132,6 +133,50 @@ fn transform(c: &mut Criterion) {
     group.finish();
 }
 
+fn route(c: &mut Criterion) {
+    let tokio = Tokio::new().expect("tokio");
+    let runtime = runtime();
+    let acl = load_plugin(
+        &tokio,
+        &runtime,
+        "route",
+        "channel_acl",
+        r#"{ public = ["chat.*"], publish = [{ channels = "chat.*", allow = "signed-in" }], rewrite = [{ channels = "room.*", to = "chat.{1}" }] }"#,
+    );
+    let connection = connection();
+    let mut group = c.benchmark_group("route_channel_acl");
+    let cases = [
+        ("subscribe_allow", Action::Subscribe, "chat.lobby", None),
+        (
+            "publish_100B",
+            Action::Publish,
+            "chat.lobby",
+            Some("x".repeat(90)),
+        ),
+        (
+            "publish_rewrite",
+            Action::Publish,
+            "room.lobby",
+            Some("x".repeat(90)),
+        ),
+    ];
+    for (label, action, channel, data) in cases {
+        let channel = ChannelName::new(channel).expect("channel");
+        let data = data.map(|text| format!("{{\"t\":\"{text}\"}}"));
+        group.bench_function(label, |b| {
+            b.iter_custom(|iters| {
+                timed(&tokio, iters, async || {
+                    let decision = acl
+                        .route(action, &channel, &connection, data.as_deref())
+                        .await;
+                    assert!(decision.is_ok(), "{decision:?}");
+                })
+            });
+        });
+    }
+    group.finish();
+}
+
 fn auth(c: &mut Criterion) {
     let tokio = Tokio::new().expect("tokio");
     let runtime = runtime();
@@ -174,7 +219,7 @@ fn auth(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 timed(&tokio, iters, async || {
                     let verdict = jwt.authenticate(&request).await;
-                    assert!(matches!(verdict, Ok(AuthOutcome::Allow(_))));
+                    assert!(matches!(verdict, Ok(AuthOutcome::Allow(_))), "{verdict:?}");
                 })
             });
         });
@@ -204,5 +249,5 @@ fn restart_load(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, transform, auth, restart_load);
+criterion_group!(benches, transform, route, auth, restart_load);
 criterion_main!(benches);

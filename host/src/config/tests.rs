@@ -80,3 +80,66 @@ fn load_names_the_file() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn plugin_tables_routes_and_env_secrets_parse() {
+    let env: HashMap<String, String> = [("JWT".to_owned(), "s3cret".to_owned())].into();
+    let config = Config::parse(
+        "[plugins.auth]\nkind = \"auth\"\npath = \"a.wasm\"\nconfig = { hs256_secret = \"${JWT}\", nested = { list = [\"${JWT:-x}\"] } }\n\
+         [plugins.acl]\nkind = \"route\"\npath = \"b.wasm\"\nlimits = { memory_mib = 8, time_ms = 5 }\non_error = \"allow\"\n\
+         [[routes]]\nchannels = [\"chat.*\", \"user.>\"]\nroute = \"acl\"\n",
+        &env,
+    )
+    .expect("valid plugin manifest");
+    let auth = &config.plugins["auth"];
+    assert_eq!(auth.kind, PluginKind::Auth);
+    assert_eq!(auth.on_error, OnError::Deny);
+    assert_eq!(auth.limits, PluginLimits::default());
+    assert_eq!(auth.config["hs256_secret"], "s3cret");
+    assert_eq!(auth.config["nested"]["list"][0], "s3cret");
+    assert_eq!(config.plugins["acl"].limits.time_ms, 5);
+    assert_eq!(config.routes[0].channels.len(), 2);
+}
+
+#[test]
+fn plugin_rules_are_enforced_with_the_key_at_fault() {
+    let cases = [
+        (
+            "[plugins.a]\nkind = \"auth\"\npath = \"a.wasm\"\n[plugins.b]\nkind = \"auth\"\npath = \"b.wasm\"\n",
+            "second plugin of kind `auth`",
+        ),
+        (
+            "[plugins.a]\nkind = \"auth\"\npath = \"a.wasm\"\non_error = \"allow\"\n",
+            "always refuses",
+        ),
+        (
+            "[plugins.a]\nkind = \"transform\"\npath = \"a.wasm\"\nlimits = { memory_mib = 100000 }\n",
+            "memory_mib",
+        ),
+        (
+            "[plugins.a]\nkind = \"transform\"\npath = \"a.wasm\"\nlimits = { time_ms = 0 }\n",
+            "time_ms",
+        ),
+        (
+            "[[routes]]\nchannels = \"chat.*\"\nroute = \"missing\"\n",
+            "not a [plugins.missing] entry",
+        ),
+        (
+            "[plugins.t]\nkind = \"transform\"\npath = \"t.wasm\"\n[[routes]]\nchannels = \"chat.*\"\noutbound = [\"t\"]\n",
+            "not offered yet",
+        ),
+        (
+            "[[routes]]\nchannels = \"chat.>.x\"\n",
+            "may only be the last token",
+        ),
+        (
+            "[plugins.\"bad name\"]\nkind = \"transform\"\npath = \"t.wasm\"\n",
+            "not a plugin name",
+        ),
+    ];
+    for (manifest, expected) in cases {
+        let error = parse(manifest).expect_err(manifest).to_string();
+        assert!(error.contains(expected), "{manifest}\n=> {error}");
+        assert!(error.starts_with("manifest:"), "names a line: {error}");
+    }
+}

@@ -50,9 +50,14 @@ impl Session {
             Ok(Routed::Deny(reason)) => {
                 return self.refuse(Some(&id), ProtocolError::new(ErrorCode::Forbidden, reason));
             }
+            // The route hook already turns these into `bad_output` failures
+            // for a subscribe; answered here so no request goes unanswered.
             Ok(Routed::Rpc(_) | Routed::Drop) => {
-                unreachable_decision(&id);
-                return;
+                let error = ProtocolError::new(
+                    ErrorCode::PluginError,
+                    "the route plugin answered a subscribe with rpc or drop",
+                );
+                return self.refuse(Some(&id), error);
             }
             Err(error) => return self.refuse(Some(&id), plugin_error(&error)),
         };
@@ -199,10 +204,4 @@ fn plugin_error(error: &CallError) -> ProtocolError {
         ErrorCode::PluginError,
         format!("plugin `{}`: {}", error.plugin, error.cause_text()),
     )
-}
-
-/// The route hook refuses `rpc` and `drop` for subscribes, so this is never
-/// reached; logged rather than asserted so a bug cannot take a worker down.
-fn unreachable_decision(id: &RequestId) {
-    tracing::error!(?id, "route plugin answered a subscribe with rpc or drop");
 }
