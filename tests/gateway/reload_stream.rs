@@ -12,7 +12,7 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::reload::{Hot, bytes_of, version_of};
+use crate::hot::{Hot, bytes_of, version_of};
 use crate::support::{Client, PATIENCE};
 
 const CHANNEL: &str = "feed.numbers";
