@@ -73,6 +73,16 @@ async fn garbage_then_a_wrong_world_component_leave_the_running_version_serving(
         ) >= 2.0
     );
 
+    // Putting back the file that runs ends the failure: nothing to swap,
+    // and the error is no longer shown.
+    hot.replace_stamp(&bytes_of("stamp_v2"));
+    let entry = hot
+        .wait_for("stamp", "the failure cleared", |p| {
+            p["last_error"].is_null()
+        })
+        .await;
+    assert_eq!(entry["version"], v2, "{entry}");
+
     // The next good file is picked up as usual.
     hot.replace_stamp(&bytes_of("stamp_v1"));
     hot.wait_for("stamp", "v1 again", |p| p["version"] == v1)

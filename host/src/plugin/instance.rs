@@ -71,7 +71,10 @@ impl CallError {
 /// Counters shown in `/v1/plugins`.
 #[derive(Debug, Default)]
 pub struct Stats {
-    pub(super) last_error: Mutex<Option<String>>,
+    last_error: Mutex<Option<String>>,
+    /// Why the last reload could not replace this version, until a reload
+    /// succeeds; shown as `last_error` ahead of call errors.
+    pub(super) reload_error: Mutex<Option<String>>,
 }
 
 /// See the module docs.
@@ -176,7 +179,12 @@ impl Plugin {
             "grants": grants,
             "calls": self.counters.calls.get(),
             "errors": self.counters.failures(),
-            "last_error": self.stats.last_error.lock().clone(),
+            "last_error": self
+                .stats
+                .reload_error
+                .lock()
+                .clone()
+                .or_else(|| self.stats.last_error.lock().clone()),
         })
     }
 

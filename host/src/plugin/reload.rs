@@ -76,12 +76,22 @@ impl Reloader {
         let mut outcome = Outcome::new("reload");
         match self.build(live, running, metrics, &mut outcome).await {
             Ok(Some(set)) => {
+                for plugin in set.plugins() {
+                    *plugin.stats.reload_error.lock() = None;
+                }
                 live.swap(set);
                 live.clear_failures();
                 outcome.swapped = true;
                 outcome.ok = true;
             }
-            Ok(None) => outcome.ok = true,
+            Ok(None) => {
+                // The files are back to what runs: earlier failures are over.
+                for plugin in live.current().plugins() {
+                    *plugin.stats.reload_error.lock() = None;
+                }
+                live.clear_failures();
+                outcome.ok = true;
+            }
             Err(failures) => outcome.failed = failures,
         }
         outcome.took_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -249,7 +259,7 @@ fn record(
     let text = error.to_string();
     match current.get(&error.name) {
         Some(running) => {
-            *running.stats.last_error.lock() = Some(format!(
+            *running.stats.reload_error.lock() = Some(format!(
                 "reload failed, version {} keeps running: {text}",
                 running.version()
             ));
