@@ -70,7 +70,7 @@ impl Default for PluginLimits {
     fn default() -> Self {
         Self {
             memory_mib: 16,
-            time_ms: 10,
+            time_ms: 50,
         }
     }
 }
