@@ -15,6 +15,6 @@ trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true' EXIT
 for _ in $(seq 100); do curl -sf http://127.0.0.1:18080/readyz >/dev/null && break; sleep 0.1; done
 taskset -c 1 target/release/ferrygate-load fanout --url ws://127.0.0.1:18080/ws \
   --subscribers "$subscribers" --rates "$rate" --step-secs 5 --sources 127.0.0.1-8 \
-  --server-pid "$server" 2>&1 | awk '/^ +[0-9]+ /{printf "p50 %s ms  p99 %s ms  srv %s%%  load %s%%  ", $4, $5, $11, $12}'
+  --server-pid "$server" 2>&1 | awk '/^ +[0-9]+ /{printf "deliv/s %s  loss %s  p50 %s ms  p99 %s ms  srv %s%%  load %s%%  ", $3, $7, $4, $5, $11, $12}'
 curl -s http://127.0.0.1:18080/metrics \
   | awk '/^ferrygate_frames_delivered_total/{f=$2} /^ferrygate_write_batches_total/{b=$2} END{printf "frames/write %.1f\n", f/b}'
