@@ -24,6 +24,7 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
 use crate::protocol::ChannelName;
+use interest::{Interest, Topic};
 
 pub use memory::MemoryBroker;
 pub use nats::NatsBroker;
@@ -96,22 +97,45 @@ pub trait Broker: Send + Sync + fmt::Debug {
     /// channel published from now on will reach this instance, or, while the
     /// broker is away, at once (the subscription follows on reconnect).
     fn join<'a>(&'a self, channel: &'a ChannelName) -> BoxFuture<'a, ()> {
-        let _ = channel;
-        futures_util::future::ready(()).boxed()
+        async move {
+            if let Some(interest) = self.interest() {
+                let topic = Topic::Channel(channel.clone());
+                interest.acquire(topic.clone());
+                interest
+                    .wait_active(&topic, JOIN_WAIT, || self.is_connected())
+                    .await;
+            }
+        }
+        .boxed()
     }
 
     /// One local subscriber of `channel` fewer.
     fn leave(&self, channel: &ChannelName) {
-        let _ = channel;
+        if let Some(interest) = self.interest() {
+            interest.release(&Topic::Channel(channel.clone()));
+        }
     }
 
     /// One more local connection of `user`.
     fn user_online(&self, user: &str) {
-        let _ = user;
+        if let Some(interest) = self.interest() {
+            interest.acquire(Topic::User(user.into()));
+        }
     }
 
     /// One local connection of `user` fewer.
     fn user_offline(&self, user: &str) {
-        let _ = user;
+        if let Some(interest) = self.interest() {
+            interest.release(&Topic::User(user.into()));
+        }
+    }
+
+    /// What this broker subscribes to for the local clients; `None` (the
+    /// default) for a broker that needs no subscriptions, such as `memory`.
+    fn interest(&self) -> Option<&Interest> {
+        None
     }
 }
+
+/// Longest a `subscribe` reply waits for the broker to confirm the subscription.
+const JOIN_WAIT: Duration = Duration::from_secs(2);

@@ -31,9 +31,6 @@ use crate::protocol::ChannelName;
 use publisher::{Outgoing, Publisher};
 use subscriptions::RedisSubscriptions;
 
-/// Longest a `subscribe` reply waits for the broker to confirm the subscription.
-const JOIN_WAIT: Duration = Duration::from_secs(2);
-
 /// See the module docs.
 #[derive(Debug)]
 pub struct RedisBroker {
@@ -225,26 +222,7 @@ impl Broker for RedisBroker {
         self.commands.is_connected() && self.subscriber.is_connected()
     }
 
-    fn join<'a>(&'a self, channel: &'a ChannelName) -> BoxFuture<'a, ()> {
-        async move {
-            let topic = Topic::Channel(channel.clone());
-            self.interest.acquire(topic.clone());
-            self.interest
-                .wait_active(&topic, JOIN_WAIT, || self.is_connected())
-                .await;
-        }
-        .boxed()
-    }
-
-    fn leave(&self, channel: &ChannelName) {
-        self.interest.release(&Topic::Channel(channel.clone()));
-    }
-
-    fn user_online(&self, user: &str) {
-        self.interest.acquire(Topic::User(user.into()));
-    }
-
-    fn user_offline(&self, user: &str) {
-        self.interest.release(&Topic::User(user.into()));
+    fn interest(&self) -> Option<&Interest> {
+        Some(&self.interest)
     }
 }
