@@ -8,7 +8,6 @@ pub mod faults;
 pub mod redis_cluster;
 pub mod scenarios;
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,6 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::drain::TempDir;
+use crate::support::binary::spawn_and_wait_for_address;
 use crate::support::{API_KEY, Client, PATIENCE, http, metric_value};
 
 /// Which broker a test runs on.
@@ -154,27 +154,8 @@ impl Instance {
 
     /// Starts the binary with `broker` as the body of its `[broker]` table.
     pub fn start_with(broker: &str) -> Self {
-        let (dir, mut command) = Self::command_with(broker);
-        let mut child = command
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start ferrygate");
-        let stderr = child.stderr.take().expect("stderr piped");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            // Keeps draining the pipe for the life of the process.
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("ws://").nth(1) {
-                    let _ = tx.send(rest.split('/').next().unwrap_or_default().to_owned());
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(PATIENCE)
-            .expect("the binary logs its address")
-            .parse()
-            .expect("a socket address");
+        let (dir, command) = Self::command_with(broker);
+        let (child, addr) = spawn_and_wait_for_address(command);
         Self {
             addr,
             child,

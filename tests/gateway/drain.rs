@@ -1,11 +1,11 @@
 //! Graceful drain of the real binary on SIGTERM, and the second-signal escape.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use crate::support::binary::spawn_and_wait_for_address;
 use crate::support::{Client, PATIENCE, http};
 
 /// A `ferrygate serve` child process on a port-0 listener.
@@ -50,28 +50,12 @@ impl Binary {
             "ferrygate.toml",
             &format!("[server]\nlisten = \"127.0.0.1:0\"\n{server}\n"),
         );
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ferrygate"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ferrygate"));
+        command
             .args(["serve", "--config"])
             .arg(&config)
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start ferrygate");
-        let stderr = child.stderr.take().expect("stderr piped");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("ws://").nth(1) {
-                    let _ = tx.send(rest.split('/').next().unwrap_or_default().to_owned());
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(PATIENCE)
-            .expect("the binary logs its address")
-            .parse()
-            .expect("a socket address");
+            .env("RUST_LOG", "info");
+        let (child, addr) = spawn_and_wait_for_address(command);
         Self {
             child,
             addr,

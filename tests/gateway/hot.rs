@@ -3,15 +3,15 @@
 //! to swap files, read `GET /v1/plugins` and `/metrics`, and call
 //! `POST /v1/reload`.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::drain::TempDir;
+use crate::support::binary::spawn_and_wait_for_address;
 use crate::support::plugins::plugin;
 use crate::support::{API_KEY, PATIENCE, http};
 
@@ -47,30 +47,12 @@ impl Hot {
         let dir = TempDir::new(tag);
         copy_over(&plugin("stamp_v1"), &dir.0.join("stamp.wasm"));
         let manifest = dir.write("ferrygate.toml", &format!("{}{STAMPED}", head()));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ferrygate"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ferrygate"));
+        command
             .args(["serve", "--config"])
             .arg(&manifest)
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start ferrygate");
-        let stderr = child.stderr.take().expect("stderr piped");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                // Shown by the test runner when a test fails.
-                eprintln!("gateway: {line}");
-                if let Some(rest) = line.split("ws://").nth(1) {
-                    let _ = tx.send(rest.split('/').next().unwrap_or_default().to_owned());
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(PATIENCE)
-            .expect("the binary logs its address")
-            .parse()
-            .expect("a socket address");
+            .env("RUST_LOG", "info");
+        let (child, addr) = spawn_and_wait_for_address(command);
         Self { child, addr, dir }
     }
 

@@ -1,5 +1,6 @@
 //! Test harness: start a gateway in process, connect clients, read metrics.
 
+pub mod binary;
 pub mod plugins;
 
 use std::collections::HashMap;

@@ -1,0 +1,35 @@
+//! Starting the real `ferrygate` binary and learning its address from its log.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+
+use super::PATIENCE;
+
+/// Spawns `command` (a `ferrygate serve`), echoes its log (shown by the test
+/// runner when a test fails) and waits for the `ws://ADDR/ws` line it logs
+/// once listening.
+pub fn spawn_and_wait_for_address(mut command: Command) -> (Child, SocketAddr) {
+    let mut child = command
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start ferrygate");
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Keeps draining the pipe for the life of the process.
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("gateway: {line}");
+            if let Some(rest) = line.split("ws://").nth(1) {
+                let _ = tx.send(rest.split('/').next().unwrap_or_default().to_owned());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(PATIENCE)
+        .expect("the binary logs its address")
+        .parse()
+        .expect("a socket address");
+    (child, addr)
+}
