@@ -237,19 +237,7 @@ impl Instance {
 
     /// POST with the API key; returns status and JSON body.
     pub async fn api(&self, path: &str, body: &Value) -> (u16, Value) {
-        let auth = format!("Bearer {API_KEY}");
-        let (status, text) = http(
-            self.addr,
-            "POST",
-            path,
-            &[
-                ("Authorization", &auth),
-                ("Content-Type", "application/json"),
-            ],
-            &body.to_string(),
-        )
-        .await;
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        crate::support::api(self.addr, path, body).await
     }
 }
 

@@ -93,19 +93,7 @@ impl TestGateway {
 
     /// POST with the right API key.
     pub async fn api(&self, path: &str, body: &Value) -> (u16, Value) {
-        let auth = format!("Bearer {API_KEY}");
-        let (status, text) = self
-            .http(
-                "POST",
-                path,
-                &[
-                    ("Authorization", &auth),
-                    ("Content-Type", "application/json"),
-                ],
-                &body.to_string(),
-            )
-            .await;
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        api(self.addr, path, body).await
     }
 
     /// The value of a metric line (exact series, e.g. `ferrygate_slow_consumers_total`), 0 when absent.
@@ -159,6 +147,23 @@ pub fn metric_value(text: &str, series: &str) -> f64 {
         .find(|(name, _)| *name == series)
         .and_then(|(_, value)| value.parse().ok())
         .unwrap_or(0.0)
+}
+
+/// POST `body` to `path` on `addr` with the right API key; status and JSON body.
+pub async fn api(addr: SocketAddr, path: &str, body: &Value) -> (u16, Value) {
+    let auth = format!("Bearer {API_KEY}");
+    let (status, text) = http(
+        addr,
+        "POST",
+        path,
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        &body.to_string(),
+    )
+    .await;
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 /// A raw HTTP/1.1 exchange with `Connection: close`.
