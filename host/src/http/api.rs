@@ -133,7 +133,7 @@ pub(super) async fn publish(
     // the route's inbound transforms still do, as for any publish.
     let plugins = gateway.plugins.current();
     let payload = match plugins.route_for(&channel) {
-        None => body.data.get().to_owned(),
+        None => std::borrow::Cow::Borrowed(body.data.get()),
         Some(route) => {
             let max_bytes = gateway.config.server.max_frame_bytes;
             match route

@@ -2,6 +2,7 @@
 //! that binds channel patterns to them. A set is immutable once built; the
 //! gateway swaps whole sets, so a call that started on one set finishes on it.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -46,20 +47,22 @@ impl Route {
     /// Runs the inbound transforms in order on one published payload;
     /// `Ok(None)` when one of them dropped it. A failed call of a plugin with
     /// `on_error = "allow"` passes the payload on unchanged.
-    pub async fn transform_inbound(
+    pub async fn transform_inbound<'a>(
         &self,
         channel: &ChannelName,
         connection: Option<&Connection>,
-        data: &str,
+        data: &'a str,
         max_bytes: usize,
-    ) -> Result<Option<String>, CallError> {
-        let mut payload = data.to_owned();
+    ) -> Result<Option<Cow<'a, str>>, CallError> {
+        // Borrowed until a transform changes it: a route without transforms
+        // copies nothing.
+        let mut payload = Cow::Borrowed(data);
         for plugin in &self.inbound {
             match plugin
                 .transform_inbound(channel, connection, &payload, max_bytes)
                 .await
             {
-                Ok(Transformed::Keep(next)) => payload = next,
+                Ok(Transformed::Keep(next)) => payload = Cow::Owned(next),
                 Ok(Transformed::Drop) => return Ok(None),
                 Err(_) if plugin.on_error() == OnError::Allow => {}
                 Err(error) => return Err(error),
