@@ -10,6 +10,7 @@ mod broker;
 mod env;
 mod error;
 mod plugins;
+pub mod redact;
 mod server;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ pub use error::{ConfigError, Location};
 pub use plugins::{
     Grant, OnError, PluginConfig, PluginKind, PluginLimits, Plugins, RouteConfig, WasmConfig,
 };
+pub use redact::Redactor;
 pub use server::{RateLimit, Secret, ServerConfig};
 
 /// The whole manifest.
@@ -95,13 +97,14 @@ impl Config {
         }
         for (name, plugin) in &mut self.plugins {
             for (key, value) in &mut plugin.config {
-                expand_json(value, env).map_err(|e| ConfigError::Invalid {
+                expand_json(value, env, &mut plugin.secrets).map_err(|e| ConfigError::Invalid {
                     key: format!("plugins.{name}.config.{key}"),
                     reason: e.to_string(),
                     location: Location::of_key(text, &["plugins", name, "config", key]),
                     path: None,
                 })?;
             }
+            plugin.secrets.add_secret_keys(&plugin.config);
         }
         self.broker
             .expand_env(env)
@@ -134,9 +137,29 @@ impl Config {
                 location: Location::of_key(text, &path),
                 path: None,
             }
-        })
+        })?;
+        if !self.has_auth() && !self.server.allow_anonymous {
+            return Err(ConfigError::Invalid {
+                key: "server.allow_anonymous".to_owned(),
+                reason: ANONYMOUS_REFUSED.to_owned(),
+                location: Location::of_key(text, &["server", "allow_anonymous"])
+                    .or_else(|| Location::of_key(text, &["server"])),
+                path: None,
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether a plugin of kind `auth` guards `/ws`.
+    pub fn has_auth(&self) -> bool {
+        self.plugins.values().any(|p| p.kind == PluginKind::Auth)
     }
 }
+
+/// Why a manifest with neither an auth plugin nor `allow_anonymous = true`
+/// is refused (SPEC 2: no silent open door).
+const ANONYMOUS_REFUSED: &str = "is not `true` and no plugin of kind `auth` is declared: every client would connect unauthenticated. \
+     Declare an auth plugin, or set `allow_anonymous = true` in [server] to admit anonymous clients on purpose";
 
 fn invalid_broker_key(text: &str, key: &str, reason: String) -> ConfigError {
     ConfigError::Invalid {
@@ -147,21 +170,29 @@ fn invalid_broker_key(text: &str, key: &str, reason: String) -> ConfigError {
     }
 }
 
-/// Expands `${VAR}` in every string inside a plugin's `config` value.
+/// Expands `${VAR}` in every string inside a plugin's `config` value; each
+/// string that named a variable becomes one of the plugin's `secrets`.
 fn expand_json(
     value: &mut serde_json::Value,
     env: &dyn Environment,
+    secrets: &mut Redactor,
 ) -> Result<(), env::ExpandError> {
     match value {
-        serde_json::Value::String(text) => *text = env::expand(text, env)?,
+        serde_json::Value::String(text) => {
+            let expanded = env::expand(text, env)?;
+            if text.contains("${") {
+                secrets.add(&expanded);
+            }
+            *text = expanded;
+        }
         serde_json::Value::Array(items) => {
             for item in items {
-                expand_json(item, env)?;
+                expand_json(item, env, secrets)?;
             }
         }
         serde_json::Value::Object(map) => {
             for item in map.values_mut() {
-                expand_json(item, env)?;
+                expand_json(item, env, secrets)?;
             }
         }
         serde_json::Value::Null | serde_json::Value::Bool(_) | serde_json::Value::Number(_) => {}

@@ -19,6 +19,7 @@
 //! | [`metrics`] | Prometheus counters and gauges |
 //! | [`close`] | close reasons and their WebSocket codes |
 //! | [`watch`] | reload triggers: manifest and plugin file changes, SIGHUP |
+//! | [`logging`] | log lines on stderr, with the manifest's secrets scrubbed |
 //!
 //! A message travels: socket → [`session`] (parse, rate limit) → [`broker`] →
 //! [`hub`] (frame built once) → each subscriber's [`outbox`] → its session's
@@ -31,6 +32,7 @@ pub mod connections;
 pub mod gateway;
 pub mod http;
 pub mod hub;
+pub mod logging;
 pub mod metrics;
 pub mod outbox;
 pub mod plugin;

@@ -176,10 +176,12 @@ impl Instance {
         )
     }
 
-    fn command_with(broker: &str) -> (TempDir, Command) {
+    /// The `ferrygate serve` command with `broker` as the body of its
+    /// `[broker]` table, with its manifest's folder.
+    pub fn command_with(broker: &str) -> (TempDir, Command) {
         let dir = TempDir::new("instance");
         let manifest = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\napi_key = \"{API_KEY}\"\ndrain_ms = 100\nclose_grace_ms = 300\n\n\
+            "[server]\nlisten = \"127.0.0.1:0\"\napi_key = \"{API_KEY}\"\nallow_anonymous = true\ndrain_ms = 100\nclose_grace_ms = 300\n\n\
              [broker]\n{broker}\n"
         );
         let config = dir.write("ferrygate.toml", &manifest);

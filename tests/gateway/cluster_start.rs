@@ -33,6 +33,7 @@ fn fails_with_a_clear_error(kind: Kind, expected: &str) {
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(expected), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+    crate::support::canary::assert_clean(&stderr, "the log of a failed start");
 }
 
 #[test]

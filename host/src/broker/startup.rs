@@ -22,7 +22,7 @@ pub async fn await_first_connection(
     if is_connected() {
         return Ok(());
     }
-    let urls = config.urls_or_default().join(", ");
+    let urls = config.urls_for_log();
     match config.on_unreachable {
         OnUnreachable::Fail => Err(BrokerError::Unavailable(format!(
             "cannot reach {name} at {urls} within {:?} (set [broker] on_unreachable = \"degraded\" to start anyway)",

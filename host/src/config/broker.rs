@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::Secret;
 use super::env::{self, Environment};
+use super::{Redactor, Secret};
 
 /// `[broker]` with its defaults; each key is documented in `docs/configuration.md`.
 #[derive(Debug, Deserialize)]
@@ -110,6 +110,41 @@ impl BrokerConfig {
         Duration::from_millis(self.rpc_timeout_ms)
     }
 
+    /// The URLs for a log line or an error: `urls_or_default` with each
+    /// password shown as `[redacted]`, joined by `, `.
+    pub fn urls_for_log(&self) -> String {
+        let urls: Vec<String> = self
+            .urls_or_default()
+            .iter()
+            .map(|url| super::redact::url(url))
+            .collect();
+        urls.join(", ")
+    }
+
+    /// Every secret of this table: `password`, `token` and the password (or
+    /// token) inside each URL; for scrubbing client library errors.
+    pub fn secrets(&self) -> Redactor {
+        let mut secrets = Redactor::default();
+        for secret in [&self.password, &self.token].into_iter().flatten() {
+            secrets.add(secret.expose());
+        }
+        for url in &self.urls {
+            let start = url.find("://").map_or(0, |i| i + 3);
+            let authority = url[start..]
+                .split(['/', '?', '#'])
+                .next()
+                .unwrap_or_default();
+            if let Some((userinfo, _)) = authority.rsplit_once('@') {
+                secrets.add(
+                    userinfo
+                        .split_once(':')
+                        .map_or(userinfo, |(_, password)| password),
+                );
+            }
+        }
+        secrets
+    }
+
     /// The configured URLs, or the broker's conventional local address.
     pub fn urls_or_default(&self) -> Vec<String> {
         if !self.urls.is_empty() {
@@ -159,8 +194,11 @@ impl BrokerConfig {
         if self.rpc_timeout_ms == 0 || self.rpc_timeout_ms > 600_000 {
             return invalid("rpc_timeout_ms", "must be between 1 and 600000");
         }
-        if self.connect_timeout_ms == 0 {
-            return invalid("connect_timeout_ms", "must be at least 1");
+        if self.connect_timeout_ms == 0 || self.connect_timeout_ms > 600_000 {
+            return invalid(
+                "connect_timeout_ms",
+                "must be between 1 and 600000 (ten minutes)",
+            );
         }
         if self.kind == BrokerKind::Memory && !self.urls.is_empty() {
             return invalid("urls", "is meaningless with kind = \"memory\"");
@@ -231,7 +269,8 @@ mod tests {
     fn parse(text: &str) -> Result<Config, ConfigError> {
         let env: HashMap<String, String> =
             [("NATS_PASSWORD".to_owned(), "s3cret".to_owned())].into();
-        Config::parse(text, &env)
+        // Appended, so that the line numbers of `text` stay as written.
+        Config::parse(&format!("{text}\n[server]\nallow_anonymous = true\n"), &env)
     }
 
     #[test]

@@ -27,6 +27,10 @@ pub struct LivePlugins {
     /// The last load error of each plugin that failed to load and has no
     /// running version (a running one records it in its own report).
     failed: Mutex<BTreeMap<String, String>>,
+    /// Why the last reload refused the manifest itself (unreadable,
+    /// invalid, or one that would drop the auth plugin); `None` once a
+    /// reload succeeds.
+    manifest_error: Mutex<Option<String>>,
 }
 
 /// Why the plugins of a manifest could not start.
@@ -57,6 +61,7 @@ impl LivePlugins {
             previous: Mutex::new(None),
             runtime: Mutex::new(runtime),
             failed: Mutex::new(BTreeMap::new()),
+            manifest_error: Mutex::new(None),
         }
     }
 
@@ -111,9 +116,21 @@ impl LivePlugins {
         self.failed.lock().insert(name.to_owned(), error);
     }
 
+    /// Records why the last reload refused the manifest itself.
+    pub(super) fn record_manifest_failure(&self, error: String) {
+        *self.manifest_error.lock() = Some(error);
+    }
+
     /// Forgets past load failures: every plugin of the manifest now runs.
     pub(super) fn clear_failures(&self) {
         self.failed.lock().clear();
+        *self.manifest_error.lock() = None;
+    }
+
+    /// Why the last reload refused the manifest itself, until one succeeds:
+    /// `last_error` at the top of `GET /v1/plugins`.
+    pub fn manifest_error(&self) -> Option<String> {
+        self.manifest_error.lock().clone()
     }
 
     /// What `GET /v1/plugins` shows: every plugin in use, then each plugin

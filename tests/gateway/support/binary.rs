@@ -7,8 +7,8 @@ use std::process::{Child, Command, Stdio};
 use super::PATIENCE;
 
 /// Spawns `command` (a `ferrygate serve`), echoes its log (shown by the test
-/// runner when a test fails) and waits for the `ws://ADDR/ws` line it logs
-/// once listening.
+/// runner when a test fails), checks every line for the secret canary, and
+/// waits for the `ws://ADDR/ws` line it logs once listening.
 pub fn spawn_and_wait_for_address(mut command: Command) -> (Child, SocketAddr) {
     let mut child = command
         .stderr(Stdio::piped())
@@ -21,6 +21,7 @@ pub fn spawn_and_wait_for_address(mut command: Command) -> (Child, SocketAddr) {
         // Keeps draining the pipe for the life of the process.
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             eprintln!("gateway: {line}");
+            super::canary::abort_if_leaked(&line, "a ferrygate log line");
             if let Some(rest) = line.split("ws://").nth(1) {
                 let _ = tx.send(rest.split('/').next().unwrap_or_default().to_owned());
             }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_nats::{ConnectOptions, Event, ServerAddr};
 
 use crate::broker::BrokerError;
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, redact};
 use crate::metrics::Metrics;
 
 /// Longest pause between two reconnect attempts.
@@ -23,8 +23,10 @@ pub fn servers(config: &BrokerConfig) -> Result<Vec<ServerAddr>, BrokerError> {
         .urls_or_default()
         .iter()
         .map(|url| {
-            url.parse::<ServerAddr>()
-                .map_err(|e| BrokerError::Unavailable(format!("bad NATS url {url:?}: {e}")))
+            url.parse::<ServerAddr>().map_err(|e| {
+                let text = format!("bad NATS url {:?}: {e}", redact::url(url));
+                BrokerError::Unavailable(config.secrets().apply(&text).into_owned())
+            })
         })
         .collect()
 }

@@ -6,7 +6,7 @@
 use fred::prelude::{Builder, Client, Config, ReconnectPolicy, ServerConfig};
 
 use crate::broker::BrokerError;
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, redact};
 
 /// Messages the subscriber connection may hold for the reader before the
 /// oldest are lost (fred's default is 32, far too few for a burst).
@@ -17,7 +17,8 @@ const SUBSCRIBER_BACKLOG: usize = 16 * 1024;
 pub fn client(config: &BrokerConfig, subscriber: bool) -> Result<Client, BrokerError> {
     let urls = config.urls_or_default();
     let bad = |url: &str, e: fred::error::Error| {
-        BrokerError::Unavailable(format!("bad Redis url {url:?}: {e}"))
+        let text = format!("bad Redis url {:?}: {e}", redact::url(url));
+        BrokerError::Unavailable(config.secrets().apply(&text).into_owned())
     };
     let first = urls
         .first()
