@@ -13,7 +13,7 @@ use crate::drain::TempDir;
 use crate::hot::Hot;
 use crate::plugin_auth::{SECRET, attempt_at, hs256};
 use crate::support::plugins::{plugin, repo_root};
-use crate::support::{API_KEY, PATIENCE, metric_value};
+use crate::support::{API_KEY, Client, PATIENCE, metric_value};
 
 /// The chat example as shipped, its plugin paths made absolute and its
 /// compile cache pointed inside the target dir.
@@ -61,8 +61,9 @@ fn chat_token(user: &str) -> String {
 async fn auth_holds(hot: &Hot) {
     let (status, body) = attempt_at(hot.addr, None).await;
     assert_eq!(status, 401, "a client without a token got in: {body}");
-    let (status, body) = attempt_at(hot.addr, Some(&chat_token("alice"))).await;
-    assert_eq!(status, 101, "{body}");
+    let url = format!("{}?token={}", hot.ws_url(), chat_token("alice"));
+    let client = Client::connect(&url).await;
+    assert_eq!(client.welcome["user"], "alice", "{}", client.welcome);
 }
 
 /// Polls `/v1/plugins` until its top-level `last_error` satisfies `done`.
