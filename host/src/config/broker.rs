@@ -221,6 +221,17 @@ impl BrokerConfig {
                 &format!("{url:?} is not a {:?} URL", self.kind).to_lowercase(),
             );
         }
+        if self.kind == BrokerKind::Nats
+            && let Some(url) = self.urls.iter().find(|u| super::redact::url(u) != **u)
+        {
+            return invalid(
+                "urls",
+                &format!(
+                    "{:?} carries credentials, which the NATS client ignores: put them in `username` and `password` (or `token`), where `${{VAR}}` keeps them out of the file",
+                    super::redact::url(url)
+                ),
+            );
+        }
         if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
             return invalid(
                 "tls_cert_file",
@@ -326,9 +337,14 @@ mod tests {
                 "[broker]\nkind = \"nats\"\npassword = \"${UNSET_VAR}\"\n",
                 "broker.password",
             ),
+            (
+                "[broker]\nkind = \"nats\"\nurls = [\"nats://gw:hunter2@h:4222\"]\n",
+                "nats://gw:[redacted]@h:4222",
+            ),
         ] {
             let error = parse(text).expect_err(text).to_string();
             assert!(error.contains(key), "{text}: {error}");
+            assert!(!error.contains("hunter2"), "{error}");
             assert!(error.starts_with("manifest:3:"), "{text}: {error}");
         }
     }
