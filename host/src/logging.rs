@@ -76,3 +76,29 @@ impl Write for Scrubbed {
         io::stderr().flush()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    #[test]
+    fn every_secret_of_the_manifest_is_scrubbed_from_log_lines() {
+        let env: HashMap<String, String> =
+            [("JWT".to_owned(), "jwt-signing-key".to_owned())].into();
+        let config = Config::parse(
+            "[server]\napi_key = \"api-key-1234\"\nallow_anonymous = true\n\
+             [broker]\nkind = \"redis\"\nurls = [\"redis://:url-pass-5678@h:6379\"]\npassword = \"broker-pass-9012\"\n\
+             [plugins.t]\nkind = \"transform\"\npath = \"t.wasm\"\nconfig = { signing = \"${JWT}\", issuer = \"example\" }\n",
+            &env,
+        )
+        .expect("valid manifest");
+        hide_secrets_of(&config);
+        let line = "api-key-1234 url-pass-5678 broker-pass-9012 jwt-signing-key example";
+        assert_eq!(
+            secrets().load().apply(line),
+            "[redacted] [redacted] [redacted] [redacted] example"
+        );
+    }
+}
