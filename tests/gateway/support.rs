@@ -2,6 +2,7 @@
 
 pub mod binary;
 pub mod plugins;
+pub mod relay;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -1,12 +1,15 @@
 //! Redis side of interest tracking: SUBSCRIBE (or SSUBSCRIBE, sharded pub/sub,
-//! on a Redis Cluster) per wanted topic, on the dedicated subscriber client.
+//! on a Redis Cluster) per wanted topic, on the dedicated subscriber client;
+//! a subscribe is confirmed by the server's reply to it.
 //!
 //! A Redis connection forgets its subscriptions when it drops; the broker asks
 //! for a resubscribe after every reconnect ([`Work::Resubscribe`]
 //! (crate::broker::interest::Work)), and this type then subscribes again.
-//! While disconnected, a subscribe is only recorded: the resubscribe does it.
+//! While disconnected, a subscribe fails (and is retried), never confirmed.
 
 use std::time::Duration;
+
+use futures_util::future::try_join_all;
 
 use fred::prelude::{Client, ClientLike, PubsubInterface};
 
@@ -14,23 +17,24 @@ use crate::broker::BrokerError;
 use crate::broker::envelope;
 use crate::broker::interest::{Subscriptions, Topic};
 
-/// How long one SUBSCRIBE waits for the server's confirmation.
-const CONFIRM: Duration = Duration::from_secs(2);
-
 /// See the module docs.
 #[derive(Debug)]
 pub struct RedisSubscriptions {
     client: Client,
     prefix: String,
     sharded: bool,
+    /// Longest wait for the server's replies (`[broker] timeout_ms`).
+    confirm: Duration,
 }
 
 impl RedisSubscriptions {
-    pub fn new(client: Client, prefix: String, sharded: bool) -> Self {
+    /// Subscriptions on `client` under `prefix`, confirmed within `confirm`.
+    pub fn new(client: Client, prefix: String, sharded: bool, confirm: Duration) -> Self {
         Self {
             client,
             prefix,
             sharded,
+            confirm,
         }
     }
 }
@@ -48,29 +52,41 @@ fn failed(e: impl std::fmt::Display) -> BrokerError {
 }
 
 impl Subscriptions for RedisSubscriptions {
-    async fn subscribe(&mut self, topic: &Topic) -> Result<(), BrokerError> {
+    async fn subscribe(&mut self, topics: &[Topic]) -> Result<(), BrokerError> {
         if !self.client.is_connected() {
-            return Ok(());
+            return Err(failed("Redis is not connected"));
         }
-        let name = channel(&self.prefix, topic);
-        let subscribed = if self.sharded {
-            tokio::time::timeout(CONFIRM, self.client.ssubscribe(name)).await
-        } else {
-            tokio::time::timeout(CONFIRM, self.client.subscribe(name)).await
-        };
-        subscribed.map_err(failed)?.map_err(failed)
+        // One command per channel, all in flight at once: each resolves with
+        // the server's reply to it, after which the channel is in force.
+        let client = &self.client;
+        let sharded = self.sharded;
+        let each = topics.iter().map(|topic| {
+            let name = channel(&self.prefix, topic);
+            async move {
+                if sharded {
+                    client.ssubscribe(name).await
+                } else {
+                    client.subscribe(name).await
+                }
+            }
+        });
+        tokio::time::timeout(self.confirm, try_join_all(each))
+            .await
+            .map_err(|_| failed(format!("no reply within {:?}", self.confirm)))?
+            .map_err(failed)?;
+        Ok(())
     }
 
     async fn unsubscribe(&mut self, topic: &Topic) {
         let name = channel(&self.prefix, topic);
         let result = if self.sharded {
-            tokio::time::timeout(CONFIRM, self.client.sunsubscribe(name)).await
+            tokio::time::timeout(self.confirm, self.client.sunsubscribe(name)).await
         } else {
-            tokio::time::timeout(CONFIRM, self.client.unsubscribe(name)).await
+            tokio::time::timeout(self.confirm, self.client.unsubscribe(name)).await
         };
         if !matches!(result, Ok(Ok(()))) {
             // A lost connection forgets the subscription anyway, and the
-            // resubscribe after the reconnect only covers active topics.
+            // resubscribe after the reconnect only covers wanted topics.
             tracing::debug!(?topic, "redis unsubscribe did not complete");
         }
     }
