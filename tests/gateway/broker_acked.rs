@@ -17,7 +17,7 @@ async fn nats_subscribe_ok_follows_the_server_round_trip() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_subscribe_ok_follows_the_subscribe_reply() {
+async fn redis_subscribe_ok_follows_a_ping_after_the_subscribe() {
     acked::a_message_published_right_after_the_subscribe_ok_arrives(Redis).await;
 }
 

@@ -1,6 +1,11 @@
 //! Redis side of interest tracking: SUBSCRIBE (or SSUBSCRIBE, sharded pub/sub,
-//! on a Redis Cluster) per wanted topic, on the dedicated subscriber client;
-//! a subscribe is confirmed by the server's reply to it.
+//! on a Redis Cluster) per wanted topic, on the dedicated subscriber client.
+//!
+//! fred resolves a SUBSCRIBE once it is *written* (its replies arrive out of
+//! band, `Command::has_no_responses`), which proves nothing; so a batch of
+//! SUBSCRIBEs is confirmed by a PING on the same connection, whose reply
+//! Redis sends only after it has processed them. fred does wait for the
+//! reply to an SSUBSCRIBE (to follow cluster redirections).
 //!
 //! A Redis connection forgets its subscriptions when it drops; the broker asks
 //! for a resubscribe after every reconnect ([`Work::Resubscribe`]
@@ -11,7 +16,7 @@ use std::time::Duration;
 
 use futures_util::future::try_join_all;
 
-use fred::prelude::{Client, ClientLike, PubsubInterface};
+use fred::prelude::{Client, ClientLike, PubsubInterface, Value};
 
 use crate::broker::BrokerError;
 use crate::broker::envelope;
@@ -56,8 +61,7 @@ impl Subscriptions for RedisSubscriptions {
         if !self.client.is_connected() {
             return Err(failed("Redis is not connected"));
         }
-        // One command per channel, all in flight at once: each resolves with
-        // the server's reply to it, after which the channel is in force.
+        // One command per channel, all in flight at once.
         let client = &self.client;
         let sharded = self.sharded;
         let each = topics.iter().map(|topic| {
@@ -70,11 +74,18 @@ impl Subscriptions for RedisSubscriptions {
                 }
             }
         });
-        tokio::time::timeout(self.confirm, try_join_all(each))
+        let confirmed = async {
+            try_join_all(each).await?;
+            if !sharded {
+                // Answered after every SUBSCRIBE above was processed.
+                client.ping::<Value>(None).await?;
+            }
+            Ok::<_, fred::error::Error>(())
+        };
+        tokio::time::timeout(self.confirm, confirmed)
             .await
             .map_err(|_| failed(format!("no reply within {:?}", self.confirm)))?
-            .map_err(failed)?;
-        Ok(())
+            .map_err(failed)
     }
 
     async fn unsubscribe(&mut self, topic: &Topic) {
