@@ -116,14 +116,22 @@ pub async fn publishes_acknowledged_before_sigterm_reach_the_broker(kind: Kind) 
     subscriber.subscribe("burst").await;
     a.wait_ready(200).await;
 
-    let mut publisher = a.client().await;
-    for n in 0..N {
-        let frame = json!({"op": "publish", "id": n, "channel": "burst", "data": {"n": n}});
-        publisher.send_text(frame.to_string()).await;
+    // Four clients, as each may burst 1,000 publishes (`publish_rate`).
+    let mut publishers = Vec::new();
+    for _ in 0..4 {
+        publishers.push(a.client().await);
     }
-    for _ in 0..N {
-        let reply = publisher.recv().await;
-        assert_eq!(reply["ok"], true, "{reply}");
+    for (index, publisher) in publishers.iter_mut().enumerate() {
+        for n in (0..N).skip(index).step_by(4) {
+            let frame = json!({"op": "publish", "id": n, "channel": "burst", "data": {"n": n}});
+            publisher.send_text(frame.to_string()).await;
+        }
+    }
+    for publisher in &mut publishers {
+        for _ in 0..N / 4 {
+            let reply = publisher.recv().await;
+            assert_eq!(reply["ok"], true, "{reply}");
+        }
     }
     let status = Command::new("kill")
         .args(["-TERM", &a.child.id().to_string()])
