@@ -80,6 +80,10 @@ async fn run<P, F>(
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
+        if !connected() {
+            // Nothing to learn: the library's own state already says so.
+            continue;
+        }
         let answered = match tokio::time::timeout(probing.timeout, probe()).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(error.to_string()),
@@ -94,13 +98,13 @@ async fn run<P, F>(
                     tracing::info!("{name} answers liveness probes again");
                 }
             }
+            // Still connected (a drop during the probe is a disconnect, not a hang).
             Err(why) if connected() => {
                 metrics.broker.liveness_failures.inc();
                 if health.responsive.swap(false, Ordering::AcqRel) {
                     tracing::warn!(%why, "{name} is connected but does not answer: reporting it unavailable");
                 }
             }
-            // Disconnected: the library's own state already says so.
             Err(_) => {}
         }
     }
