@@ -93,3 +93,8 @@ async fn a_transform_output_too_large_for_the_broker_is_refused() {
     let refused = "ferrygate_broker_publish_failures_total{reason=\"too_large\"}";
     assert_eq!(gateway.metric(refused).await, 3.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_max_payload_below_the_frame_limit_is_too_large() {
+    acked::nats_max_payload_is_respected().await;
+}

@@ -240,3 +240,22 @@ pub async fn hung_redis() {
         let _ = child.wait();
     }
 }
+
+/// A NATS server whose `max_payload` (4 KiB here) is below `max_frame_bytes`:
+/// what it would refuse is answered `too_large` (HTTP 413), never `ok`.
+pub async fn nats_max_payload_is_respected() {
+    let mut server = BrokerServer::reserve(Kind::Nats);
+    let conf = server.dir.write("nats.conf", "max_payload: 4096\n");
+    server.args = vec!["-c".into(), conf.display().to_string()];
+    server.restart();
+    let gateway = Instance::start(&server, "");
+    let mut subscriber = gateway.client().await;
+    subscriber.subscribe("big").await;
+    let body = json!({"channel": "big", "data": "x".repeat(5_000)});
+    let (status, reply) = gateway.api("/v1/publish", &body).await;
+    assert_eq!(status, 413, "{reply}");
+    assert_eq!(reply["error"]["code"], "too_large", "{reply}");
+    let body = json!({"channel": "big", "data": {"n": 1}});
+    assert_eq!(gateway.api("/v1/publish", &body).await.0, 200);
+    assert_eq!(subscriber.recv().await["data"]["n"], 1);
+}
