@@ -3,6 +3,7 @@
 //! it, and a plain broker client acting as a backend service. Every process
 //! is killed when its handle drops.
 
+pub mod acked;
 pub mod backend;
 pub mod faults;
 pub mod redis_cluster;

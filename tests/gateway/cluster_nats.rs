@@ -30,6 +30,6 @@ async fn malformed_broker_messages_are_counted_and_dropped() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn broker_outage_keeps_local_delivery_and_recovers() {
-    faults::broker_outage_keeps_local_delivery_and_recovers(Nats).await;
+async fn broker_outage_refuses_publishes_and_recovers() {
+    faults::broker_outage_refuses_publishes_and_recovers(Nats).await;
 }

@@ -30,8 +30,8 @@ async fn malformed_broker_messages_are_counted_and_dropped() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn broker_outage_keeps_local_delivery_and_recovers() {
-    faults::broker_outage_keeps_local_delivery_and_recovers(Redis).await;
+async fn broker_outage_refuses_publishes_and_recovers() {
+    faults::broker_outage_refuses_publishes_and_recovers(Redis).await;
 }
 
 /// A real three-node Redis Cluster: channels travel by sharded pub/sub

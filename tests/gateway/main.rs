@@ -4,6 +4,7 @@
 mod support;
 
 mod bad_input;
+mod broker_acked;
 mod cli;
 mod cluster;
 mod cluster_auth;

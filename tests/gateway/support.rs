@@ -3,6 +3,7 @@
 pub mod binary;
 pub mod canary;
 pub mod plugins;
+pub mod relay;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -10,6 +10,7 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::BrokerError;
 use crate::metrics::Malformed;
 
 /// The one envelope version this gateway writes and reads.
@@ -38,6 +39,48 @@ struct Probe<'a> {
 pub fn encode(node: &str, data: &str) -> String {
     // Node ids are base-36, so they need no JSON escaping.
     format!(r#"{{"ferrygate":{VERSION},"node":"{node}","data":{data}}}"#)
+}
+
+/// Bytes [`encode`] adds around `data` for `node`: `{"ferrygate":1,"node":"","data":}`
+/// is 33 bytes, plus the node id.
+pub fn overhead(node: &str) -> usize {
+    const FIXED: usize = r#"{"ferrygate":1,"node":"","data":}"#.len();
+    FIXED + node.len()
+}
+
+/// The one size rule for everything the gateway puts on a broker: a payload
+/// is refused up front (`too_large`) when its envelope would be larger than
+/// the `max_bytes` that every receiving instance's [`decode`] enforces (the
+/// same `[server] max_frame_bytes`), because a receiver would drop it.
+#[derive(Debug, Clone)]
+pub struct SizeLimit {
+    /// The largest `data` (bytes of JSON text) that fits: `max_bytes` less [`overhead`].
+    max_data: usize,
+}
+
+impl SizeLimit {
+    /// The limit for envelopes written by `node` and read with `max_bytes`.
+    pub fn new(node: &str, max_bytes: usize) -> Self {
+        Self {
+            max_data: max_bytes.saturating_sub(overhead(node)),
+        }
+    }
+
+    /// The largest `data` accepted, in bytes.
+    pub fn max_data(&self) -> usize {
+        self.max_data
+    }
+
+    /// `Ok` when `data` fits, else [`BrokerError::TooLarge`] with both sizes.
+    pub fn check(&self, data: &str) -> Result<(), BrokerError> {
+        if data.len() > self.max_data {
+            return Err(BrokerError::TooLarge {
+                size: data.len(),
+                limit: self.max_data,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Checks and unwraps one broker payload; `max_bytes` bounds what a client may be sent.
@@ -124,6 +167,25 @@ mod tests {
         let decoded = decode(wrapped.as_bytes(), 100).expect("envelope");
         assert_eq!(decoded.data, "[1,2]");
         assert_eq!(decoded.node.as_deref(), Some("abc"));
+    }
+
+    #[test]
+    fn the_size_limit_is_exactly_what_decode_accepts() {
+        let node = "k3j2h1g0f9";
+        let limit = SizeLimit::new(node, 300);
+        let fits = format!("\"{}\"", "x".repeat(limit.max_data() - 2));
+        assert_eq!(encode(node, &fits).len(), 300);
+        assert!(limit.check(&fits).is_ok());
+        assert!(decode(encode(node, &fits).as_bytes(), 300).is_ok());
+        let over = format!("\"{}\"", "x".repeat(limit.max_data() - 1));
+        assert!(matches!(
+            limit.check(&over),
+            Err(BrokerError::TooLarge { size, .. }) if size == over.len()
+        ));
+        assert_eq!(
+            decode(encode(node, &over).as_bytes(), 300),
+            Err(Malformed::Oversize)
+        );
     }
 
     #[test]

@@ -103,11 +103,6 @@ impl Inbound {
         }
     }
 
-    /// Delivers a channel publish to local subscribers only, bypassing the broker.
-    pub fn deliver_locally(&self, channel: &ChannelName, data: &str) {
-        self.hub.deliver(channel, data);
-    }
-
     /// Delivers a direct message to local sockets only; returns how many took it.
     pub fn send_locally(&self, target: &super::Target, data: &str) -> usize {
         let frame = Frame::message(data);

@@ -1,4 +1,6 @@
 //! The in-process broker: a single instance, where publishing is delivering.
+//! It refuses what the networked brokers would, by the same
+//! [`SizeLimit`], so a payload accepted here is accepted on NATS and Redis too.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,10 +8,11 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use futures_util::future::{self, BoxFuture};
 
+use super::envelope::SizeLimit;
 use super::{Broker, BrokerError, RpcError, Target};
 use crate::connections::Connections;
 use crate::hub::Hub;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, PublishFailure};
 use crate::protocol::{ChannelName, Frame};
 
 /// Delivers straight into this process's hub and sessions.
@@ -18,15 +21,22 @@ pub struct MemoryBroker {
     hub: Arc<Hub>,
     connections: Arc<Connections>,
     metrics: Arc<Metrics>,
+    limit: SizeLimit,
 }
 
 impl MemoryBroker {
-    /// A broker that delivers into `hub` and `connections`.
-    pub fn new(hub: Arc<Hub>, connections: Arc<Connections>, metrics: Arc<Metrics>) -> Self {
+    /// A broker that delivers into `hub` and `connections`, refusing data over `limit`.
+    pub fn new(
+        hub: Arc<Hub>,
+        connections: Arc<Connections>,
+        metrics: Arc<Metrics>,
+        limit: SizeLimit,
+    ) -> Self {
         Self {
             hub,
             connections,
             metrics,
+            limit,
         }
     }
 }
@@ -37,8 +47,10 @@ impl Broker for MemoryBroker {
         channel: &'a ChannelName,
         data: &'a str,
     ) -> BoxFuture<'a, Result<(), BrokerError>> {
-        self.hub.deliver(channel, data);
-        future::ready(Ok(())).boxed()
+        let result = self.fits(data).map(|()| {
+            self.hub.deliver(channel, data);
+        });
+        future::ready(result).boxed()
     }
 
     fn send<'a>(
@@ -46,6 +58,9 @@ impl Broker for MemoryBroker {
         target: &'a Target,
         data: &'a str,
     ) -> BoxFuture<'a, Result<Option<usize>, BrokerError>> {
+        if let Err(error) = self.fits(data) {
+            return future::ready(Err(error)).boxed();
+        }
         let frame = Frame::message(data);
         let push = |outbox: &crate::outbox::Outbox| self.hub.push(outbox, frame.clone());
         let delivered = match target {
@@ -68,5 +83,11 @@ impl Broker for MemoryBroker {
 
     fn is_connected(&self) -> bool {
         true
+    }
+
+    fn fits(&self, data: &str) -> Result<(), BrokerError> {
+        self.limit.check(data).inspect_err(|_| {
+            self.metrics.broker.publish_failed(PublishFailure::TooLarge);
+        })
     }
 }

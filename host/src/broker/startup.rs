@@ -9,7 +9,8 @@ use crate::config::{BrokerConfig, OnUnreachable};
 
 /// Waits up to `connect_timeout_ms` for `is_connected()`; then either fails
 /// with an error naming `name` and the URLs, or warns and lets the gateway
-/// serve local clients while the client library keeps reconnecting.
+/// accept clients (whose publishes and subscribes answer `unavailable`)
+/// while the client library keeps reconnecting.
 pub async fn await_first_connection(
     config: &BrokerConfig,
     name: &str,
@@ -29,7 +30,7 @@ pub async fn await_first_connection(
             config.connect_timeout()
         ))),
         OnUnreachable::Degraded => {
-            tracing::warn!(%urls, "{name} unreachable: serving local clients only, retrying in the background");
+            tracing::warn!(%urls, "{name} unreachable: accepting clients, publishes and subscribes answer unavailable until it is reached; retrying in the background");
             Ok(())
         }
     }

@@ -28,6 +28,11 @@ pub struct BrokerConfig {
     pub connect_timeout_ms: u64,
     /// How long an `rpc` waits for its answer before replying `timeout`.
     pub rpc_timeout_ms: u64,
+    /// Longest a publish, subscribe or liveness probe waits for the broker
+    /// before the request is answered `unavailable` (at most [`MAX_TIMEOUT_MS`]).
+    pub timeout_ms: u64,
+    /// Pause between two liveness probes (at most [`MAX_LIVENESS_INTERVAL_MS`]).
+    pub liveness_interval_ms: u64,
     /// User name (NATS user/password auth, Redis ACL user).
     pub username: Option<String>,
     /// Password (NATS user/password auth, Redis `AUTH`).
@@ -57,6 +62,8 @@ impl Default for BrokerConfig {
             on_unreachable: OnUnreachable::Fail,
             connect_timeout_ms: 5_000,
             rpc_timeout_ms: 5_000,
+            timeout_ms: 2_000,
+            liveness_interval_ms: 1_000,
             username: None,
             password: None,
             token: None,
@@ -91,6 +98,14 @@ pub enum OnUnreachable {
     /// Serve local clients, report not ready, and keep reconnecting.
     Degraded,
 }
+
+/// Upper bound of `timeout_ms`: a client waiting longer than a minute for an
+/// answer to a publish or subscribe has long given up.
+pub const MAX_TIMEOUT_MS: u64 = 60_000;
+
+/// Upper bound of `liveness_interval_ms`: a hung broker must be noticed within
+/// about a minute; the lower bound, 100 ms, keeps probes cheap.
+pub const MAX_LIVENESS_INTERVAL_MS: u64 = 60_000;
 
 /// A `[broker]` key whose value is wrong.
 #[derive(Debug)]
@@ -145,6 +160,19 @@ impl BrokerConfig {
         secrets
     }
 
+    /// Longest wait for the broker on a publish, subscribe or liveness probe.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    /// Liveness probing of the networked brokers.
+    pub fn probing(&self) -> crate::broker::health::Probing {
+        crate::broker::health::Probing {
+            interval: Duration::from_millis(self.liveness_interval_ms),
+            timeout: self.timeout(),
+        }
+    }
+
     /// The configured URLs, or the broker's conventional local address.
     pub fn urls_or_default(&self) -> Vec<String> {
         if !self.urls.is_empty() {
@@ -193,6 +221,18 @@ impl BrokerConfig {
         }
         if self.rpc_timeout_ms == 0 || self.rpc_timeout_ms > 600_000 {
             return invalid("rpc_timeout_ms", "must be between 1 and 600000");
+        }
+        if self.timeout_ms == 0 || self.timeout_ms > MAX_TIMEOUT_MS {
+            return invalid(
+                "timeout_ms",
+                &format!("must be between 1 and {MAX_TIMEOUT_MS}"),
+            );
+        }
+        if !(100..=MAX_LIVENESS_INTERVAL_MS).contains(&self.liveness_interval_ms) {
+            return invalid(
+                "liveness_interval_ms",
+                &format!("must be between 100 and {MAX_LIVENESS_INTERVAL_MS}"),
+            );
         }
         if self.connect_timeout_ms == 0 || self.connect_timeout_ms > 600_000 {
             return invalid(
@@ -332,6 +372,14 @@ mod tests {
             (
                 "[broker]\nkind = \"nats\"\nrpc_timeout_ms = 0\n",
                 "broker.rpc_timeout_ms",
+            ),
+            (
+                "[broker]\nkind = \"nats\"\ntimeout_ms = 60001\n",
+                "broker.timeout_ms",
+            ),
+            (
+                "[broker]\nkind = \"nats\"\nliveness_interval_ms = 99\n",
+                "broker.liveness_interval_ms",
             ),
             (
                 "[broker]\nkind = \"nats\"\npassword = \"${UNSET_VAR}\"\n",

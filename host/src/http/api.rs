@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::error;
-use crate::broker::Target;
+use crate::broker::{BrokerError, Target};
 use crate::gateway::Gateway;
 use crate::protocol::ChannelName;
 
@@ -200,11 +200,7 @@ pub(super) async fn publish(
             gateway.metrics.published("http");
             axum::Json(json!({"ok": true})).into_response()
         }
-        Err(e) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            e.to_string(),
-        ),
+        Err(e) => broker_error(&e),
     }
 }
 
@@ -228,12 +224,17 @@ pub(super) async fn send(
             error(StatusCode::NOT_FOUND, "not_found", "no such connection")
         }
         Ok(delivered) => axum::Json(json!({"ok": true, "delivered": delivered})).into_response(),
-        Err(e) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            e.to_string(),
-        ),
+        Err(e) => broker_error(&e),
     }
+}
+
+/// 413 `too_large` or 503 `unavailable`, as the broker refused.
+fn broker_error(e: &BrokerError) -> Response {
+    let status = match e {
+        BrokerError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    error(status, e.code().as_str(), e.to_string())
 }
 
 fn bad_body(rejection: &BytesRejection) -> Response {

@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 use tokio::time::Instant;
 
 use super::Session;
-use crate::broker::RpcError;
+use crate::broker::{BrokerError, RpcError};
 use crate::hub::Unsubscribed;
 use crate::plugin::CallError;
 use crate::plugin::hooks::{Action, Routed};
@@ -73,16 +73,25 @@ impl Session {
         let mut ack = Some(subscribe_ack(&id, since.is_some(), routed.as_deref()));
         // Recorded before the broker wait, so that a session cut during it
         // still releases its broker interest in `leave_all`.
-        let joining = self.subscriptions.add(channel, targets);
+        let joining = self.subscriptions.add(channel.clone(), targets);
         self.gateway
             .metrics
             .subscriptions
             .inc_by(joining.len() as i64);
-        // The ack waits for the broker subscriptions: a message published
-        // after the client read `ok` reaches it, from whichever instance.
+        // The ack waits for the broker's confirmation of every subscription:
+        // a message published after the client read `ok` reaches it, from
+        // whichever instance. Without it, the subscribe is refused and undone.
         // `join_all` registers every interest on its first poll.
         let broker = &self.gateway.broker;
-        futures_util::future::join_all(joining.iter().map(|target| broker.join(target))).await;
+        let joined =
+            futures_util::future::join_all(joining.iter().map(|target| broker.join(target))).await;
+        if let Some(error) = joined.into_iter().find_map(Result::err) {
+            for target in self.subscriptions.remove(&channel).unwrap_or_default() {
+                broker.leave(&target);
+                self.gateway.metrics.subscriptions.dec();
+            }
+            return self.refuse(Some(&id), broker_error(&error));
+        }
         for target in joining {
             // The ack rides with the first join, so no push of that channel
             // can overtake it.
@@ -146,11 +155,14 @@ impl Session {
     }
 
     /// Hands `payload` to the broker for each of `channels`, then acknowledges.
+    /// A payload too large for the broker is refused before the first channel.
     async fn deliver(&mut self, id: &RequestId, channels: &[ChannelName], payload: &str) {
+        if let Err(error) = self.gateway.broker.fits(payload) {
+            return self.refuse(Some(id), broker_error(&error));
+        }
         for channel in channels {
             if let Err(error) = self.gateway.broker.publish(channel, payload).await {
-                let error = ProtocolError::new(ErrorCode::Unavailable, error.to_string());
-                return self.refuse(Some(id), error);
+                return self.refuse(Some(id), broker_error(&error));
             }
             self.gateway.metrics.published("ws");
         }
@@ -197,6 +209,10 @@ fn subscribe_ack(id: &RequestId, asked_recovery: bool, routed: Option<&[ChannelN
     } else {
         Frame::ok_with(id, &serde_json::Value::Object(result).to_string())
     }
+}
+
+fn broker_error(error: &BrokerError) -> ProtocolError {
+    ProtocolError::new(error.code(), error.to_string())
 }
 
 fn plugin_error(error: &CallError) -> ProtocolError {

@@ -69,6 +69,10 @@ pub async fn options(
     Ok(options
         .name(format!("ferrygate-{node}"))
         .connection_timeout(config.connect_timeout())
+        // The library's own keepalive: a connection with two PINGs unanswered
+        // is dropped and re-made. Our liveness probe (`broker::health`) is
+        // what turns a hung server into `unavailable` first.
+        .ping_interval(config.probing().interval)
         .retry_on_initial_connect()
         .max_reconnects(None)
         .reconnect_delay_callback(backoff)
