@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use futures_util::future::{self, BoxFuture};
 
-use super::{Broker, BrokerError, RpcError, Target};
+use super::{Broker, BrokerError, Caller, RpcError, Target};
 use crate::connections::Connections;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
@@ -60,6 +60,7 @@ impl Broker for MemoryBroker {
         &'a self,
         method: &'a ChannelName,
         _data: &'a str,
+        _caller: Caller<'a>,
         _timeout: Duration,
     ) -> BoxFuture<'a, Result<String, RpcError>> {
         // One process has no backend services attached: nobody can answer.

@@ -6,6 +6,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+/// Upper bound of `max_inflight_rpc_per_connection`: each waiting rpc holds a
+/// task and a reply slot until its answer or `rpc_timeout_ms`, so a few
+/// thousand connections at this bound already mean millions of them.
+pub const MAX_INFLIGHT_RPC: usize = 1024;
+
 /// `[server]` with its defaults; each field is documented in `docs/configuration.md`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -22,6 +27,9 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Most channels one connection may be subscribed to.
     pub max_subscriptions_per_connection: usize,
+    /// Most rpcs one connection may have awaiting an answer; one more is
+    /// refused `rate_limited`. 1 to [`MAX_INFLIGHT_RPC`].
+    pub max_inflight_rpc_per_connection: usize,
     /// Most bytes waiting to be written to one client before it is cut with 1013.
     pub max_queued_bytes: usize,
     /// Publishes one connection may make, as a token bucket.
@@ -53,6 +61,7 @@ impl Default for ServerConfig {
             max_frame_bytes: 64 * 1024,
             max_connections: 100_000,
             max_subscriptions_per_connection: 1024,
+            max_inflight_rpc_per_connection: 16,
             max_queued_bytes: 1024 * 1024,
             publish_rate: RateLimit {
                 per_second: 1000,
@@ -96,7 +105,7 @@ impl ServerConfig {
 
     pub(super) fn validate(&self) -> Result<(), InvalidKey> {
         const MAX_FRAME_CEILING: usize = 16 * 1024 * 1024;
-        let checks: [(bool, &'static str, String); 12] = [
+        let checks: [(bool, &'static str, String); 13] = [
             (
                 (256..=MAX_FRAME_CEILING).contains(&self.max_frame_bytes),
                 "max_frame_bytes",
@@ -111,6 +120,11 @@ impl ServerConfig {
                 self.max_subscriptions_per_connection >= 1,
                 "max_subscriptions_per_connection",
                 "must be at least 1".into(),
+            ),
+            (
+                (1..=MAX_INFLIGHT_RPC).contains(&self.max_inflight_rpc_per_connection),
+                "max_inflight_rpc_per_connection",
+                format!("must be between 1 and {MAX_INFLIGHT_RPC}"),
             ),
             (
                 self.max_queued_bytes >= self.max_frame_bytes,
