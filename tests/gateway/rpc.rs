@@ -1,7 +1,7 @@
 //! A client's rpc on NATS and on Redis: the shipped `channel-acl` route
 //! plugin decides it (allow, deny, rewrite to another method), the backend
-//! learns the signed-in user, connection and instance, and one connection's
-//! rpcs in flight are bounded.
+//! learns the signed-in user, connection and instance, a failed plugin call
+//! goes as `on_error` says, and one connection's rpcs in flight are bounded.
 
 use std::time::{Duration, Instant};
 
@@ -169,4 +169,32 @@ async fn nats_rpcs_in_flight_are_bounded_per_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_rpcs_in_flight_are_bounded_per_connection() {
     rpcs_in_flight_are_bounded_per_connection(Kind::Redis).await;
+}
+
+/// A route plugin's answer that an rpc cannot take (a fan-out) fails the
+/// call: `plugin_error` with `on_error = "deny"`; with `"allow"` the rpc goes
+/// on as asked (here to the in-process broker, where nobody answers).
+#[tokio::test]
+async fn a_failed_route_call_on_an_rpc_follows_on_error() {
+    for (on_error, code) in [("deny", "plugin_error"), ("allow", "unavailable")] {
+        let acl = section(
+            "acl",
+            "route",
+            "channel_acl",
+            &format!(
+                "on_error = \"{on_error}\"\nconfig = {{ publish = [{{ channels = \"multi.*\", allow = \"anyone\" }}], fan_out = [{{ channels = \"multi.*\", to = [\"a.{{1}}\", \"b.{{1}}\"] }}] }}"
+            ),
+        );
+        let gateway = TestGateway::start(&format!(
+            "{acl}\n[[routes]]\nchannels = \"multi.*\"\nroute = \"acl\"\n"
+        ))
+        .await;
+        let mut client = gateway.client().await;
+        let reply = rpc(&mut client, "multi.x", json!(1)).await;
+        assert_eq!(
+            reply["error"]["code"], code,
+            "on_error = {on_error}: {reply}"
+        );
+        gateway.stop().await;
+    }
 }
