@@ -40,6 +40,19 @@ pub enum Target {
     User(String),
 }
 
+/// Who makes an rpc, told to the backend: NATS headers `Ferrygate-User`
+/// (absent when anonymous) and `Ferrygate-Conn`, Redis envelope keys `user`
+/// and `conn` (see `docs/brokers.md`, "rpc"). The node id is the broker's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller<'a> {
+    /// The user id the auth plugin gave the connection; `None` when anonymous.
+    /// The auth hook admits no whitespace or control characters in it, so it
+    /// is a safe header value.
+    pub user: Option<&'a str>,
+    /// The connection id, as sent in `welcome` (`NODE.N`).
+    pub conn: &'a str,
+}
+
 /// Why the broker could not take a message.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -108,11 +121,13 @@ pub trait Broker: Send + Sync + fmt::Debug {
         data: &'a str,
     ) -> BoxFuture<'a, Result<Option<usize>, BrokerError>>;
 
-    /// Asks the service behind `method` and waits up to `timeout` for its answer (JSON text).
+    /// Asks the service behind `method` for `caller` and waits up to
+    /// `timeout` for its answer (JSON text).
     fn request<'a>(
         &'a self,
         method: &'a ChannelName,
         data: &'a str,
+        caller: Caller<'a>,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<String, RpcError>>;
 

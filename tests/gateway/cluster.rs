@@ -6,6 +6,7 @@
 pub mod acked;
 pub mod backend;
 pub mod faults;
+pub mod nats_cluster;
 pub mod redis_cluster;
 pub mod scenarios;
 
@@ -47,7 +48,7 @@ pub struct BrokerServer {
     pub dir: TempDir,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")

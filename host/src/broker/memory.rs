@@ -9,7 +9,7 @@ use futures_util::FutureExt;
 use futures_util::future::{self, BoxFuture};
 
 use super::envelope::SizeLimit;
-use super::{Broker, BrokerError, RpcError, Target};
+use super::{Broker, BrokerError, Caller, RpcError, Target};
 use crate::connections::Connections;
 use crate::hub::Hub;
 use crate::metrics::{Metrics, PublishFailure};
@@ -75,6 +75,7 @@ impl Broker for MemoryBroker {
         &'a self,
         method: &'a ChannelName,
         _data: &'a str,
+        _caller: Caller<'a>,
         _timeout: Duration,
     ) -> BoxFuture<'a, Result<String, RpcError>> {
         // One process has no backend services attached: nobody can answer.

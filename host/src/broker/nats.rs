@@ -28,7 +28,7 @@ use super::envelope::SizeLimit;
 use super::health::Health;
 use super::inbound::Inbound;
 use super::interest::{self, Interest, Topic};
-use super::{Broker, BrokerError, RpcError, Target, envelope, startup};
+use super::{Broker, BrokerError, Caller, RpcError, Target, envelope, startup};
 use crate::config::BrokerConfig;
 use crate::metrics::{MessageKind, Metrics, PublishFailure};
 use crate::protocol::ChannelName;
@@ -257,6 +257,7 @@ impl Broker for NatsBroker {
         &'a self,
         method: &'a ChannelName,
         data: &'a str,
+        caller: Caller<'a>,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<String, RpcError>> {
         async move {
@@ -265,6 +266,10 @@ impl Broker for NatsBroker {
             }
             let mut headers = HeaderMap::new();
             headers.insert("Ferrygate-Node", &*self.node);
+            headers.insert("Ferrygate-Conn", caller.conn);
+            if let Some(user) = caller.user {
+                headers.insert("Ferrygate-User", user);
+            }
             let request = async_nats::Request::new()
                 .payload(data.to_owned().into())
                 .headers(headers)

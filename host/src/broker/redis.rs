@@ -26,7 +26,7 @@ use super::envelope::SizeLimit;
 use super::health::Health;
 use super::inbound::Inbound;
 use super::interest::{self, Interest, Topic};
-use super::{Broker, BrokerError, RpcError, Target, envelope, startup};
+use super::{Broker, BrokerError, Caller, RpcError, Target, envelope, startup};
 use crate::config::BrokerConfig;
 use crate::metrics::{MessageKind, Metrics, PublishFailure};
 use crate::protocol::ChannelName;
@@ -251,6 +251,7 @@ impl Broker for RedisBroker {
         &'a self,
         method: &'a ChannelName,
         data: &'a str,
+        caller: Caller<'a>,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<String, RpcError>> {
         async move {
@@ -262,7 +263,11 @@ impl Broker for RedisBroker {
             let channel = format!("{}:rpc:{method}", self.prefix);
             self.metrics.broker.sent(MessageKind::Rpc);
             let takers = self
-                .publish_raw(channel, rpc::request(&self.node, &reply_to, data), false)
+                .publish_raw(
+                    channel,
+                    rpc::request(&self.node, &reply_to, caller, data),
+                    false,
+                )
                 .await?;
             if takers == 0 {
                 return Err(RpcError::NoResponders(method.clone()));

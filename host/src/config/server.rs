@@ -6,6 +6,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+/// Upper bound of `max_inflight_rpc_per_connection`: each waiting rpc holds a
+/// task and a reply slot until its answer or `rpc_timeout_ms`, so a few
+/// thousand connections at this bound already mean millions of them.
+pub const MAX_INFLIGHT_RPC: usize = 1024;
+
 /// `[server]` with its defaults; each field is documented in `docs/configuration.md`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -26,6 +31,9 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Most channels one connection may be subscribed to.
     pub max_subscriptions_per_connection: usize,
+    /// Most rpcs one connection may have awaiting an answer; one more is
+    /// refused `rate_limited`. 1 to [`MAX_INFLIGHT_RPC`].
+    pub max_inflight_rpc_per_connection: usize,
     /// Most bytes waiting to be written to one client before it is cut with 1013.
     pub max_queued_bytes: usize,
     /// Publishes one connection may make, as a token bucket.
@@ -58,6 +66,7 @@ impl Default for ServerConfig {
             max_frame_bytes: 64 * 1024,
             max_connections: 100_000,
             max_subscriptions_per_connection: 1024,
+            max_inflight_rpc_per_connection: 16,
             max_queued_bytes: 1024 * 1024,
             publish_rate: RateLimit {
                 per_second: 1000,
@@ -127,6 +136,12 @@ impl ServerConfig {
             size(self.max_subscriptions_per_connection),
             MAX_SUBSCRIPTIONS,
             "channels of one connection",
+        )?;
+        within(
+            "max_inflight_rpc_per_connection",
+            size(self.max_inflight_rpc_per_connection),
+            (1, MAX_INFLIGHT_RPC as u64),
+            "each waiting rpc holds a task and a reply slot",
         )?;
         within(
             "max_queued_bytes",

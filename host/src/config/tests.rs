@@ -91,6 +91,23 @@ fn out_of_range_value_names_key_and_line() {
 }
 
 #[test]
+fn inflight_rpc_bound_has_a_default_and_limits() {
+    let config = parse("").expect("empty manifest is valid");
+    assert_eq!(config.server.max_inflight_rpc_per_connection, 16);
+    for bad in [0, server::MAX_INFLIGHT_RPC + 1] {
+        let err = parse(&format!(
+            "[server]\nmax_inflight_rpc_per_connection = {bad}\n"
+        ))
+        .expect_err("out of range");
+        let text = err.to_string();
+        assert!(
+            text.contains("server.max_inflight_rpc_per_connection") && text.contains("1024"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
 fn load_names_the_file() {
     let dir = std::env::temp_dir().join(format!("ferrygate-config-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");

@@ -1,17 +1,16 @@
-//! What each client request does: subscribe, unsubscribe, publish, rpc, ping.
+//! What each client request does: subscribe, unsubscribe, publish, ping
+//! (rpc in `rpc.rs`).
 //!
 //! Subscribes and publishes on a channel bound by `[[routes]]` first ask the
 //! route plugin (allow, deny, rewrite, fan-out, rpc, drop); publishes then run
 //! the route's inbound transforms once, before the message reaches the broker,
 //! so fan-out costs the same with or without them.
 
-use std::sync::Arc;
-
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
 use super::Session;
-use crate::broker::{BrokerError, RpcError};
+use crate::broker::BrokerError;
 use crate::hub::Unsubscribed;
 use crate::plugin::CallError;
 use crate::plugin::hooks::{Action, Routed};
@@ -23,9 +22,7 @@ impl Session {
             Request::Subscribe { channel, since } => self.subscribe(id, channel, since).await,
             Request::Unsubscribe { channel } => self.unsubscribe(id, &channel),
             Request::Publish { channel, data } => self.publish(id, &channel, data).await,
-            Request::Rpc { method, data } => {
-                self.rpc(id, method, data.map_or("null", RawValue::get).to_owned());
-            }
+            Request::Rpc { method, data } => self.rpc(id, method, data).await,
             Request::Ping => self.reply(Frame::ok(&id)),
         }
     }
@@ -139,7 +136,7 @@ impl Session {
             Ok(Routed::Deny(reason)) => {
                 return self.refuse(Some(&id), ProtocolError::new(ErrorCode::Forbidden, reason));
             }
-            Ok(Routed::Rpc(method)) => return self.rpc(id, method, data.get().to_owned()),
+            Ok(Routed::Rpc(method)) => return self.call(id, method, data.get().to_owned()),
             Ok(Routed::Drop) => return self.reply(Frame::ok(&id)),
             Err(error) => return self.refuse(Some(&id), plugin_error(&error)),
         };
@@ -168,28 +165,6 @@ impl Session {
         }
         self.reply(Frame::ok(id));
     }
-
-    /// Runs the request on its own task, so that a slow backend never stops
-    /// this connection from reading.
-    fn rpc(&mut self, id: RequestId, method: ChannelName, data: String) {
-        let gateway = Arc::clone(&self.gateway);
-        let outbox = Arc::clone(&self.outbox);
-        let timeout = gateway.config.broker.rpc_timeout();
-        tokio::spawn(async move {
-            let frame = match gateway.broker.request(&method, &data, timeout).await {
-                Ok(result) => Frame::ok_with(&id, &result),
-                Err(error) => {
-                    let code = match &error {
-                        RpcError::NoResponders(_) | RpcError::Broker(_) => ErrorCode::Unavailable,
-                        RpcError::Timeout(_) => ErrorCode::Timeout,
-                    };
-                    gateway.metrics.request_error(code);
-                    Frame::error(Some(&id), &ProtocolError::new(code, error.to_string()))
-                }
-            };
-            gateway.hub.push(&outbox, frame);
-        });
-    }
 }
 
 /// The `ok` for a subscribe: says when recovery was asked for but nothing was
@@ -215,7 +190,7 @@ fn broker_error(error: &BrokerError) -> ProtocolError {
     ProtocolError::new(error.code(), error.to_string())
 }
 
-fn plugin_error(error: &CallError) -> ProtocolError {
+pub(super) fn plugin_error(error: &CallError) -> ProtocolError {
     ProtocolError::new(
         ErrorCode::PluginError,
         format!("plugin `{}`: {}", error.plugin, error.cause_text()),
