@@ -28,8 +28,10 @@ out=bench-results
 mkdir -p "$out"
 root=$PWD
 dir=$(mktemp -d)
-gateway=$root/target/release/ferrygate
-load=$root/target/release/ferrygate-load
+# BIN_DIR: where the binaries are (the release build unless told otherwise).
+bin_dir=${BIN_DIR:-$root/target/release}
+gateway=$bin_dir/ferrygate
+load=$bin_dir/ferrygate-load
 dist=$root/plugins/dist
 key=soak-key
 port=${PORT:-18097}
@@ -104,7 +106,9 @@ churn() {
 mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
 
 echo "== soak: warm-up ($warmup_cycles cycles, 20 reloads)" | tee "$out/soak.txt"
-churn "$warmup_cycles" "$warmup_cycles" "$out/soak-warmup.json" >/dev/null
+# A failed cycle is reported by the main phase's verdict; here it only warms.
+churn "$warmup_cycles" "$warmup_cycles" "$out/soak-warmup.json" >"$out/soak-warmup.txt" 2>&1 \
+  || { echo "warm-up: $(grep -m1 'failed' "$out/soak-warmup.txt")"; cat "$out/soak-warmup.txt"; } | tee -a "$out/soak.txt"
 swaps 20
 sleep 2
 read -r _ base_rss base_maps base_fds base_threads < <(sample)
