@@ -2,9 +2,9 @@
 //! targets of `fuzz/` (see `docs/fuzzing.md`).
 //!
 //! The long run uses libFuzzer (coverage-guided) through `cargo fuzz` when
-//! `cargo-fuzz` is installed, with `RUSTC_BOOTSTRAP=1` because it passes `-Z`
-//! flags that a stable compiler otherwise refuses; without it, the stable
-//! driver (`ferrygate-fuzz`) in release mode. Both start from the committed
+//! `cargo-fuzz` is installed (with `--sanitizer none`, cargo-fuzz 0.13 needs
+//! no nightly flag); without it, the stable driver (`ferrygate-fuzz`) in
+//! release mode. Both start from the committed
 //! seeds in `fuzz/corpus/<target>/`; libFuzzer's findings grow a working
 //! corpus under `target/fuzz-corpus/`, never the committed one.
 
@@ -65,8 +65,7 @@ pub fn long(args: &[String]) -> Result<()> {
             .with_context(|| format!("creating {}", working.display()))?;
         let mut run = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
         run.current_dir(root())
-            // cargo-fuzz passes `-Z` flags; this lets the stable compiler take them.
-            .env("RUSTC_BOOTSTRAP", "1")
+            // The address sanitizer would need a nightly `-Zsanitizer`.
             .args([
                 "fuzz",
                 "run",
