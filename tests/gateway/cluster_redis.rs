@@ -105,3 +105,8 @@ async fn redis_cluster_fan_out_uses_sharded_pub_sub() {
         4.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_null_payload_crosses_the_broker() {
+    scenarios::a_null_payload_crosses_the_broker(Redis).await;
+}

@@ -31,8 +31,14 @@ struct Probe<'a> {
     ferrygate: Option<u64>,
     #[serde(default)]
     node: Option<String>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "present")]
     data: Option<&'a RawValue>,
+}
+
+/// Keeps `"data":null` as `Some(null)`: a plain `Option` would read it as a
+/// missing `data` and refuse the envelope of a `null` payload.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
 }
 
 /// Wraps `data` (JSON text) in the envelope, naming `node` as the sender.
@@ -167,6 +173,20 @@ mod tests {
         let decoded = decode(wrapped.as_bytes(), 100).expect("envelope");
         assert_eq!(decoded.data, "[1,2]");
         assert_eq!(decoded.node.as_deref(), Some("abc"));
+    }
+
+    /// Found by the `envelope` fuzz target: a `null` payload (which clients
+    /// may publish) was wrapped, then refused as `bad_envelope` by every receiver.
+    #[test]
+    fn a_null_payload_survives_the_envelope() {
+        let wrapped = encode("abc", "null");
+        let decoded = decode(wrapped.as_bytes(), 100).expect("envelope of null");
+        assert_eq!(decoded.data, "null");
+        assert_eq!(decoded.node.as_deref(), Some("abc"));
+        assert_eq!(
+            decode(br#"{"ferrygate":1,"node":"abc"}"#, 100),
+            Err(Malformed::BadEnvelope)
+        );
     }
 
     #[test]

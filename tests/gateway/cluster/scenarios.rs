@@ -226,3 +226,21 @@ pub async fn rpc_reaches_a_backend_responder(kind: Kind) {
     responder.abort();
     drop(silent);
 }
+
+/// Found by fuzzing the envelope decoder: `null` is a payload a client may
+/// publish (acknowledged `ok`), and it must cross the broker like any other;
+/// it used to be wrapped and then refused by every receiver as `bad_envelope`.
+pub async fn a_null_payload_crosses_the_broker(kind: Kind) {
+    let server = BrokerServer::start(kind);
+    let gateways = instances(&server, 2, "");
+    let mut subscriber = gateways[1].client().await;
+    subscriber.subscribe("chat.null").await;
+    let mut publisher = gateways[0].client().await;
+    publisher
+        .publish("chat.null", serde_json::Value::Null)
+        .await;
+    let got = frames(&mut subscriber, 1).await;
+    assert_eq!(got, [json!({"channel":"chat.null","data":null})]);
+    let refused = "ferrygate_broker_malformed_total{reason=\"bad_envelope\"}";
+    assert_eq!(gateways[1].metric(refused).await, 0.0);
+}
