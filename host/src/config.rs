@@ -9,6 +9,7 @@
 mod broker;
 mod env;
 mod error;
+mod history;
 mod plugins;
 mod server;
 
@@ -19,6 +20,7 @@ use serde::Deserialize;
 pub use broker::{BrokerConfig, BrokerKind, OnUnreachable};
 pub use env::{Environment, ProcessEnv};
 pub use error::{ConfigError, Location};
+pub use history::{HistoryConfig, MAX_HISTORY_SIZE, MAX_HISTORY_TTL_S};
 pub use plugins::{
     Grant, OnError, PluginConfig, PluginKind, PluginLimits, Plugins, RouteConfig, WasmConfig,
 };
@@ -126,6 +128,17 @@ impl Config {
                 path: None,
             }
         })?;
+        if self.broker.kind != BrokerKind::Memory && self.routes.iter().any(|r| r.history.is_some())
+        {
+            return Err(ConfigError::Invalid {
+                key: "routes".to_owned(),
+                reason: "`history` is kept by the `memory` broker only so far; NATS and Redis \
+                         history are not implemented yet"
+                    .to_owned(),
+                location: Location::of_key(text, &["routes"]),
+                path: None,
+            });
+        }
         plugins::validate(&self.plugins, &self.routes, &self.wasm).map_err(|invalid| {
             let path: Vec<&str> = invalid.path.iter().map(String::as_str).collect();
             ConfigError::Invalid {

@@ -13,6 +13,7 @@ mod cluster_start;
 mod cluster_users;
 mod drain;
 mod fanout;
+mod history;
 mod hot;
 mod http_api;
 mod limits;

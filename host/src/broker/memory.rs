@@ -1,13 +1,19 @@
 //! The in-process broker: a single instance, where publishing is delivering.
+//! Channels with history keep it in a [`MemoryHistory`], swept every
+//! [`SWEEP_EVERY`](crate::history::memory::SWEEP_EVERY) by a task that ends
+//! with the broker.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures_util::FutureExt;
 use futures_util::future::{self, BoxFuture};
 
 use super::{Broker, BrokerError, RpcError, Target};
+use crate::config::HistoryConfig;
 use crate::connections::Connections;
+use crate::history::memory::{MemoryHistory, SWEEP_EVERY};
+use crate::history::{HistoryRead, Position};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::protocol::{ChannelName, Frame};
@@ -18,16 +24,36 @@ pub struct MemoryBroker {
     hub: Arc<Hub>,
     connections: Arc<Connections>,
     metrics: Arc<Metrics>,
+    history: Arc<MemoryHistory>,
 }
 
 impl MemoryBroker {
-    /// A broker that delivers into `hub` and `connections`.
+    /// A broker that delivers into `hub` and `connections`. Must be called
+    /// within a tokio runtime: it spawns the history sweep.
     pub fn new(hub: Arc<Hub>, connections: Arc<Connections>, metrics: Arc<Metrics>) -> Self {
+        let history = Arc::new(MemoryHistory::new());
+        tokio::spawn(sweep(Arc::downgrade(&history), Arc::clone(&metrics)));
         Self {
             hub,
             connections,
             metrics,
+            history,
         }
+    }
+}
+
+/// Sweeps `history` until the broker that owns it is gone.
+async fn sweep(history: Weak<MemoryHistory>, metrics: Arc<Metrics>) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(history) = history.upgrade() else {
+            return;
+        };
+        let (channels, bytes) = history.sweep();
+        metrics.history.channels.set(channels as i64);
+        metrics.history.bytes.set(bytes as i64);
     }
 }
 
@@ -39,6 +65,28 @@ impl Broker for MemoryBroker {
     ) -> BoxFuture<'a, Result<(), BrokerError>> {
         self.hub.deliver(channel, data);
         future::ready(Ok(())).boxed()
+    }
+
+    fn publish_kept<'a>(
+        &'a self,
+        channel: &'a ChannelName,
+        data: &'a str,
+        policy: &'a HistoryConfig,
+    ) -> BoxFuture<'a, Result<Position, BrokerError>> {
+        let kept = self.history.append(channel, data, policy, |at, frame| {
+            self.hub.deliver_at(channel, at, frame);
+        });
+        future::ready(kept.map_err(|full| BrokerError::Unavailable(full.to_string()))).boxed()
+    }
+
+    fn history<'a>(
+        &'a self,
+        channel: &'a ChannelName,
+        policy: &'a HistoryConfig,
+        after: Option<u64>,
+        max: usize,
+    ) -> BoxFuture<'a, Result<HistoryRead, BrokerError>> {
+        future::ready(Ok(self.history.read(channel, policy, after, max))).boxed()
     }
 
     fn send<'a>(

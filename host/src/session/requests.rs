@@ -70,10 +70,9 @@ impl Session {
             return self.refuse(Some(&id), error);
         }
         let routed = (targets.as_slice() != [channel.clone()]).then(|| targets.clone());
-        let mut ack = Some(subscribe_ack(&id, since.is_some(), routed.as_deref()));
         // Recorded before the broker wait, so that a session cut during it
         // still releases its broker interest in `leave_all`.
-        let joining = self.subscriptions.add(channel, targets);
+        let joining = self.subscriptions.add(channel.clone(), targets);
         self.gateway
             .metrics
             .subscriptions
@@ -83,6 +82,22 @@ impl Session {
         // `join_all` registers every interest on its first poll.
         let broker = &self.gateway.broker;
         futures_util::future::join_all(joining.iter().map(|target| broker.join(target))).await;
+        // A subscribe that leads to one new channel with history gets its
+        // position, and recovery with `since` (see `recover`).
+        if let [target] = joining.as_slice()
+            && routed.as_ref().is_none_or(|r| r.len() == 1)
+            && let Some(policy) = crate::history::policy_for(&plugins, target)
+        {
+            let target = target.clone();
+            return self
+                .subscribe_kept(id, channel, target, since, policy, routed)
+                .await;
+        }
+        if since.is_some() {
+            let unrecovered = Err(crate::history::recovery::Unrecovered::NoHistory);
+            self.gateway.metrics.history.recovery(unrecovered);
+        }
+        let mut ack = Some(subscribe_ack(&id, since.is_some(), routed.as_deref()));
         for target in joining {
             // The ack rides with the first join, so no push of that channel
             // can overtake it.
@@ -96,10 +111,18 @@ impl Session {
     }
 
     fn unsubscribe(&mut self, id: RequestId, channel: &ChannelName) {
-        let Some(left) = self.subscriptions.remove(channel) else {
+        if !self.leave(channel) {
             let error =
                 ProtocolError::new(ErrorCode::NotFound, format!("not subscribed to {channel}"));
             return self.refuse(Some(&id), error);
+        }
+        self.reply(Frame::ok(&id));
+    }
+
+    /// Leaves what `channel` led to; false when it was not subscribed.
+    pub(super) fn leave(&mut self, channel: &ChannelName) -> bool {
+        let Some(left) = self.subscriptions.remove(channel) else {
+            return false;
         };
         for target in left {
             let result = self.gateway.hub.unsubscribe(&target, &self.conn);
@@ -107,7 +130,7 @@ impl Session {
             self.gateway.broker.leave(&target);
             self.gateway.metrics.subscriptions.dec();
         }
-        self.reply(Frame::ok(&id));
+        true
     }
 
     async fn publish(&mut self, id: RequestId, channel: &ChannelName, data: &RawValue) {
@@ -147,8 +170,17 @@ impl Session {
 
     /// Hands `payload` to the broker for each of `channels`, then acknowledges.
     async fn deliver(&mut self, id: &RequestId, channels: &[ChannelName], payload: &str) {
+        let gateway = &self.gateway;
+        let plugins = gateway.plugins.current();
         for channel in channels {
-            if let Err(error) = self.gateway.broker.publish(channel, payload).await {
+            let published = crate::history::publish(
+                gateway.broker.as_ref(),
+                &gateway.metrics,
+                &plugins,
+                channel,
+                payload,
+            );
+            if let Err(error) = published.await {
                 let error = ProtocolError::new(ErrorCode::Unavailable, error.to_string());
                 return self.refuse(Some(id), error);
             }
@@ -180,14 +212,24 @@ impl Session {
     }
 }
 
-/// The `ok` for a subscribe: says when recovery was asked for but nothing was
-/// recovered (no channel keeps history yet), and which channels the route
-/// plugin chose when they differ from the one asked for.
+/// The `ok` for a subscribe to channels without history: says when recovery
+/// was asked for but cannot be had, and which channels the route plugin chose
+/// when they differ from the one asked for.
 fn subscribe_ack(id: &RequestId, asked_recovery: bool, routed: Option<&[ChannelName]>) -> Frame {
     let mut result = serde_json::Map::new();
     if asked_recovery {
         result.insert("recovered".into(), false.into());
     }
+    subscribe_result(id, result, routed)
+}
+
+/// `ok`, with `result` (plus `channels` when the route plugin rewrote the
+/// channel) unless that is empty.
+pub(super) fn subscribe_result(
+    id: &RequestId,
+    mut result: serde_json::Map<String, serde_json::Value>,
+    routed: Option<&[ChannelName]>,
+) -> Frame {
     if let Some(channels) = routed {
         let names = channels.iter().map(|c| c.as_str().into()).collect();
         result.insert("channels".into(), serde_json::Value::Array(names));
