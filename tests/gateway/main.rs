@@ -14,6 +14,7 @@ mod cluster_users;
 mod drain;
 mod fanout;
 mod history;
+mod history_redis;
 mod hot;
 mod http_api;
 mod limits;

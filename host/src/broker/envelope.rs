@@ -1,7 +1,8 @@
 //! What travels on the broker: the envelope around a payload, and how users
 //! and connections are named in subjects.
 //!
-//! The gateway publishes `{"ferrygate":1,"node":"<node id>","data":<payload>}`.
+//! The gateway publishes `{"ferrygate":1,"node":"<node id>","data":<payload>}`;
+//! on a channel with history the broker adds `"offset":N,"epoch":"E"`.
 //! A backend may publish the same envelope, or just the payload (any JSON
 //! value). A JSON object whose `ferrygate` key is a number is read as an
 //! envelope and must be version 1 with `data`; anything else is a raw payload.
@@ -22,6 +23,8 @@ pub struct Decoded<'a> {
     pub data: &'a str,
     /// The publishing gateway's node id, when the sender said.
     pub node: Option<String>,
+    /// The message's history position (offset, epoch), on channels with history.
+    pub at: Option<(u64, String)>,
 }
 
 #[derive(Deserialize)]
@@ -30,6 +33,10 @@ struct Probe<'a> {
     ferrygate: Option<u64>,
     #[serde(default)]
     node: Option<String>,
+    #[serde(default)]
+    offset: Option<u64>,
+    #[serde(default)]
+    epoch: Option<String>,
     #[serde(borrow, default)]
     data: Option<&'a RawValue>,
 }
@@ -52,10 +59,18 @@ pub fn decode(payload: &[u8], max_bytes: usize) -> Result<Decoded<'_>, Malformed
         && let Ok(probe) = serde_json::from_str::<Probe<'_>>(trimmed)
         && let Some(version) = probe.ferrygate
     {
+        let at = match (probe.offset, probe.epoch) {
+            (None, None) => None,
+            (Some(offset), Some(epoch)) if crate::history::is_epoch(&epoch) => {
+                Some((offset, epoch))
+            }
+            _ => return Err(Malformed::BadEnvelope),
+        };
         return match (version, probe.data) {
             (1, Some(data)) => Ok(Decoded {
                 data: data.get(),
                 node: probe.node,
+                at,
             }),
             _ => Err(Malformed::BadEnvelope),
         };
@@ -63,6 +78,7 @@ pub fn decode(payload: &[u8], max_bytes: usize) -> Result<Decoded<'_>, Malformed
     Ok(Decoded {
         data: trimmed,
         node: None,
+        at: None,
     })
 }
 
@@ -139,6 +155,16 @@ mod tests {
             decode(br#"{"ferrygate":1}"#, 100),
             Err(Malformed::BadEnvelope)
         );
+        assert_eq!(
+            decode(br#"{"ferrygate":1,"offset":3,"epoch":"a b","data":1}"#, 100),
+            Err(Malformed::BadEnvelope)
+        );
+        assert_eq!(
+            decode(br#"{"ferrygate":1,"offset":3,"data":1}"#, 100),
+            Err(Malformed::BadEnvelope)
+        );
+        let kept = decode(br#"{"ferrygate":1,"offset":3,"epoch":"e1","data":1}"#, 100);
+        assert_eq!(kept.expect("kept").at, Some((3, "e1".to_owned())));
     }
 
     #[test]

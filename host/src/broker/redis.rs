@@ -9,6 +9,7 @@
 //! counted); after a reconnect every wanted subscription is made again.
 
 mod connect;
+mod history;
 mod publisher;
 mod reader;
 mod rpc;
@@ -24,7 +25,8 @@ use futures_util::future::BoxFuture;
 use super::inbound::Inbound;
 use super::interest::{self, Interest, Topic};
 use super::{Broker, BrokerError, RpcError, Target, envelope, startup};
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, HistoryConfig};
+use crate::history::{HistoryRead, Position};
 use crate::metrics::{MessageKind, Metrics, PublishFailure};
 use crate::protocol::ChannelName;
 
@@ -44,6 +46,7 @@ pub struct RedisBroker {
     metrics: Arc<Metrics>,
     pending: Arc<rpc::Pending>,
     publisher: Publisher,
+    history: history::RedisHistory,
 }
 
 impl RedisBroker {
@@ -96,6 +99,7 @@ impl RedisBroker {
             metrics,
             pending,
             publisher,
+            history: history::RedisHistory::new(config.prefix.clone()),
         };
         startup::await_first_connection(config, "Redis", || broker.is_connected()).await?;
         Ok(broker)
@@ -142,6 +146,54 @@ impl Broker for RedisBroker {
                     sharded: self.sharded,
                     kind: MessageKind::Channel,
                 })
+                .await
+        }
+        .boxed()
+    }
+
+    fn publish_kept<'a>(
+        &'a self,
+        channel: &'a ChannelName,
+        data: &'a str,
+        policy: &'a HistoryConfig,
+    ) -> BoxFuture<'a, Result<Position, BrokerError>> {
+        async move {
+            // No local-only fallback: a message history cannot keep is refused.
+            if !self.is_connected() {
+                return Err(BrokerError::Unavailable(
+                    "Redis is not connected: the channel's history cannot keep the message"
+                        .to_owned(),
+                ));
+            }
+            let pubsub = subscriptions::channel(&self.prefix, &Topic::Channel(channel.clone()));
+            let kept = self
+                .history
+                .append(&self.commands, channel, pubsub, data, &self.node, policy)
+                .await;
+            match &kept {
+                Ok(_) => self.metrics.broker.sent(MessageKind::Channel),
+                Err(_) => self.metrics.broker.publish_failed(PublishFailure::Error),
+            }
+            kept
+        }
+        .boxed()
+    }
+
+    fn history<'a>(
+        &'a self,
+        channel: &'a ChannelName,
+        policy: &'a HistoryConfig,
+        after: Option<u64>,
+        max: usize,
+    ) -> BoxFuture<'a, Result<HistoryRead, BrokerError>> {
+        async move {
+            if !self.is_connected() {
+                return Err(BrokerError::Unavailable(
+                    "Redis is not connected: the channel's history cannot be read".to_owned(),
+                ));
+            }
+            self.history
+                .read(&self.commands, channel, policy, after, max)
                 .await
         }
         .boxed()
