@@ -116,6 +116,11 @@ async fn two_instances_publishing_at_once_give_every_subscriber_one_contiguous_o
     let mut late = b.client().await;
     let result = subscribe(&mut late, "small.x", Some((&epoch, 2))).await;
     assert_eq!(result, json!({"recovered":false,"epoch":epoch,"offset":10}));
+    let result = subscribe(&mut late, "small.z", Some((&epoch, u64::MAX))).await;
+    assert_eq!(result["recovered"], false, "{result}");
+    let mut again = b.client().await;
+    let result = subscribe(&mut again, "small.x", Some((&epoch, u64::MAX))).await;
+    assert_eq!(result["recovered"], false, "a future offset: {result}");
     let result = subscribe(&mut client, "small.y", Some((&epoch, 8))).await;
     assert_eq!(result["recovered"], false, "another channel, another epoch");
 }

@@ -72,7 +72,7 @@ local first = last + 1
 local head = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
 if #head > 0 then first = tonumber(string.match(head[1][1], '^(%d+)')) end
 local entries = {}
-if ARGV[1] ~= '' then
+if ARGV[1] ~= '' and tonumber(ARGV[1]) < last then
   local got = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1] .. '-0', '+', 'COUNT', ARGV[2])
   for _, e in ipairs(got) do
     entries[#entries + 1] = e[1]
