@@ -24,6 +24,8 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
+use crate::config::HistoryConfig;
+use crate::history::{HistoryRead, Position};
 use crate::protocol::{ChannelName, ErrorCode};
 use interest::{Interest, Topic};
 
@@ -112,6 +114,41 @@ pub trait Broker: Send + Sync + fmt::Debug {
         channel: &'a ChannelName,
         data: &'a str,
     ) -> BoxFuture<'a, Result<(), BrokerError>>;
+
+    /// Keeps `data` (JSON text) in `channel`'s history under `policy`, then
+    /// delivers it as [`Broker::publish`] does, its pushes carrying the
+    /// assigned offset and the epoch. Resolves once the store holds it; a
+    /// store that cannot take it is [`BrokerError::Unavailable`], never a
+    /// message acknowledged and lost. The default: this broker keeps no history.
+    fn publish_kept<'a>(
+        &'a self,
+        channel: &'a ChannelName,
+        data: &'a str,
+        policy: &'a HistoryConfig,
+    ) -> BoxFuture<'a, Result<Position, BrokerError>> {
+        let _ = (channel, data, policy);
+        futures_util::future::ready(Err(BrokerError::Unavailable(
+            "this broker keeps no history".to_owned(),
+        )))
+        .boxed()
+    }
+
+    /// One consistent read of `channel`'s history: its position and, with
+    /// `after`, up to `max` kept messages after that offset. The default:
+    /// this broker keeps no history.
+    fn history<'a>(
+        &'a self,
+        channel: &'a ChannelName,
+        policy: &'a HistoryConfig,
+        after: Option<u64>,
+        max: usize,
+    ) -> BoxFuture<'a, Result<HistoryRead, BrokerError>> {
+        let _ = (channel, policy, after, max);
+        futures_util::future::ready(Err(BrokerError::Unavailable(
+            "this broker keeps no history".to_owned(),
+        )))
+        .boxed()
+    }
 
     /// Delivers `data` (JSON text) to the target's sockets wherever they are
     /// connected; returns how many sockets took it when that is known.

@@ -9,6 +9,7 @@
 mod broker;
 mod env;
 mod error;
+mod history;
 mod plugins;
 pub mod redact;
 mod server;
@@ -20,6 +21,7 @@ use serde::Deserialize;
 pub use broker::{BrokerConfig, BrokerKind, OnUnreachable};
 pub use env::{Environment, ProcessEnv};
 pub use error::{ConfigError, Location};
+pub use history::{HistoryConfig, MAX_HISTORY_SIZE, MAX_HISTORY_TTL_S};
 pub use plugins::{
     Grant, OnError, PluginConfig, PluginKind, PluginLimits, Plugins, RouteConfig, WasmConfig,
 };
@@ -129,6 +131,21 @@ impl Config {
                 path: None,
             }
         })?;
+        let kept_here = match self.broker.kind {
+            BrokerKind::Memory => true,
+            BrokerKind::Redis => !self.broker.cluster,
+            BrokerKind::Nats => false,
+        };
+        if !kept_here && self.routes.iter().any(|r| r.history.is_some()) {
+            return Err(ConfigError::Invalid {
+                key: "routes".to_owned(),
+                reason: "`history` is kept by the `memory` broker and a single Redis server \
+                         so far; NATS and Redis Cluster history are not implemented yet"
+                    .to_owned(),
+                location: Location::of_key(text, &["routes"]),
+                path: None,
+            });
+        }
         plugins::validate(&self.plugins, &self.routes, &self.wasm).map_err(|invalid| {
             let path: Vec<&str> = invalid.path.iter().map(String::as_str).collect();
             ConfigError::Invalid {

@@ -15,6 +15,7 @@
 //! | [`hub`] | local fan-out: channel → subscribers |
 //! | [`connections`] | live sessions by id and user; admission; drain |
 //! | [`broker`] | the bus between instances: `memory`, `nats`, `redis`; interest tracking, envelope |
+//! | [`history`] | history and recovery: positions, the in-process store, what a `since` gets |
 //! | [`gateway`] | wiring of the above into one shared value |
 //! | [`metrics`] | Prometheus counters and gauges |
 //! | [`close`] | close reasons and their WebSocket codes |
@@ -30,6 +31,7 @@ pub mod close;
 pub mod config;
 pub mod connections;
 pub mod gateway;
+pub mod history;
 pub mod http;
 pub mod hub;
 pub mod logging;

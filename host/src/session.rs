@@ -12,6 +12,7 @@
 
 mod rate;
 mod reader;
+mod recover;
 mod requests;
 mod rpc;
 mod socket;

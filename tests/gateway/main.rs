@@ -17,6 +17,8 @@ mod configmap;
 mod drain;
 mod fail_closed;
 mod fanout;
+mod history;
+mod history_redis;
 mod hot;
 mod http_api;
 mod http_interop;

@@ -1,7 +1,8 @@
 //! What travels on the broker: the envelope around a payload, and how users
 //! and connections are named in subjects.
 //!
-//! The gateway publishes `{"ferrygate":1,"node":"<node id>","data":<payload>}`.
+//! The gateway publishes `{"ferrygate":1,"node":"<node id>","data":<payload>}`;
+//! on a channel with history the broker adds `"offset":N,"epoch":"E"`.
 //! A backend may publish the same envelope, or just the payload (any JSON
 //! value). A JSON object whose `ferrygate` key is a number is read as an
 //! envelope and must be version 1 with `data`; anything else is a raw payload.
@@ -23,6 +24,8 @@ pub struct Decoded<'a> {
     pub data: &'a str,
     /// The publishing gateway's node id, when the sender said.
     pub node: Option<String>,
+    /// The message's history position (offset, epoch), on channels with history.
+    pub at: Option<(u64, String)>,
 }
 
 #[derive(Deserialize)]
@@ -31,6 +34,10 @@ struct Probe<'a> {
     ferrygate: Option<u64>,
     #[serde(default)]
     node: Option<String>,
+    #[serde(default)]
+    offset: Option<u64>,
+    #[serde(default)]
+    epoch: Option<String>,
     #[serde(borrow, default, deserialize_with = "present")]
     data: Option<&'a RawValue>,
 }
@@ -64,6 +71,12 @@ pub struct SizeLimit {
     max_data: usize,
 }
 
+/// Most bytes the history fields add to an envelope:
+/// `,"offset":<u64>,"epoch":"<epoch>"` with the longest offset (20 digits)
+/// and the longest epoch ([`MAX_EPOCH_BYTES`](crate::history::MAX_EPOCH_BYTES)).
+pub const HISTORY_FIELDS: usize =
+    r#","offset":,"epoch":"""#.len() + 20 + crate::history::MAX_EPOCH_BYTES;
+
 impl SizeLimit {
     /// The limit for envelopes written by `node` and read with `max_bytes`.
     pub fn new(node: &str, max_bytes: usize) -> Self {
@@ -79,10 +92,20 @@ impl SizeLimit {
 
     /// `Ok` when `data` fits, else [`BrokerError::TooLarge`] with both sizes.
     pub fn check(&self, data: &str) -> Result<(), BrokerError> {
-        if data.len() > self.max_data {
+        Self::within(data, self.max_data)
+    }
+
+    /// [`check`](Self::check) for a message kept in history, whose envelope
+    /// also carries `"offset"` and `"epoch"`: [`HISTORY_FIELDS`] bytes fewer.
+    pub fn check_kept(&self, data: &str) -> Result<(), BrokerError> {
+        Self::within(data, self.max_data.saturating_sub(HISTORY_FIELDS))
+    }
+
+    fn within(data: &str, limit: usize) -> Result<(), BrokerError> {
+        if data.len() > limit {
             return Err(BrokerError::TooLarge {
                 size: data.len(),
-                limit: self.max_data,
+                limit,
             });
         }
         Ok(())
@@ -101,10 +124,18 @@ pub fn decode(payload: &[u8], max_bytes: usize) -> Result<Decoded<'_>, Malformed
         && let Ok(probe) = serde_json::from_str::<Probe<'_>>(trimmed)
         && let Some(version) = probe.ferrygate
     {
+        let at = match (probe.offset, probe.epoch) {
+            (None, None) => None,
+            (Some(offset), Some(epoch)) if crate::history::is_epoch(&epoch) => {
+                Some((offset, epoch))
+            }
+            _ => return Err(Malformed::BadEnvelope),
+        };
         return match (version, probe.data) {
             (1, Some(data)) => Ok(Decoded {
                 data: data.get(),
                 node: probe.node,
+                at,
             }),
             _ => Err(Malformed::BadEnvelope),
         };
@@ -112,6 +143,7 @@ pub fn decode(payload: &[u8], max_bytes: usize) -> Result<Decoded<'_>, Malformed
     Ok(Decoded {
         data: trimmed,
         node: None,
+        at: None,
     })
 }
 
@@ -221,6 +253,16 @@ mod tests {
             decode(br#"{"ferrygate":1}"#, 100),
             Err(Malformed::BadEnvelope)
         );
+        assert_eq!(
+            decode(br#"{"ferrygate":1,"offset":3,"epoch":"a b","data":1}"#, 100),
+            Err(Malformed::BadEnvelope)
+        );
+        assert_eq!(
+            decode(br#"{"ferrygate":1,"offset":3,"data":1}"#, 100),
+            Err(Malformed::BadEnvelope)
+        );
+        let kept = decode(br#"{"ferrygate":1,"offset":3,"epoch":"e1","data":1}"#, 100);
+        assert_eq!(kept.expect("kept").at, Some((3, "e1".to_owned())));
     }
 
     #[test]

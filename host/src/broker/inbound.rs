@@ -80,7 +80,19 @@ impl Inbound {
         match route {
             Route::Channel(channel) => {
                 broker.received(MessageKind::Channel);
-                self.hub.deliver(&channel, decoded.data);
+                match decoded.at {
+                    None => {
+                        self.hub.deliver(&channel, decoded.data);
+                    }
+                    Some((offset, epoch)) => {
+                        let frame = Frame::push_at(&channel, decoded.data, offset, &epoch);
+                        let at = crate::history::Position {
+                            epoch: epoch.into(),
+                            offset,
+                        };
+                        self.hub.deliver_at(&channel, &at, &frame);
+                    }
+                }
             }
             Route::User(user) => {
                 broker.received(MessageKind::User);

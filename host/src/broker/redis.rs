@@ -10,6 +10,7 @@
 //! after a reconnect every wanted subscription is made again.
 
 mod connect;
+mod history;
 mod publisher;
 mod reader;
 mod rpc;
@@ -27,7 +28,8 @@ use super::health::Health;
 use super::inbound::Inbound;
 use super::interest::{self, Interest, Topic};
 use super::{Broker, BrokerError, Caller, RpcError, Target, envelope, startup};
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, HistoryConfig};
+use crate::history::{HistoryRead, Position};
 use crate::metrics::{MessageKind, Metrics, PublishFailure};
 use crate::protocol::ChannelName;
 
@@ -51,6 +53,7 @@ pub struct RedisBroker {
     limit: SizeLimit,
     /// `[broker] timeout_ms`.
     timeout: Duration,
+    history: history::RedisHistory,
 }
 
 impl RedisBroker {
@@ -135,6 +138,7 @@ impl RedisBroker {
             metrics,
             pending,
             publisher,
+            history: history::RedisHistory::new(config.prefix.clone()),
         };
         startup::await_first_connection(config, "Redis", || broker.is_connected()).await?;
         Ok(broker)
@@ -204,6 +208,70 @@ impl Broker for RedisBroker {
                     kind: MessageKind::Channel,
                 })
                 .await
+        }
+        .boxed()
+    }
+
+    fn publish_kept<'a>(
+        &'a self,
+        channel: &'a ChannelName,
+        data: &'a str,
+        policy: &'a HistoryConfig,
+    ) -> BoxFuture<'a, Result<Position, BrokerError>> {
+        async move {
+            // No local-only fallback: a message history cannot keep is refused.
+            if !self.is_connected() {
+                return Err(BrokerError::Unavailable(
+                    "Redis is not connected: the channel's history cannot keep the message"
+                        .to_owned(),
+                ));
+            }
+            self.limit.check_kept(data)?;
+            let pubsub = subscriptions::channel(&self.prefix, &Topic::Channel(channel.clone()));
+            let append = self
+                .history
+                .append(&self.commands, channel, pubsub, data, &self.node, policy);
+            let kept = tokio::time::timeout(self.timeout, append)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(BrokerError::Unavailable(format!(
+                        "Redis did not keep the message within {:?}",
+                        self.timeout
+                    )))
+                });
+            match &kept {
+                Ok(_) => self.metrics.broker.sent(MessageKind::Channel),
+                Err(_) => self.metrics.broker.publish_failed(PublishFailure::Error),
+            }
+            kept
+        }
+        .boxed()
+    }
+
+    fn history<'a>(
+        &'a self,
+        channel: &'a ChannelName,
+        policy: &'a HistoryConfig,
+        after: Option<u64>,
+        max: usize,
+    ) -> BoxFuture<'a, Result<HistoryRead, BrokerError>> {
+        async move {
+            if !self.is_connected() {
+                return Err(BrokerError::Unavailable(
+                    "Redis is not connected: the channel's history cannot be read".to_owned(),
+                ));
+            }
+            let read = self
+                .history
+                .read(&self.commands, channel, policy, after, max);
+            tokio::time::timeout(self.timeout, read)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(BrokerError::Unavailable(format!(
+                        "Redis did not answer the history read within {:?}",
+                        self.timeout
+                    )))
+                })
         }
         .boxed()
     }

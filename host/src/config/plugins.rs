@@ -118,6 +118,9 @@ pub struct RouteConfig {
     /// Per-recipient transforms; not offered yet, so it must stay empty.
     #[serde(default)]
     pub outbound: Vec<String>,
+    /// Keep the last messages of each matching channel for recovery.
+    #[serde(default)]
+    pub history: Option<super::HistoryConfig>,
 }
 
 fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ChannelPattern>, D::Error> {
@@ -286,6 +289,11 @@ pub(super) fn validate(
         }
         for transform in &route.inbound {
             expect(transform, PluginKind::Transform, "inbound")?;
+        }
+        if let Some(history) = &route.history {
+            history
+                .validate()
+                .map_err(|reason| invalid(&["routes"], reason))?;
         }
         if !route.outbound.is_empty() {
             return Err(invalid(

@@ -239,3 +239,45 @@ fn huge_durations_and_sizes_are_errors_at_their_line() {
         "{error}"
     );
 }
+
+#[test]
+fn route_history_is_bounded_and_needs_a_broker_that_keeps_it() {
+    let config = parse("[server]\nallow_anonymous = true\n[[routes]]\nchannels = \"room.*\"\nhistory = { size = 50, ttl_s = 600 }\n")
+        .expect("valid");
+    assert_eq!(
+        config.routes[0].history,
+        Some(HistoryConfig {
+            size: 50,
+            ttl_s: 600
+        })
+    );
+    let route = "[[routes]]\nchannels = \"room.*\"\nhistory = ";
+    let cases = [
+        ("{ size = 0, ttl_s = 60 }", "", "history.size"),
+        ("{ size = 100001, ttl_s = 60 }", "", "history.size"),
+        ("{ size = 10, ttl_s = 0 }", "", "history.ttl_s"),
+        ("{ size = 10, ttl_s = 604801 }", "", "history.ttl_s"),
+        ("{ size = 10 }", "", "ttl_s"),
+        ("{ size = 10, ttl_s = 5, max = 1 }", "", "max"),
+        (
+            "{ size = 10, ttl_s = 5 }",
+            "[broker]\nkind = \"nats\"\n",
+            "not implemented yet",
+        ),
+        (
+            "{ size = 10, ttl_s = 5 }",
+            "[broker]\nkind = \"redis\"\ncluster = true\n",
+            "not implemented yet",
+        ),
+    ];
+    for (history, broker, expected) in cases {
+        let manifest = format!("[server]\nallow_anonymous = true\n{broker}{route}{history}\n");
+        let error = parse(&manifest).expect_err(&manifest).to_string();
+        assert!(error.contains(expected), "{manifest}\n=> {error}");
+        assert!(error.starts_with("manifest:"), "names a line: {error}");
+    }
+    parse(&format!(
+        "[server]\nallow_anonymous = true\n[broker]\nkind = \"redis\"\n{route}{{ size = 10, ttl_s = 5 }}\n"
+    ))
+    .expect("a single Redis server keeps history");
+}

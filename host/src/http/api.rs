@@ -195,7 +195,14 @@ pub(super) async fn publish(
             }
         }
     };
-    match gateway.broker.publish(&channel, &payload).await {
+    let published = crate::history::publish(
+        gateway.broker.as_ref(),
+        &gateway.metrics,
+        &plugins,
+        &channel,
+        &payload,
+    );
+    match published.await {
         Ok(()) => {
             gateway.metrics.published("http");
             axum::Json(json!({"ok": true})).into_response()

@@ -68,7 +68,9 @@ impl LivePlugins {
     /// Starts the runtime (only if the manifest declares plugins) and loads them.
     pub async fn start(config: &Config, metrics: &PluginMetrics) -> Result<Self, StartError> {
         if config.plugins.is_empty() {
-            return Ok(Self::none());
+            // Routes without plugins still matter (their `history`).
+            let set = PluginSet::assemble(BTreeMap::new(), &config.routes);
+            return Ok(Self::with(set, None));
         }
         let runtime = Runtime::new(&config.wasm).map_err(StartError::Runtime)?;
         let set = PluginSet::load(config, &runtime, metrics)

@@ -23,6 +23,8 @@ pub struct Route {
     pub route: Option<Arc<Plugin>>,
     /// Applied in order to each publish before fan-out.
     pub inbound: Vec<Arc<Plugin>>,
+    /// The route's `history`: its channels keep their last messages.
+    pub history: Option<crate::config::HistoryConfig>,
 }
 
 impl Route {
@@ -126,6 +128,7 @@ impl PluginSet {
                     .filter_map(|n| plugins.get(n))
                     .cloned()
                     .collect(),
+                history: route.history,
             })
             .collect();
         Self {

@@ -67,7 +67,6 @@ impl Session {
             return self.refuse(Some(&id), error);
         }
         let routed = (targets.as_slice() != [channel.clone()]).then(|| targets.clone());
-        let mut ack = Some(subscribe_ack(&id, since.is_some(), routed.as_deref()));
         // Recorded before the broker wait, so that a session cut during it
         // still releases its broker interest in `leave_all`.
         let joining = self.subscriptions.add(channel.clone(), targets);
@@ -89,6 +88,22 @@ impl Session {
             }
             return self.refuse(Some(&id), broker_error(&error));
         }
+        // A subscribe that leads to one new channel with history gets its
+        // position, and recovery with `since` (see `recover`).
+        if let [target] = joining.as_slice()
+            && routed.as_ref().is_none_or(|r| r.len() == 1)
+            && let Some(policy) = crate::history::policy_for(&plugins, target)
+        {
+            let target = target.clone();
+            return self
+                .subscribe_kept(id, channel, target, since, policy, routed)
+                .await;
+        }
+        if since.is_some() {
+            let unrecovered = Err(crate::history::recovery::Unrecovered::NoHistory);
+            self.gateway.metrics.history.recovery(unrecovered);
+        }
+        let mut ack = Some(subscribe_ack(&id, since.is_some(), routed.as_deref()));
         for target in joining {
             // The ack rides with the first join, so no push of that channel
             // can overtake it.
@@ -102,10 +117,18 @@ impl Session {
     }
 
     fn unsubscribe(&mut self, id: RequestId, channel: &ChannelName) {
-        let Some(left) = self.subscriptions.remove(channel) else {
+        if !self.leave(channel) {
             let error =
                 ProtocolError::new(ErrorCode::NotFound, format!("not subscribed to {channel}"));
             return self.refuse(Some(&id), error);
+        }
+        self.reply(Frame::ok(&id));
+    }
+
+    /// Leaves what `channel` led to; false when it was not subscribed.
+    pub(super) fn leave(&mut self, channel: &ChannelName) -> bool {
+        let Some(left) = self.subscriptions.remove(channel) else {
+            return false;
         };
         for target in left {
             let result = self.gateway.hub.unsubscribe(&target, &self.conn);
@@ -113,7 +136,7 @@ impl Session {
             self.gateway.broker.leave(&target);
             self.gateway.metrics.subscriptions.dec();
         }
-        self.reply(Frame::ok(&id));
+        true
     }
 
     async fn publish(&mut self, id: RequestId, channel: &ChannelName, data: &RawValue) {
@@ -157,8 +180,17 @@ impl Session {
         if let Err(error) = self.gateway.broker.fits(payload) {
             return self.refuse(Some(id), broker_error(&error));
         }
+        let gateway = &self.gateway;
+        let plugins = gateway.plugins.current();
         for channel in channels {
-            if let Err(error) = self.gateway.broker.publish(channel, payload).await {
+            let published = crate::history::publish(
+                gateway.broker.as_ref(),
+                &gateway.metrics,
+                &plugins,
+                channel,
+                payload,
+            );
+            if let Err(error) = published.await {
                 return self.refuse(Some(id), broker_error(&error));
             }
             self.gateway.metrics.published("ws");
@@ -167,14 +199,24 @@ impl Session {
     }
 }
 
-/// The `ok` for a subscribe: says when recovery was asked for but nothing was
-/// recovered (no channel keeps history yet), and which channels the route
-/// plugin chose when they differ from the one asked for.
+/// The `ok` for a subscribe to channels without history: says when recovery
+/// was asked for but cannot be had, and which channels the route plugin chose
+/// when they differ from the one asked for.
 fn subscribe_ack(id: &RequestId, asked_recovery: bool, routed: Option<&[ChannelName]>) -> Frame {
     let mut result = serde_json::Map::new();
     if asked_recovery {
         result.insert("recovered".into(), false.into());
     }
+    subscribe_result(id, result, routed)
+}
+
+/// `ok`, with `result` (plus `channels` when the route plugin rewrote the
+/// channel) unless that is empty.
+pub(super) fn subscribe_result(
+    id: &RequestId,
+    mut result: serde_json::Map<String, serde_json::Value>,
+    routed: Option<&[ChannelName]>,
+) -> Frame {
     if let Some(channels) = routed {
         let names = channels.iter().map(|c| c.as_str().into()).collect();
         result.insert("channels".into(), serde_json::Value::Array(names));
