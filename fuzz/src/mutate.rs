@@ -16,7 +16,7 @@ const INTERESTING: &[u8] = b"\"\\{}[]:,.*>%$\n\r\t \x00\x7f\x80\xc0\xff09-+eE";
 /// Most edits stacked on one seed per input.
 const MAX_EDITS: usize = 6;
 
-/// Replaces `input` with a mutant of itself: one to [`MAX_EDITS`] edits,
+/// Replaces `input` with a mutant of itself: one to `MAX_EDITS` edits,
 /// tokens from `dictionary` and pieces of `corpus`, never longer than `max_len`.
 pub fn mutate(
     rng: &mut StdRng,

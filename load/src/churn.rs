@@ -190,7 +190,7 @@ async fn cycle(plan: &Plan, i: u64) -> Result<()> {
             bail!("publish refused: {}", String::from_utf8_lossy(data));
         }
     }
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         client.conn.send(OP_CLOSE, &1000u16.to_be_bytes()).await?;
     }
     Ok(())

@@ -6,7 +6,7 @@
 //! Which subjects are subscribed follows local interest ([`interest`]); what
 //! arrives is checked and delivered by [`Inbound`]. While the connection is
 //! down or unresponsive ([`Health`], probed by a server round trip,
-//! [`probe`]), publishes are refused `unavailable` (direct messages reach
+//! `probe`), publishes are refused `unavailable` (direct messages reach
 //! local sockets only), never put into async-nats' reconnect buffer. See
 //! `docs/architecture.md`, "Broker layer".
 

@@ -29,9 +29,9 @@ pub struct BrokerConfig {
     /// How long an `rpc` waits for its answer before replying `timeout`.
     pub rpc_timeout_ms: u64,
     /// Longest a publish, subscribe or liveness probe waits for the broker
-    /// before the request is answered `unavailable` (at most [`MAX_TIMEOUT_MS`]).
+    /// before the request is answered `unavailable` (at most `MAX_TIMEOUT_MS`).
     pub timeout_ms: u64,
-    /// Pause between two liveness probes (at most [`MAX_LIVENESS_INTERVAL_MS`]).
+    /// Pause between two liveness probes (at most `MAX_LIVENESS_INTERVAL_MS`).
     pub liveness_interval_ms: u64,
     /// User name (NATS user/password auth, Redis ACL user).
     pub username: Option<String>,

@@ -32,7 +32,7 @@ pub struct ServerConfig {
     /// Most channels one connection may be subscribed to.
     pub max_subscriptions_per_connection: usize,
     /// Most rpcs one connection may have awaiting an answer; one more is
-    /// refused `rate_limited`. 1 to [`MAX_INFLIGHT_RPC`].
+    /// refused `rate_limited`. 1 to `MAX_INFLIGHT_RPC`.
     pub max_inflight_rpc_per_connection: usize,
     /// Most bytes waiting to be written to one client before it is cut with 1013.
     pub max_queued_bytes: usize,

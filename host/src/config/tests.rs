@@ -92,11 +92,11 @@ fn out_of_range_value_names_key_and_line() {
 
 #[test]
 fn inflight_rpc_bound_has_a_default_and_limits() {
-    let config = parse("").expect("empty manifest is valid");
+    let config = parse("[server]\nallow_anonymous = true\n").expect("valid");
     assert_eq!(config.server.max_inflight_rpc_per_connection, 16);
     for bad in [0, server::MAX_INFLIGHT_RPC + 1] {
         let err = parse(&format!(
-            "[server]\nmax_inflight_rpc_per_connection = {bad}\n"
+            "[server]\nallow_anonymous = true\nmax_inflight_rpc_per_connection = {bad}\n"
         ))
         .expect_err("out of range");
         let text = err.to_string();

@@ -4,7 +4,12 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
-use super::PATIENCE;
+use std::time::Duration;
+
+/// Longest a `serve` may take to log its address: a start compiles every
+/// plugin whose artifact is not cached yet, which in a debug build on a busy
+/// 2-core machine (a cold CI run, tests in parallel) can pass `PATIENCE`.
+const START_PATIENCE: Duration = Duration::from_secs(60);
 
 /// Spawns `command` (a `ferrygate serve`), echoes its log (shown by the test
 /// runner when a test fails), checks every line for the secret canary, and
@@ -28,7 +33,7 @@ pub fn spawn_and_wait_for_address(mut command: Command) -> (Child, SocketAddr) {
         }
     });
     let addr = rx
-        .recv_timeout(PATIENCE)
+        .recv_timeout(START_PATIENCE)
         .expect("the binary logs its address")
         .parse()
         .expect("a socket address");
