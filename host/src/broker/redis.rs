@@ -228,9 +228,9 @@ impl Broker for RedisBroker {
             }
             self.limit.check_kept(data)?;
             let pubsub = subscriptions::channel(&self.prefix, &Topic::Channel(channel.clone()));
-            let append = self
-                .history
-                .append(&self.commands, channel, pubsub, data, &self.node, policy);
+            let append =
+                self.history
+                    .append(&self.commands, channel, pubsub, data, &self.node, policy);
             let kept = tokio::time::timeout(self.timeout, append)
                 .await
                 .unwrap_or_else(|_| {
