@@ -10,7 +10,7 @@
 //! The hub never talks to the broker: the broker calls [`Hub::deliver`], or
 //! [`Hub::deliver_at`] for a channel with history. A subscribe that replays
 //! history first [`Hub::hold`]s its member, reads the store, then
-//! [`Hub::release`]s it: see [`member`] for how that switch avoids gaps and
+//! [`Hub::release`]s it: see `hub::member` for how that switch avoids gaps and
 //! duplicates.
 
 mod member;

@@ -2,7 +2,7 @@
 //! It refuses what the networked brokers would, by the same
 //! [`SizeLimit`], so a payload accepted here is accepted on NATS and Redis too.
 //! Channels with history keep it in a [`MemoryHistory`], swept every
-//! [`SWEEP_EVERY`](crate::history::memory::SWEEP_EVERY) by a task that ends
+//! [`SWEEP_EVERY`] by a task that ends
 //! with the broker.
 
 use std::sync::{Arc, Weak};

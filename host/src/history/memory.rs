@@ -26,7 +26,7 @@ use super::{HistoryRead, Kept, Position};
 use crate::config::HistoryConfig;
 use crate::protocol::{ChannelName, Frame};
 
-/// Most bytes of push frames one channel keeps (plus [`ENTRY_OVERHEAD`]
+/// Most bytes of push frames one channel keeps (plus `ENTRY_OVERHEAD`
 /// each); older messages are evicted first. A replay must fit in half an
 /// outbox (`max_queued_bytes`, 1 MiB by default) anyway, so more would only
 /// hold memory.
