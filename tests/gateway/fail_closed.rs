@@ -35,9 +35,14 @@ fn chat_manifest() -> String {
 
 /// The chat example running under `serve --config` with the watcher, its
 /// API key and JWT secret from the environment as the README says.
-fn chat(tag: &str) -> (Hot, String) {
+pub(crate) fn chat(tag: &str) -> (Hot, String) {
+    chat_edited(tag, |text| text)
+}
+
+/// [`chat`] with the manifest changed by `edit` first.
+pub(crate) fn chat_edited(tag: &str, edit: impl FnOnce(String) -> String) -> (Hot, String) {
     let dir = TempDir::new(tag);
-    let text = chat_manifest();
+    let text = edit(chat_manifest());
     let manifest = dir.write("ferrygate.toml", &text);
     let env = [
         ("FERRYGATE_API_KEY", API_KEY),
@@ -46,7 +51,7 @@ fn chat(tag: &str) -> (Hot, String) {
     (Hot::serve(dir, &manifest, &env), text)
 }
 
-fn chat_token(user: &str) -> String {
+pub(crate) fn chat_token(user: &str) -> String {
     let exp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -67,7 +72,11 @@ async fn auth_holds(hot: &Hot) {
 }
 
 /// Polls `/v1/plugins` until its top-level `last_error` satisfies `done`.
-async fn wait_manifest_error(hot: &Hot, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn wait_manifest_error(
+    hot: &Hot,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + PATIENCE;
     loop {
         let report = hot.plugins().await;
@@ -79,14 +88,14 @@ async fn wait_manifest_error(hot: &Hot, what: &str, done: impl Fn(&Value) -> boo
     }
 }
 
-fn failed_reloads(metrics: &str) -> f64 {
+pub(crate) fn failed_reloads(metrics: &str) -> f64 {
     metric_value(
         metrics,
         "ferrygate_plugin_reloads_total{outcome=\"failed\"}",
     )
 }
 
-fn names(report: &Value) -> Vec<String> {
+pub(crate) fn names(report: &Value) -> Vec<String> {
     report["plugins"]
         .as_array()
         .map(|list| {

@@ -16,6 +16,7 @@ mod cluster_users;
 mod configmap;
 mod drain;
 mod fail_closed;
+mod fail_closed_routes;
 mod fanout;
 mod history;
 mod history_redis;

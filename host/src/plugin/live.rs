@@ -102,6 +102,11 @@ impl LivePlugins {
         *self.previous.lock() = Some(old);
     }
 
+    /// The set a rollback would swap back in, if any.
+    pub(super) fn previous(&self) -> Option<Arc<PluginSet>> {
+        self.previous.lock().clone()
+    }
+
     /// Swaps the set before the last swap back in (and keeps the one it
     /// replaces, so a second rollback undoes the first). `None` when there
     /// was no swap yet.

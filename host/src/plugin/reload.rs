@@ -16,6 +16,7 @@
 //! gateway *started* with `[server] allow_anonymous = true` (a file that sets
 //! it later is refused, not half-applied).
 
+mod guards;
 pub mod outcome;
 
 use std::collections::BTreeMap;
@@ -132,6 +133,20 @@ impl Reloader {
         let _one = self.one_at_a_time.lock().await;
         let started = Instant::now();
         let mut outcome = Outcome::new("rollback");
+        let widens = live
+            .previous()
+            .and_then(|back| guards::unguarded(live.current().route_config(), back.route_config()));
+        if let Some(why) = widens {
+            outcome.failed.push(Failure {
+                plugin: None,
+                error: format!(
+                    "rollback refused: {why}; a rollback never removes an access check (restart to do so)"
+                ),
+            });
+            outcome.took_ms = started.elapsed().as_secs_f64() * 1e3;
+            metrics.reloaded(ReloadOutcome::failed);
+            return outcome;
+        }
         match live.roll_back() {
             Some((replaced, back)) => {
                 outcome.compare(&replaced, &back);
@@ -188,6 +203,12 @@ impl Reloader {
             )));
         }
         let current = live.current();
+        if let Some(why) = guards::unguarded(current.route_config(), &config.routes) {
+            return Err(manifest_failure(format!(
+                "{}: refused: {why}; a reload never removes an access check (restart to do so)",
+                path.display()
+            )));
+        }
         let runtime = if config.plugins.is_empty() {
             None
         } else {

@@ -82,6 +82,45 @@ impl ChannelPattern {
         parts.next().is_none()
     }
 
+    /// Whether every channel this pattern matches is also matched by
+    /// `other` (`chat.lobby` and `chat.*` are covered by `chat.*`, and all
+    /// three by `>`; `chat.*` is not covered by `chat.lobby`).
+    pub fn covered_by(&self, other: &ChannelPattern) -> bool {
+        for (index, theirs) in other.tokens.iter().enumerate() {
+            let Some(mine) = self.tokens.get(index) else {
+                return false;
+            };
+            match (mine, theirs) {
+                // `>` takes one or more tokens: mine has at least one left.
+                (_, Token::Rest) => return true,
+                (Token::Rest, _) => return false,
+                (_, Token::One) => {}
+                (Token::One, Token::Literal(_)) => return false,
+                (Token::Literal(a), Token::Literal(b)) if a != b => return false,
+                (Token::Literal(_), Token::Literal(_)) => {}
+            }
+        }
+        self.tokens.len() == other.tokens.len()
+    }
+
+    /// Whether some channel matches both patterns (`chat.*` and `*.lobby`
+    /// both match `chat.lobby`; `chat.*` and `news` share none).
+    pub fn overlaps(&self, other: &ChannelPattern) -> bool {
+        for (index, mine) in self.tokens.iter().enumerate() {
+            let Some(theirs) = other.tokens.get(index) else {
+                return false;
+            };
+            match (mine, theirs) {
+                // Each side has a token here, and `>` can take whatever
+                // the other side has from here on.
+                (Token::Rest, _) | (_, Token::Rest) => return true,
+                (Token::Literal(a), Token::Literal(b)) if a != b => return false,
+                _ => {}
+            }
+        }
+        self.tokens.len() == other.tokens.len()
+    }
+
     /// The pattern as written.
     pub fn as_str(&self) -> &str {
         &self.text
@@ -125,6 +164,43 @@ mod tests {
         assert!(matches("news", "news"));
         assert!(!matches("news", "news.eu"));
         assert!(!matches("chat.lobby", "chat.lobbyx"));
+    }
+
+    fn pattern(text: &str) -> ChannelPattern {
+        ChannelPattern::parse(text).expect("valid pattern")
+    }
+
+    #[test]
+    fn coverage_is_containment_of_the_matched_channels() {
+        let covered = |a: &str, b: &str| pattern(a).covered_by(&pattern(b));
+        assert!(covered("chat.lobby", "chat.*"));
+        assert!(covered("chat.*", "chat.*"));
+        assert!(covered("chat.*", ">"));
+        assert!(covered("chat.>", "chat.>"));
+        assert!(covered("chat.a.>", "chat.>"));
+        assert!(covered("chat.*.x", "chat.>"));
+        assert!(!covered("chat.*", "chat.lobby"));
+        assert!(!covered("chat.>", "chat.*"));
+        assert!(!covered("chat", "chat.>"));
+        assert!(!covered("chat.*", "news.*"));
+        assert!(!covered("chat.*.x", "chat.*"));
+    }
+
+    #[test]
+    fn overlap_is_a_shared_channel() {
+        let overlap = |a: &str, b: &str| {
+            let (a, b) = (pattern(a), pattern(b));
+            assert_eq!(a.overlaps(&b), b.overlaps(&a), "not symmetric");
+            a.overlaps(&b)
+        };
+        assert!(overlap("chat.*", "*.lobby"));
+        assert!(overlap("chat.*", ">"));
+        assert!(overlap("chat.>", "chat.a.b"));
+        assert!(overlap("chat.lobby", "chat.lobby"));
+        assert!(!overlap("chat.*", "news"));
+        assert!(!overlap("chat.*", "chat"));
+        assert!(!overlap("chat.*", "chat.a.b"));
+        assert!(!overlap("chat.>", "chat"));
     }
 
     #[test]
