@@ -26,6 +26,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("test-huge-output", "huge_output"),
     ("test-ungranted", "ungranted"),
     ("test-stamp", "stamp_v1"),
+    ("test-quote-config", "quote_config"),
 ];
 
 /// The stamp plugin is built a second time with this stamp, into its own

@@ -239,6 +239,16 @@ impl Plugin {
         }
     }
 
+    /// `text` the plugin wrote for a client (a denial's reason) with its
+    /// config's secrets hidden: a plugin that quotes its config to the
+    /// client must not hand out a secret the operator gave it.
+    pub(super) fn redacted(&self, text: String) -> String {
+        match self.settings.secrets.apply(&text) {
+            std::borrow::Cow::Borrowed(_) => text,
+            std::borrow::Cow::Owned(hidden) => hidden,
+        }
+    }
+
     fn classify(&self, store: &Store<State>, error: &wasmtime::Error) -> CallError {
         let budget = self.limits.time_ms;
         if store.data().hit_memory_cap() {

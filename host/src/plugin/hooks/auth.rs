@@ -51,7 +51,7 @@ impl Plugin {
             },
             Verdict::Deny(denial) => Ok(AuthOutcome::Deny {
                 status: if denial.status == 401 { 401 } else { 403 },
-                reason: denial.reason,
+                reason: self.redacted(denial.reason),
             }),
         }
     }

@@ -76,11 +76,15 @@ impl Plugin {
                 _ => Err(wrong_kind(self, "route")),
             })
             .await?;
-        check(action, decision).map_err(|problem| {
-            let error = self.error(Cause::bad_output, problem);
-            self.record(&error);
-            error
-        })
+        match check(action, decision) {
+            Ok(Routed::Deny(reason)) => Ok(Routed::Deny(self.redacted(reason))),
+            Ok(routed) => Ok(routed),
+            Err(problem) => {
+                let error = self.error(Cause::bad_output, problem);
+                self.record(&error);
+                Err(error)
+            }
+        }
     }
 }
 
