@@ -212,11 +212,32 @@ pub trait Broker: Send + Sync + fmt::Debug {
         }
     }
 
-    /// One more local connection of `user`.
-    fn user_online(&self, user: &str) {
-        if let Some(interest) = self.interest() {
-            interest.acquire(Topic::User(user.into()));
+    /// One more local connection of `user`. Resolves `Ok` once messages to
+    /// the user sent from now on will reach this instance (the broker
+    /// confirmed the user's subject), so that the session can send its
+    /// `welcome` after it: a backend that sends to a user it saw connect
+    /// does not race the subscription. [`BrokerError::Unavailable`] when the
+    /// broker is away or did not confirm within `[broker] timeout_ms`; the
+    /// interest is held either way (the subscription is retried with the
+    /// broker), and the caller calls [`user_offline`](Self::user_offline)
+    /// when the connection ends.
+    fn user_online<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<(), BrokerError>> {
+        async move {
+            let Some(interest) = self.interest() else {
+                return Ok(());
+            };
+            let topic = Topic::User(user.into());
+            interest.acquire(topic.clone());
+            interest
+                .wait_active(&topic, || self.is_connected())
+                .await
+                .map_err(|why| {
+                    BrokerError::Unavailable(format!(
+                        "the subscription to the user's messages was not confirmed: {why}"
+                    ))
+                })
         }
+        .boxed()
     }
 
     /// One local connection of `user` fewer.

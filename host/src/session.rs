@@ -62,8 +62,14 @@ pub async fn run(
     let user = accepted.identity.user.as_deref().map(UserId::from);
     let registration = accepted.slot.register(user.clone(), Arc::clone(&outbox));
     let conn = registration.conn().clone();
-    if let Some(user) = &user {
-        gateway.broker.user_online(user);
+    // The welcome follows the broker's confirmation of the user's subject
+    // (bounded by `[broker] timeout_ms`); without it the session still
+    // starts: direct messages are at most once, and the subscription is
+    // retried with the broker.
+    if let Some(user) = &user
+        && let Err(error) = gateway.broker.user_online(user).await
+    {
+        tracing::debug!(%conn, "{error}");
     }
     let span = tracing::info_span!(
         "conn",

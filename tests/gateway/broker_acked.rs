@@ -22,6 +22,16 @@ async fn redis_subscribe_ok_follows_a_ping_after_the_subscribe() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_welcome_follows_the_user_subscription() {
+    acked::a_message_sent_to_a_user_right_after_the_welcome_arrives(Nats).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_welcome_follows_the_user_subscription() {
+    acked::a_message_sent_to_a_user_right_after_the_welcome_arrives(Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_refuses_oversize_publishes_up_front() {
     acked::oversize_publishes_are_refused_up_front(Nats).await;
 }

@@ -1,5 +1,6 @@
 //! "Acknowledged, then lost", written once and run on each broker by
-//! `broker_acked`: a subscribe's `ok` follows the broker's confirmation, an
+//! `broker_acked`: a subscribe's `ok` (and a user's `welcome`) follows the
+//! broker's confirmation, an
 //! oversize publish is refused up front, acknowledged publishes survive a
 //! SIGTERM, and a hung broker answers `unavailable` in bounded time.
 
@@ -11,6 +12,7 @@ use serde_json::{Value, json};
 
 use super::backend::Backend;
 use super::{BrokerServer, Instance, Kind, assert_silent};
+use crate::plugin_auth::{SECRET, claims, hs256};
 use crate::support::relay::Relay;
 use crate::support::{Client, PATIENCE};
 
@@ -59,6 +61,48 @@ pub async fn a_message_published_right_after_the_subscribe_ok_arrives(kind: Kind
     let got = collect_ns(&mut client, N as usize, Duration::from_secs(3)).await;
     let missing: Vec<i64> = (0..N).filter(|n| !got.contains(n)).collect();
     assert!(missing.is_empty(), "acknowledged, then lost: {missing:?}");
+}
+
+/// The same race for direct messages: with ~10 ms to the broker, a backend
+/// sends to a user the moment that user's `welcome` arrives (a new user each
+/// time, so each is the instance's first connection of the user and its
+/// subject is subscribed now): every message arrives, because the welcome
+/// follows the broker's confirmation of the user's subject.
+pub async fn a_message_sent_to_a_user_right_after_the_welcome_arrives(kind: Kind) {
+    const N: i64 = 20;
+    let server = BrokerServer::start(kind);
+    let relay = Relay::start(server.port, Duration::from_millis(10)).await;
+    let auth = crate::support::plugins::section(
+        "auth",
+        "auth",
+        "jwt_auth",
+        &format!(
+            "config = {{ hs256_secret = \"{SECRET}\", issuer = \"ferrygate-tests\", audience = \"chat\" }}"
+        ),
+    );
+    let gateway = through(&server, &relay, &auth);
+    let backend = Backend::connect(&server).await;
+    let mut clients = Vec::new();
+    for n in 0..N {
+        let user = format!("racer-{n}");
+        let token = hs256(&claims(&user), SECRET);
+        let client = Client::connect(&format!("ws://{}/ws?token={token}", gateway.addr)).await;
+        assert_eq!(client.welcome["user"], user.as_str(), "{}", client.welcome);
+        backend
+            .publish("user", &user, json!({ "n": n }).to_string().as_bytes())
+            .await;
+        clients.push(client);
+    }
+    let mut missing = Vec::new();
+    for (n, client) in (0..N).zip(clients.iter_mut()) {
+        if collect_ns(client, 1, Duration::from_secs(3))
+            .await
+            .is_empty()
+        {
+            missing.push(n);
+        }
+    }
+    assert!(missing.is_empty(), "welcomed, then lost: {missing:?}");
 }
 
 /// `max_frame_bytes` is 65,536: data whose envelope would be larger is
