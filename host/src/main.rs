@@ -88,6 +88,14 @@ fn check(path: &std::path::Path) -> ExitCode {
             } else {
                 println!("{}: ok; plugins: {}", path.display(), names.join(", "));
             }
+            // Every import of every plugin, so an author sees at once what
+            // is stubbed (and which grant would make it real).
+            for plugin in set.plugins() {
+                println!("plugin `{}` imports:", plugin.name());
+                for import in plugin.imports() {
+                    println!("  {import}");
+                }
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

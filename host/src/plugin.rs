@@ -5,7 +5,8 @@
 //! | [`bindings`] | the host-side WIT bindings (the only place `bindgen!` runs) |
 //! | [`runtime`] | the one wasmtime engine: pooling, epoch ticker, linker, compile |
 //! | [`cache`] | compiled artifacts on disk, keyed by content and engine |
-//! | [`capabilities`] | the import allow-list a component must pass |
+//! | [`capabilities`] | each import's verdict: linked, granted, stubbed or refused |
+//! | [`stubs`] | refusing implementations of ungranted WASI imports |
 //! | [`store`] | an instance's store: memory cap, deadline, `host` imports |
 //! | [`instance`] | a loaded plugin: warm instances and the call discipline |
 //! | [`load`] | from a manifest entry to a checked, started plugin |
@@ -28,6 +29,7 @@ pub mod reload;
 pub mod runtime;
 pub mod set;
 pub mod store;
+pub mod stubs;
 
 pub use bindings::{Connection, Identity};
 pub use instance::{CallError, Plugin};

@@ -18,6 +18,7 @@ mod http_api;
 mod limits;
 mod plugin_auth;
 mod plugin_check;
+mod plugin_langs;
 mod plugin_limits;
 mod plugin_route;
 mod reload;

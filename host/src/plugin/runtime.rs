@@ -43,6 +43,9 @@ pub enum CompileError {
         "is a core WebAssembly module, not a component: build it for `wasm32-wasip2`, or wrap it with `wasm-tools component new`"
     )]
     CoreModule,
+    /// Its import list cannot be read: not a component, or truncated.
+    #[error("is not a valid WebAssembly component: {0}")]
+    Unreadable(#[from] super::capabilities::ReadError),
     /// Not WebAssembly, truncated, or rejected by the compiler.
     #[error("is not a valid WebAssembly component: {0:#}")]
     Invalid(wasmtime::Error),
@@ -68,8 +71,9 @@ impl Runtime {
         spawn_epoch_ticker(&engine)?;
 
         let mut linker = Linker::new(&engine);
-        // Full WASI is linked, but an instance only reaches what its import
-        // check allowed, and its context is empty: no env, args, files or
+        // Full WASI is linked here; each plugin links through a copy in which
+        // every ungranted WASI interface it imports is shadowed by refusing
+        // stubs (`stubs`), and its context is empty: no env, args, files or
         // network, stdin empty, stdout/stderr discarded.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
         bindings::auth::Auth::add_to_linker::<State, HasSelf<State>>(&mut linker, |state| state)

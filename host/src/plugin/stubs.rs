@@ -1,0 +1,88 @@
+//! Refusing implementations of the WASI interfaces a plugin imports but is
+//! not granted (see [`super::capabilities`]): every function of such an
+//! interface fails the call with [`Refused`], which the call discipline
+//! counts as cause `refused`; its resources are host types that nothing can
+//! ever create. This is what lets the default builds of componentize-py and
+//! componentize-js (which import `wasi:sockets/*`, `wasi:http/*`, the clocks
+//! and randomness) load while reaching nothing.
+//!
+//! Owns the stub definitions in a per-plugin copy of the linker; it never
+//! decides what is stubbed (capabilities) and never calls a plugin.
+
+use std::collections::HashSet;
+
+use wasmtime::Engine;
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, Linker, ResourceType};
+
+use super::capabilities::{Import, Verdict};
+use super::store::State;
+
+/// The error a stubbed function fails its call with.
+#[derive(Debug, thiserror::Error)]
+#[error("called `{function}`, which is not granted: the gateway refuses every call to it")]
+pub struct Refused {
+    /// The function, as `interface#name`.
+    pub function: String,
+}
+
+/// The host type behind every stubbed resource. No stub ever returns one.
+struct StubResource;
+
+/// Adds to `linker` (a copy of the runtime's, for one component) a refusing
+/// definition of every import of `component` that `imports` marks stubbed.
+pub fn link(
+    linker: &mut Linker<State>,
+    engine: &Engine,
+    component: &Component,
+    imports: &[Import],
+) -> wasmtime::Result<()> {
+    let stubbed: HashSet<&str> = imports
+        .iter()
+        .filter(|import| matches!(import.verdict, Verdict::Stubbed { .. }))
+        .map(|import| import.name.as_str())
+        .collect();
+    if stubbed.is_empty() {
+        return Ok(());
+    }
+    linker.allow_shadowing(true);
+    // A resource an interface `use`s from another (a socket's streams, say)
+    // is the same resource: define each one only where it first appears.
+    let mut defined: Vec<ResourceType> = Vec::new();
+    let ty = component.component_type();
+    for (name, item) in ty.imports(engine) {
+        let ComponentItem::ComponentInstance(instance) = item.ty else {
+            continue;
+        };
+        let stub = stubbed.contains(name);
+        let mut linked = if stub {
+            Some(linker.instance(name)?)
+        } else {
+            None
+        };
+        for (export, item) in instance.exports(engine) {
+            match (item.ty, linked.as_mut()) {
+                (ComponentItem::Resource(resource), Some(linked)) => {
+                    if !defined.contains(&resource) {
+                        defined.push(resource);
+                        linked.resource(export, ResourceType::host::<StubResource>(), |_, _| {
+                            Ok(())
+                        })?;
+                    }
+                }
+                (ComponentItem::Resource(resource), None) => defined.push(resource),
+                (ComponentItem::ComponentFunc(_), Some(linked)) => {
+                    let function = format!("{name}#{export}");
+                    linked.func_new(export, move |_, _, _, _| {
+                        Err(Refused {
+                            function: function.clone(),
+                        }
+                        .into())
+                    })?;
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
