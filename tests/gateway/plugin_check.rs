@@ -115,13 +115,13 @@ fn check_accepts_the_default_builds_of_javascript_and_python_plugins() {
             "profanity",
             "transform",
             "profanity_filter",
-            "limits = { memory_mib = 64, time_ms = 500 }\nconfig = { words = [\"darn\"] }"
+            "limits = { memory_mib = 64, time_ms = 500 }\ngrants = [\"clocks\", \"random\"]\nconfig = { words = [\"darn\"] }"
         ),
         section(
             "rooms",
             "route",
             "room_rules",
-            "limits = { memory_mib = 64, time_ms = 500 }"
+            "limits = { memory_mib = 64, time_ms = 500 }\ngrants = [\"clocks\", \"random\"]"
         ),
     );
     let (code, output) = check("check-langs", &manifest);
@@ -134,6 +134,23 @@ fn check_accepts_the_default_builds_of_javascript_and_python_plugins() {
     assert!(output.contains("stubbed  wasi:http/"), "{output}");
 }
 
+#[test]
+fn check_names_the_grant_a_javascript_runtime_needs_at_start() {
+    let manifest = section(
+        "profanity",
+        "transform",
+        "profanity_filter",
+        "limits = { memory_mib = 64, time_ms = 500 }\nconfig = { words = [\"darn\"] }",
+    );
+    let (code, output) = check("check-js-no-grants", &manifest);
+    assert_eq!(code, 1, "{output}");
+    assert!(
+        output.contains("called `wasi:clocks/monotonic-clock")
+            && output.contains("grants = [\"clocks\"] allows it"),
+        "{output}"
+    );
+}
+
 /// A component whose only content is imports: two unknown interfaces, a
 /// bare function, and a WASI interface that is stubbed.
 fn component_with_foreign_imports() -> Vec<u8> {
@@ -142,7 +159,10 @@ fn component_with_foreign_imports() -> Vec<u8> {
     };
     let mut types = ComponentTypeSection::new();
     types.instance(&InstanceType::new());
-    types.function().params([]).result(None);
+    types
+        .function()
+        .params(std::iter::empty::<(&str, wasm_encoder::ComponentValType)>())
+        .result(None);
     let mut imports = ComponentImportSection::new();
     imports.import("acme:db/query@1.0.0", ComponentTypeRef::Instance(0));
     imports.import("wasi:sockets/tcp@0.2.0", ComponentTypeRef::Instance(0));

@@ -13,7 +13,11 @@ use crate::support::plugins::section;
 use crate::support::{API_KEY, Client, TestGateway};
 
 /// Limits suited to an interpreter in the component: see docs/plugins.md.
-const INTERPRETED: &str = "limits = { memory_mib = 64, time_ms = 500 }";
+/// componentize-js's runtime reads the monotonic clock when an instance
+/// starts, and componentize-py's seeds itself from `wasi:random`: they need
+/// those grants (without them, `init` fails naming the call and the grant).
+const JS: &str = "limits = { memory_mib = 64, time_ms = 500 }\ngrants = [\"clocks\", \"random\"]";
+const PY: &str = JS;
 
 #[tokio::test]
 async fn a_javascript_transform_masks_words_and_drops_the_worst() {
@@ -21,7 +25,7 @@ async fn a_javascript_transform_masks_words_and_drops_the_worst() {
         "profanity",
         "transform",
         "profanity_filter",
-        &format!("{INTERPRETED}\nconfig = {{ words = [\"darn\", \"heck\"], drop_above = 3 }}"),
+        &format!("{JS}\nconfig = {{ words = [\"darn\", \"heck\"], drop_above = 3 }}"),
     );
     let routes = "[[routes]]\nchannels = \"chat.*\"\ninbound = [\"profanity\"]\n";
     let gateway = TestGateway::start(&format!("{filter}{routes}")).await;
@@ -57,7 +61,7 @@ async fn a_javascript_transform_refuses_a_bad_config_at_load() {
         "profanity",
         "transform",
         "profanity_filter",
-        &format!("{INTERPRETED}\nconfig = {{ words = [] }}"),
+        &format!("{JS}\nconfig = {{ words = [] }}"),
     );
     let manifest = filter;
     let config = ferrygate::config::Config::parse(
@@ -100,7 +104,7 @@ async fn a_python_route_applies_per_room_rules() {
         "route",
         "room_rules",
         &format!(
-            "{INTERPRETED}\nconfig = {{ prefix = \"room.\", default = \"nobody\", rooms = {{ lobby = {{ subscribe = \"anyone\", publish = \"users\", max_bytes = 32 }}, staff = {{ subscribe = [\"alice\"], publish = [\"alice\"] }} }} }}"
+            "{PY}\nconfig = {{ prefix = \"room.\", default = \"nobody\", rooms = {{ lobby = {{ subscribe = \"anyone\", publish = \"users\", max_bytes = 32 }}, staff = {{ subscribe = [\"alice\"], publish = [\"alice\"] }} }} }}"
         ),
     );
     let routes = "[[routes]]\nchannels = \">\"\nroute = \"rooms\"\n";

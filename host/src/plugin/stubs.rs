@@ -9,21 +9,23 @@
 //! Owns the stub definitions in a per-plugin copy of the linker; it never
 //! decides what is stubbed (capabilities) and never calls a plugin.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use wasmtime::Engine;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker, ResourceType};
 
-use super::capabilities::{Import, Verdict};
+use super::capabilities::{Import, Verdict, grant_name};
 use super::store::State;
 
 /// The error a stubbed function fails its call with.
 #[derive(Debug, thiserror::Error)]
-#[error("called `{function}`, which is not granted: the gateway refuses every call to it")]
+#[error("called `{function}`, which is not granted: the gateway refuses every call to it{hint}")]
 pub struct Refused {
     /// The function, as `interface#name`.
     pub function: String,
+    /// How to allow it, when a grant can: ` (grants = ["clocks"] allows it)`.
+    pub hint: String,
 }
 
 /// The host type behind every stubbed resource. No stub ever returns one.
@@ -37,10 +39,17 @@ pub fn link(
     component: &Component,
     imports: &[Import],
 ) -> wasmtime::Result<()> {
-    let stubbed: HashSet<&str> = imports
+    let stubbed: HashMap<&str, String> = imports
         .iter()
-        .filter(|import| matches!(import.verdict, Verdict::Stubbed { .. }))
-        .map(|import| import.name.as_str())
+        .filter_map(|import| match import.verdict {
+            Verdict::Stubbed { grant } => Some((
+                import.name.as_str(),
+                grant.map_or_else(String::new, |grant| {
+                    format!(" (grants = [\"{}\"] allows it)", grant_name(grant))
+                }),
+            )),
+            _ => None,
+        })
         .collect();
     if stubbed.is_empty() {
         return Ok(());
@@ -54,8 +63,8 @@ pub fn link(
         let ComponentItem::ComponentInstance(instance) = item.ty else {
             continue;
         };
-        let stub = stubbed.contains(name);
-        let mut linked = if stub {
+        let hint = stubbed.get(name).cloned();
+        let mut linked = if hint.is_some() {
             Some(linker.instance(name)?)
         } else {
             None
@@ -73,9 +82,11 @@ pub fn link(
                 (ComponentItem::Resource(resource), None) => defined.push(resource),
                 (ComponentItem::ComponentFunc(_), Some(linked)) => {
                     let function = format!("{name}#{export}");
+                    let hint = hint.clone().unwrap_or_default();
                     linked.func_new(export, move |_, _, _, _| {
                         Err(Refused {
                             function: function.clone(),
+                            hint: hint.clone(),
                         }
                         .into())
                     })?;
