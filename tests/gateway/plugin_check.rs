@@ -88,7 +88,7 @@ fn check_lists_ungranted_wasi_as_stubbed_and_granted_once_granted() {
     assert!(
         output.contains("stubbed  wasi:clocks/wall-clock")
             && output.contains("\"clocks\" allows it")
-            && output.contains("stubbed  wasi:random/random"),
+            && output.contains("stubbed  wasi:random/insecure-seed"),
         "{output}"
     );
     assert!(output.contains("linked   wasi:io/streams"), "{output}");

@@ -25,7 +25,7 @@ async fn a_javascript_transform_masks_words_and_drops_the_worst() {
         "profanity",
         "transform",
         "profanity_filter",
-        &format!("{JS}\nconfig = {{ words = [\"darn\", \"heck\"], drop_above = 3 }}"),
+        &format!("{JS}\nconfig = {{ words = [\"darn\", \"heck\"], drop_above = 4 }}"),
     );
     let routes = "[[routes]]\nchannels = \"chat.*\"\ninbound = [\"profanity\"]\n";
     let gateway = TestGateway::start(&format!("{filter}{routes}")).await;
@@ -45,9 +45,9 @@ async fn a_javascript_transform_masks_words_and_drops_the_worst() {
         json!({"text": "D*** it, what the h***", "tags": ["darnation", "h***"], "n": 3}),
         "{push}"
     );
-    // Three masked words: dropped; the next message is the one delivered.
+    // Four masked words: dropped; the next message is the one delivered.
     publisher
-        .publish("chat.lobby", json!("darn darn heck"))
+        .publish("chat.lobby", json!("darn darn heck heck"))
         .await;
     publisher.publish("chat.lobby", json!("all clean")).await;
     let push = subscriber.recv().await;
@@ -63,7 +63,12 @@ async fn a_javascript_transform_refuses_a_bad_config_at_load() {
         "profanity_filter",
         &format!("{JS}\nconfig = {{ words = [] }}"),
     );
-    let manifest = filter;
+    // The compile cache the tests share (see support::TestGateway).
+    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache");
+    let manifest = format!(
+        "{filter}\n[wasm]\ncache_dir = {:?}\n",
+        cache.display().to_string()
+    );
     let config = ferrygate::config::Config::parse(
         &manifest,
         &std::collections::HashMap::<String, String>::new(),
