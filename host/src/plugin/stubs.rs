@@ -71,13 +71,11 @@ pub fn link(
         };
         for (export, item) in instance.exports(engine) {
             match (item.ty, linked.as_mut()) {
-                (ComponentItem::Resource(resource), Some(linked)) => {
-                    if !defined.contains(&resource) {
-                        defined.push(resource);
-                        linked.resource(export, ResourceType::host::<StubResource>(), |_, _| {
-                            Ok(())
-                        })?;
-                    }
+                (ComponentItem::Resource(resource), Some(linked))
+                    if !defined.contains(&resource) =>
+                {
+                    defined.push(resource);
+                    linked.resource(export, ResourceType::host::<StubResource>(), |_, _| Ok(()))?;
                 }
                 (ComponentItem::Resource(resource), None) => defined.push(resource),
                 (ComponentItem::ComponentFunc(_), Some(linked)) => {
