@@ -34,6 +34,7 @@ cat >"$dir/ferrygate.toml" <<TOML
 [server]
 listen = "127.0.0.1:$port"
 api_key = "$key"
+allow_anonymous = true
 publish_rate = { per_second = 1000000, burst = 1000000 }
 request_rate = { per_second = 1000000, burst = 1000000 }
 

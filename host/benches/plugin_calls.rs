@@ -32,7 +32,7 @@ fn dist(name: &str) -> PathBuf {
 /// A runtime with its artifact cache in the target directory.
 fn runtime() -> Arc<Runtime> {
     let manifest = format!(
-        "[wasm]\ncache_dir = {:?}\n",
+        "[server]\nallow_anonymous = true\n[wasm]\ncache_dir = {:?}\n",
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../target/bench-wasm-cache")
             .display()
@@ -49,7 +49,7 @@ fn runtime() -> Arc<Runtime> {
 fn plugin_config(kind: &str, file: &str, config: &str) -> PluginConfig {
     let manifest = format!(
         // A generous time limit: the bench measures calls, it does not cut them.
-        "[plugins.p]\nkind = \"{kind}\"\npath = {:?}\nconfig = {config}\nlimits = {{ memory_mib = 64, time_ms = 1000 }}\n",
+        "[server]\nallow_anonymous = true\n[plugins.p]\nkind = \"{kind}\"\npath = {:?}\nconfig = {config}\nlimits = {{ memory_mib = 64, time_ms = 1000 }}\n",
         dist(file).display().to_string()
     );
     let config = Config::parse(

@@ -10,6 +10,7 @@
 //! travels) and [`inbound`] (delivery of what arrives).
 
 pub mod envelope;
+pub mod health;
 pub mod inbound;
 pub mod interest;
 pub mod memory;
@@ -23,7 +24,9 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
-use crate::protocol::ChannelName;
+use crate::config::HistoryConfig;
+use crate::history::{HistoryRead, Position};
+use crate::protocol::{ChannelName, ErrorCode};
 use interest::{Interest, Topic};
 
 pub use memory::MemoryBroker;
@@ -39,15 +42,49 @@ pub enum Target {
     User(String),
 }
 
+/// Who makes an rpc, told to the backend: NATS headers `Ferrygate-User`
+/// (absent when anonymous) and `Ferrygate-Conn`, Redis envelope keys `user`
+/// and `conn` (see `docs/brokers.md`, "rpc"). The node id is the broker's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller<'a> {
+    /// The user id the auth plugin gave the connection; `None` when anonymous.
+    /// The auth hook admits no whitespace or control characters in it, so it
+    /// is a safe header value.
+    pub user: Option<&'a str>,
+    /// The connection id, as sent in `welcome` (`NODE.N`).
+    pub conn: &'a str,
+}
+
 /// Why the broker could not take a message.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
-    /// The broker connection is down; nothing was sent.
+    /// The broker connection is down, or the broker did not answer in time
+    /// (`[broker] timeout_ms`); nothing was acknowledged.
     #[error("broker unavailable: {0}")]
     Unavailable(String),
+    /// The message would be larger than what receivers accept
+    /// ([`envelope::SizeLimit`]); nothing was sent.
+    #[error("message too large: {size} bytes of data, at most {limit} fit in a broker message")]
+    TooLarge {
+        /// Bytes of the JSON text refused.
+        size: usize,
+        /// The largest JSON text that fits, in bytes.
+        limit: usize,
+    },
     /// An answer came back that no client may be sent (not JSON, oversize).
     #[error("the service answered with a malformed reply ({0})")]
     BadReply(&'static str),
+}
+
+impl BrokerError {
+    /// What a client is told: `too_large` for [`BrokerError::TooLarge`],
+    /// else `unavailable` (HTTP: 413 and 503).
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::TooLarge { .. } => ErrorCode::TooLarge,
+            Self::Unavailable(_) | Self::BadReply(_) => ErrorCode::Unavailable,
+        }
+    }
 }
 
 /// Why an rpc got no answer.
@@ -67,12 +104,51 @@ pub enum RpcError {
 /// A message bus. Methods return boxed futures so that the gateway holds one
 /// `Arc<dyn Broker>` chosen at start from `[broker] kind`.
 pub trait Broker: Send + Sync + fmt::Debug {
-    /// Delivers `data` (JSON text) to every subscriber of `channel` on every instance.
+    /// Delivers `data` (JSON text) to every subscriber of `channel` on every
+    /// instance. Fails, sending nothing, with [`BrokerError::TooLarge`] for
+    /// data a receiver would drop, and [`BrokerError::Unavailable`] while the
+    /// broker is disconnected or unresponsive, or when it does not take the
+    /// message within `[broker] timeout_ms`.
     fn publish<'a>(
         &'a self,
         channel: &'a ChannelName,
         data: &'a str,
     ) -> BoxFuture<'a, Result<(), BrokerError>>;
+
+    /// Keeps `data` (JSON text) in `channel`'s history under `policy`, then
+    /// delivers it as [`Broker::publish`] does, its pushes carrying the
+    /// assigned offset and the epoch. Resolves once the store holds it; a
+    /// store that cannot take it is [`BrokerError::Unavailable`], never a
+    /// message acknowledged and lost. The default: this broker keeps no history.
+    fn publish_kept<'a>(
+        &'a self,
+        channel: &'a ChannelName,
+        data: &'a str,
+        policy: &'a HistoryConfig,
+    ) -> BoxFuture<'a, Result<Position, BrokerError>> {
+        let _ = (channel, data, policy);
+        futures_util::future::ready(Err(BrokerError::Unavailable(
+            "this broker keeps no history".to_owned(),
+        )))
+        .boxed()
+    }
+
+    /// One consistent read of `channel`'s history: its position and, with
+    /// `after`, up to `max` kept messages after that offset. The default:
+    /// this broker keeps no history.
+    fn history<'a>(
+        &'a self,
+        channel: &'a ChannelName,
+        policy: &'a HistoryConfig,
+        after: Option<u64>,
+        max: usize,
+    ) -> BoxFuture<'a, Result<HistoryRead, BrokerError>> {
+        let _ = (channel, policy, after, max);
+        futures_util::future::ready(Err(BrokerError::Unavailable(
+            "this broker keeps no history".to_owned(),
+        )))
+        .boxed()
+    }
 
     /// Delivers `data` (JSON text) to the target's sockets wherever they are
     /// connected; returns how many sockets took it when that is known.
@@ -82,28 +158,48 @@ pub trait Broker: Send + Sync + fmt::Debug {
         data: &'a str,
     ) -> BoxFuture<'a, Result<Option<usize>, BrokerError>>;
 
-    /// Asks the service behind `method` and waits up to `timeout` for its answer (JSON text).
+    /// Asks the service behind `method` for `caller` and waits up to
+    /// `timeout` for its answer (JSON text).
     fn request<'a>(
         &'a self,
         method: &'a ChannelName,
         data: &'a str,
+        caller: Caller<'a>,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<String, RpcError>>;
 
     /// Whether messages can currently cross instances (`/readyz` reports it).
     fn is_connected(&self) -> bool;
 
-    /// One more local subscriber of `channel`. Resolves once messages of the
-    /// channel published from now on will reach this instance, or, while the
-    /// broker is away, at once (the subscription follows on reconnect).
-    fn join<'a>(&'a self, channel: &'a ChannelName) -> BoxFuture<'a, ()> {
+    /// Whether `data` (JSON text) is small enough to be published or sent:
+    /// [`BrokerError::TooLarge`] when a receiver would drop it. Lets a caller
+    /// that publishes one payload to several channels refuse it before the first.
+    fn fits(&self, data: &str) -> Result<(), BrokerError>;
+
+    /// Waits, at most `limit`, until what was acknowledged so far has reached
+    /// the broker (shutdown calls it after the drain). No-op by default.
+    fn flush(&self, limit: Duration) -> BoxFuture<'_, ()> {
+        let _ = limit;
+        futures_util::future::ready(()).boxed()
+    }
+
+    /// One more local subscriber of `channel`. Resolves `Ok` once messages of
+    /// the channel published from now on will reach this instance (the broker
+    /// confirmed the subscription); [`BrokerError::Unavailable`] when the
+    /// broker is away or did not confirm within `[broker] timeout_ms`. The
+    /// interest is held either way: the caller [`leave`](Self::leave)s on error.
+    fn join<'a>(&'a self, channel: &'a ChannelName) -> BoxFuture<'a, Result<(), BrokerError>> {
         async move {
-            if let Some(interest) = self.interest() {
-                let topic = Topic::Channel(channel.clone());
-                interest.acquire(topic.clone());
-                interest
-                    .wait_active(&topic, JOIN_WAIT, || self.is_connected())
-                    .await;
+            let Some(interest) = self.interest() else {
+                return Ok(());
+            };
+            let topic = Topic::Channel(channel.clone());
+            interest.acquire(topic.clone());
+            match interest.wait_active(&topic, || self.is_connected()).await {
+                Ok(()) => Ok(()),
+                Err(why) => Err(BrokerError::Unavailable(format!(
+                    "the subscription to {channel} was not confirmed: {why}"
+                ))),
             }
         }
         .boxed()
@@ -136,6 +232,3 @@ pub trait Broker: Send + Sync + fmt::Debug {
         None
     }
 }
-
-/// Longest a `subscribe` reply waits for the broker to confirm the subscription.
-const JOIN_WAIT: Duration = Duration::from_secs(2);

@@ -9,7 +9,9 @@
 mod broker;
 mod env;
 mod error;
+mod history;
 mod plugins;
+pub mod redact;
 mod server;
 
 use std::path::{Path, PathBuf};
@@ -19,9 +21,11 @@ use serde::Deserialize;
 pub use broker::{BrokerConfig, BrokerKind, OnUnreachable};
 pub use env::{Environment, ProcessEnv};
 pub use error::{ConfigError, Location};
+pub use history::{HistoryConfig, MAX_HISTORY_SIZE, MAX_HISTORY_TTL_S};
 pub use plugins::{
     Grant, OnError, PluginConfig, PluginKind, PluginLimits, Plugins, RouteConfig, WasmConfig,
 };
+pub use redact::Redactor;
 pub use server::{RateLimit, Secret, ServerConfig};
 
 /// The whole manifest.
@@ -95,13 +99,14 @@ impl Config {
         }
         for (name, plugin) in &mut self.plugins {
             for (key, value) in &mut plugin.config {
-                expand_json(value, env).map_err(|e| ConfigError::Invalid {
+                expand_json(value, env, &mut plugin.secrets).map_err(|e| ConfigError::Invalid {
                     key: format!("plugins.{name}.config.{key}"),
                     reason: e.to_string(),
                     location: Location::of_key(text, &["plugins", name, "config", key]),
                     path: None,
                 })?;
             }
+            plugin.secrets.add_secret_keys(&plugin.config);
         }
         self.broker
             .expand_env(env)
@@ -126,6 +131,21 @@ impl Config {
                 path: None,
             }
         })?;
+        let kept_here = match self.broker.kind {
+            BrokerKind::Memory => true,
+            BrokerKind::Redis => !self.broker.cluster,
+            BrokerKind::Nats => false,
+        };
+        if !kept_here && self.routes.iter().any(|r| r.history.is_some()) {
+            return Err(ConfigError::Invalid {
+                key: "routes".to_owned(),
+                reason: "`history` is kept by the `memory` broker and a single Redis server \
+                         so far; NATS and Redis Cluster history are not implemented yet"
+                    .to_owned(),
+                location: Location::of_key(text, &["routes"]),
+                path: None,
+            });
+        }
         plugins::validate(&self.plugins, &self.routes, &self.wasm).map_err(|invalid| {
             let path: Vec<&str> = invalid.path.iter().map(String::as_str).collect();
             ConfigError::Invalid {
@@ -134,9 +154,29 @@ impl Config {
                 location: Location::of_key(text, &path),
                 path: None,
             }
-        })
+        })?;
+        if !self.has_auth() && !self.server.allow_anonymous {
+            return Err(ConfigError::Invalid {
+                key: "server.allow_anonymous".to_owned(),
+                reason: ANONYMOUS_REFUSED.to_owned(),
+                location: Location::of_key(text, &["server", "allow_anonymous"])
+                    .or_else(|| Location::of_key(text, &["server"])),
+                path: None,
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether a plugin of kind `auth` guards `/ws`.
+    pub fn has_auth(&self) -> bool {
+        self.plugins.values().any(|p| p.kind == PluginKind::Auth)
     }
 }
+
+/// Why a manifest with neither an auth plugin nor `allow_anonymous = true`
+/// is refused (SPEC 2: no silent open door).
+const ANONYMOUS_REFUSED: &str = "is not `true` and no plugin of kind `auth` is declared: every client would connect unauthenticated. \
+     Declare an auth plugin, or set `allow_anonymous = true` in [server] to admit anonymous clients on purpose";
 
 fn invalid_broker_key(text: &str, key: &str, reason: String) -> ConfigError {
     ConfigError::Invalid {
@@ -147,21 +187,29 @@ fn invalid_broker_key(text: &str, key: &str, reason: String) -> ConfigError {
     }
 }
 
-/// Expands `${VAR}` in every string inside a plugin's `config` value.
+/// Expands `${VAR}` in every string inside a plugin's `config` value; each
+/// string that named a variable becomes one of the plugin's `secrets`.
 fn expand_json(
     value: &mut serde_json::Value,
     env: &dyn Environment,
+    secrets: &mut Redactor,
 ) -> Result<(), env::ExpandError> {
     match value {
-        serde_json::Value::String(text) => *text = env::expand(text, env)?,
+        serde_json::Value::String(text) => {
+            let expanded = env::expand(text, env)?;
+            if text.contains("${") {
+                secrets.add(&expanded);
+            }
+            *text = expanded;
+        }
         serde_json::Value::Array(items) => {
             for item in items {
-                expand_json(item, env)?;
+                expand_json(item, env, secrets)?;
             }
         }
         serde_json::Value::Object(map) => {
             for item in map.values_mut() {
-                expand_json(item, env)?;
+                expand_json(item, env, secrets)?;
             }
         }
         serde_json::Value::Null | serde_json::Value::Bool(_) | serde_json::Value::Number(_) => {}

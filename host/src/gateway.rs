@@ -81,13 +81,30 @@ impl Gateway {
         );
         let node = Arc::clone(&parts.node);
         let metrics = Arc::clone(&parts.metrics);
+        // What receivers accept is also what publishers may send (`SizeLimit`).
+        let max_bytes = config.server.max_frame_bytes;
         let broker: Arc<dyn Broker> = match config.broker.kind {
-            BrokerKind::Memory => parts.memory_broker(),
+            BrokerKind::Memory => parts.memory_broker(max_bytes),
             BrokerKind::Nats => Arc::new(
-                NatsBroker::start(&config.broker, &config.base_dir, node, inbound, metrics).await?,
+                NatsBroker::start(
+                    &config.broker,
+                    &config.base_dir,
+                    node,
+                    inbound,
+                    metrics,
+                    max_bytes,
+                )
+                .await?,
             ),
             BrokerKind::Redis => Arc::new(
-                crate::broker::RedisBroker::start(&config.broker, node, inbound, metrics).await?,
+                crate::broker::RedisBroker::start(
+                    &config.broker,
+                    node,
+                    inbound,
+                    metrics,
+                    max_bytes,
+                )
+                .await?,
             ),
         };
         Ok(Arc::new(Self {
@@ -136,13 +153,14 @@ impl Gateway {
 }
 
 impl Parts {
-    fn memory_broker(&self) -> Arc<dyn Broker> {
+    fn memory_broker(&self, max_bytes: usize) -> Arc<dyn Broker> {
         // In process, instances are never apart.
         self.metrics.broker.connected.set(1);
         Arc::new(MemoryBroker::new(
             Arc::clone(&self.hub),
             Arc::clone(&self.connections),
             Arc::clone(&self.metrics),
+            crate::broker::envelope::SizeLimit::new(&self.node, max_bytes),
         ))
     }
 

@@ -8,6 +8,7 @@
 
 mod api;
 mod auth;
+mod bearer;
 mod upgrade;
 
 use std::net::SocketAddr;

@@ -7,7 +7,13 @@
 //! one order, and a subscribe's `ok` reply is queued under the same lock, so no
 //! push of that channel can overtake it. Nothing here blocks or awaits.
 //!
-//! The hub never talks to the broker: the broker calls [`Hub::deliver`].
+//! The hub never talks to the broker: the broker calls [`Hub::deliver`], or
+//! [`Hub::deliver_at`] for a channel with history. A subscribe that replays
+//! history first [`Hub::hold`]s its member, reads the store, then
+//! [`Hub::release`]s it: see `hub::member` for how that switch avoids gaps and
+//! duplicates.
+
+mod member;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -16,6 +22,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::connections::ConnId;
+use crate::history::Position;
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, Pushed};
 use crate::protocol::{ChannelName, Frame};
@@ -51,7 +58,7 @@ pub enum Unsubscribed {
     NotSubscribed,
 }
 
-type Channels = HashMap<ChannelName, Vec<Subscriber>>;
+type Channels = HashMap<ChannelName, Vec<member::Member>>;
 
 /// See the module docs.
 #[derive(Debug)]
@@ -83,13 +90,46 @@ impl Hub {
         if let Some(ack) = ack {
             self.push(&subscriber.outbox, ack);
         }
+        Self::add(&mut shard, channel, member::Member::live(subscriber))
+    }
+
+    /// Adds `subscriber` to `channel` held: its pushes wait (bounded by its
+    /// outbox size, beyond which it is closed with 1013) until
+    /// [`Hub::release`]. The caller guarantees it is not yet subscribed.
+    pub fn hold(&self, channel: &ChannelName, subscriber: Subscriber) -> Subscribed {
+        let mut shard = self.shard(channel).lock();
+        Self::add(&mut shard, channel, member::Member::held(subscriber))
+    }
+
+    /// Queues `ack`, then `replay`, then the pushes held for `conn` on
+    /// `channel` that `floor` does not cover, and delivers live from then on,
+    /// still dropping history pushes that `floor` covers. A connection no
+    /// longer subscribed gets nothing.
+    pub fn release(
+        &self,
+        channel: &ChannelName,
+        conn: &ConnId,
+        ack: Frame,
+        replay: Vec<Frame>,
+        floor: Option<Position>,
+    ) {
+        let mut shard = self.shard(channel).lock();
+        let member = shard
+            .get_mut(channel)
+            .and_then(|members| members.iter_mut().find(|m| &m.subscriber.conn == conn));
+        if let Some(member) = member {
+            member.release(self, ack, replay, floor);
+        }
+    }
+
+    fn add(shard: &mut Channels, channel: &ChannelName, member: member::Member) -> Subscribed {
         match shard.get_mut(channel) {
-            Some(subscribers) => {
-                subscribers.push(subscriber);
+            Some(members) => {
+                members.push(member);
                 Subscribed::Joined
             }
             None => {
-                shard.insert(channel.clone(), vec![subscriber]);
+                shard.insert(channel.clone(), vec![member]);
                 Subscribed::First
             }
         }
@@ -101,7 +141,7 @@ impl Hub {
         let Some(subscribers) = shard.get_mut(channel) else {
             return Unsubscribed::NotSubscribed;
         };
-        let Some(index) = subscribers.iter().position(|s| &s.conn == conn) else {
+        let Some(index) = subscribers.iter().position(|m| &m.subscriber.conn == conn) else {
             return Unsubscribed::NotSubscribed;
         };
         subscribers.swap_remove(index);
@@ -116,14 +156,30 @@ impl Hub {
     /// Pushes `data` (JSON text) to every local subscriber of `channel`;
     /// returns how many it was queued for.
     pub fn deliver(&self, channel: &ChannelName, data: &str) -> usize {
-        let shard = self.shard(channel).lock();
-        let Some(subscribers) = shard.get(channel) else {
+        let mut shard = self.shard(channel).lock();
+        let Some(members) = shard.get_mut(channel) else {
             return 0;
         };
         let frame = Frame::push(channel, data);
-        subscribers
-            .iter()
-            .filter(|s| self.push(&s.outbox, frame.clone()))
+        members
+            .iter_mut()
+            .map(|m| m.offer(self, None, &frame))
+            .filter(|&taken| taken)
+            .count()
+    }
+
+    /// Pushes `frame`, the push of a channel with history at position `at`,
+    /// to every local subscriber of `channel` that has not had it yet;
+    /// returns how many it was queued (or held) for.
+    pub fn deliver_at(&self, channel: &ChannelName, at: &Position, frame: &Frame) -> usize {
+        let mut shard = self.shard(channel).lock();
+        let Some(members) = shard.get_mut(channel) else {
+            return 0;
+        };
+        members
+            .iter_mut()
+            .map(|m| m.offer(self, Some(at), frame))
+            .filter(|&taken| taken)
             .count()
     }
 
@@ -197,5 +253,73 @@ mod tests {
         assert_eq!(hub.unsubscribe(&channel, &b.conn), Unsubscribed::Last);
         assert_eq!(hub.deliver(&channel, "2"), 0);
         assert_eq!(hub.channel_count(), 0);
+    }
+
+    fn at(offset: u64) -> (Position, Frame) {
+        let channel = ChannelName::new("c").expect("valid");
+        let position = Position {
+            epoch: "e".into(),
+            offset,
+        };
+        (position, Frame::push_at(&channel, "0", offset, "e"))
+    }
+
+    fn offsets(texts: &[String]) -> Vec<String> {
+        texts
+            .iter()
+            .map(|t| {
+                t.split("\"offset\":")
+                    .nth(1)
+                    .map_or(t.clone(), |o| o[..1].to_owned())
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_held_member_gets_ack_replay_then_what_the_replay_did_not_cover() {
+        let hub = Hub::new(Arc::new(Metrics::new()));
+        let channel = ChannelName::new("c").expect("valid");
+        let a = subscriber("a");
+        hub.hold(&channel, a.clone());
+        for offset in 3..=6 {
+            let (position, frame) = at(offset);
+            assert_eq!(hub.deliver_at(&channel, &position, &frame), 1);
+        }
+        let replay = (1..=4).map(|o| at(o).1).collect();
+        hub.release(
+            &channel,
+            &a.conn,
+            Frame::from("ack".to_owned()),
+            replay,
+            Some(at(4).0),
+        );
+        // A late copy of 4 is dropped, 7 goes through.
+        for offset in [4, 7] {
+            let (position, frame) = at(offset);
+            hub.deliver_at(&channel, &position, &frame);
+        }
+        let got = offsets(&texts(&a.outbox).await);
+        assert_eq!(got, ["ack", "1", "2", "3", "4", "5", "6", "7"]);
+    }
+
+    #[tokio::test]
+    async fn a_held_member_is_bounded_like_its_outbox() {
+        let metrics = Arc::new(Metrics::new());
+        let hub = Hub::new(Arc::clone(&metrics));
+        let channel = ChannelName::new("c").expect("valid");
+        let small = Subscriber {
+            conn: ConnId::from("s"),
+            outbox: Arc::new(Outbox::new(100)),
+        };
+        hub.hold(&channel, small.clone());
+        for offset in 1..=5 {
+            let (position, frame) = at(offset);
+            hub.deliver_at(&channel, &position, &frame);
+        }
+        assert_eq!(
+            small.outbox.close_reason(),
+            Some(crate::close::CloseReason::SlowConsumer)
+        );
+        assert_eq!(metrics.slow_consumers.get(), 1);
     }
 }

@@ -15,10 +15,12 @@
 //! | [`hub`] | local fan-out: channel → subscribers |
 //! | [`connections`] | live sessions by id and user; admission; drain |
 //! | [`broker`] | the bus between instances: `memory`, `nats`, `redis`; interest tracking, envelope |
+//! | [`history`] | history and recovery: positions, the in-process store, what a `since` gets |
 //! | [`gateway`] | wiring of the above into one shared value |
 //! | [`metrics`] | Prometheus counters and gauges |
 //! | [`close`] | close reasons and their WebSocket codes |
 //! | [`watch`] | reload triggers: manifest and plugin file changes, SIGHUP |
+//! | [`logging`] | log lines on stderr, with the manifest's secrets scrubbed |
 //!
 //! A message travels: socket → [`session`] (parse, rate limit) → [`broker`] →
 //! [`hub`] (frame built once) → each subscriber's [`outbox`] → its session's
@@ -29,8 +31,10 @@ pub mod close;
 pub mod config;
 pub mod connections;
 pub mod gateway;
+pub mod history;
 pub mod http;
 pub mod hub;
+pub mod logging;
 pub mod metrics;
 pub mod outbox;
 pub mod plugin;

@@ -9,7 +9,6 @@ use ferrygate::config::{Config, ProcessEnv};
 use ferrygate::gateway::{Gateway, GatewayError};
 use ferrygate::plugin::LivePlugins;
 use ferrygate::workers::Workers;
-use tracing_subscriber::EnvFilter;
 
 /// Exit status for a manifest that cannot be used (sysexits `EX_CONFIG`).
 const EXIT_CONFIG: u8 = 78;
@@ -49,7 +48,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config } => check(&config),
         Command::Serve { config, listen } => {
-            init_tracing();
+            ferrygate::logging::init();
             serve(config, listen)
         }
     }
@@ -96,6 +95,11 @@ fn check(path: &std::path::Path) -> ExitCode {
                     println!("  {import}");
                 }
             }
+            if !config.has_auth() {
+                println!(
+                    "note: no auth plugin; every client is admitted anonymously ([server] allow_anonymous = true)"
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -121,12 +125,16 @@ fn serve(path: Option<PathBuf>, listen: Option<SocketAddr>) -> ExitCode {
             tracing::warn!(
                 "no --config given: running on defaults, every client is allowed and the HTTP API is disabled (no api_key)"
             );
-            Config::default()
+            let mut config = Config::default();
+            // The loud development default of SPEC 2: open, and saying so.
+            config.server.allow_anonymous = true;
+            config
         }
     };
     if let Some(listen) = listen {
         config.server.listen = listen;
     }
+    ferrygate::logging::hide_secrets_of(&config);
     // The main runtime only accepts, handles signals and drains; connections
     // are served by per-core worker runtimes (see `ferrygate::workers`).
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -177,14 +185,4 @@ fn serve(path: Option<PathBuf>, listen: Option<SocketAddr>) -> ExitCode {
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })
-}
-
-fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
 }

@@ -6,6 +6,7 @@
 //! codes, close reasons), so cardinality never depends on client input.
 
 mod broker;
+mod history;
 mod plugin;
 
 pub use plugin::{Cause, PluginCounters, PluginMetrics, ReloadOutcome};
@@ -20,6 +21,7 @@ use crate::close::CloseReason;
 use crate::protocol::ErrorCode;
 
 pub use broker::{BrokerMetrics, Malformed, MessageKind, PublishFailure};
+pub use history::HistoryMetrics;
 
 /// A label drawn from a fixed set of names.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -101,6 +103,8 @@ pub struct Metrics {
     pub plugins: PluginMetrics,
     /// Broker connection, traffic and faults.
     pub broker: BrokerMetrics,
+    /// History appends, replays and failed recoveries.
+    pub history: HistoryMetrics,
 }
 
 impl Default for Metrics {
@@ -128,6 +132,7 @@ impl Metrics {
             direct_delivered: Counter::default(),
             plugins: PluginMetrics::new(),
             broker: BrokerMetrics::default(),
+            history: HistoryMetrics::default(),
             registry: Registry::with_prefix("ferrygate"),
         };
         let r = &mut metrics.registry;
@@ -200,6 +205,9 @@ impl Metrics {
         metrics
             .broker
             .register(metrics.registry.sub_registry_with_prefix("broker"));
+        metrics
+            .history
+            .register(metrics.registry.sub_registry_with_prefix("history"));
         metrics
     }
 

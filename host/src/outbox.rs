@@ -154,6 +154,11 @@ impl Outbox {
         }
     }
 
+    /// The bound this outbox was made with, in bytes.
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
     /// Bytes currently queued (frame lengths plus overhead).
     pub fn queued_bytes(&self) -> usize {
         self.state.lock().bytes

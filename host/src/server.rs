@@ -55,7 +55,8 @@ pub async fn run(
     accept.abort();
 }
 
-/// Flips readiness, refuses new upgrades and closes every session.
+/// Flips readiness, refuses new upgrades, closes every session, then waits
+/// (at most `[broker] timeout_ms`) until the broker has every acknowledged publish.
 pub async fn drain(gateway: &Gateway) {
     let server = &gateway.config.server;
     gateway.begin_drain();
@@ -72,6 +73,8 @@ pub async fn drain(gateway: &Gateway) {
             server.close_grace(),
         )
         .await;
+    // What was acknowledged must reach the broker before the process exits.
+    gateway.broker.flush(gateway.config.broker.timeout()).await;
     tracing::info!(remaining = gateway.connections.len(), "drain complete");
 }
 

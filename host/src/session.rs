@@ -12,7 +12,9 @@
 
 mod rate;
 mod reader;
+mod recover;
 mod requests;
+mod rpc;
 mod socket;
 mod subscriptions;
 mod writer;
@@ -138,6 +140,8 @@ struct Session {
     subscriptions: Subscriptions,
     requests: TokenBucket,
     publishes: TokenBucket,
+    /// The rpcs awaiting an answer, bounded.
+    rpcs: rpc::InFlight,
 }
 
 impl Session {
@@ -145,6 +149,7 @@ impl Session {
         let config = &gateway.config.server;
         let requests = TokenBucket::new(config.request_rate);
         let publishes = TokenBucket::new(config.publish_rate);
+        let rpcs = rpc::InFlight::new(config.max_inflight_rpc_per_connection);
         let connection = Connection {
             id: conn.to_string(),
             identity,
@@ -157,6 +162,7 @@ impl Session {
             subscriptions: Subscriptions::default(),
             requests,
             publishes,
+            rpcs,
         }
     }
 

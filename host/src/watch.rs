@@ -8,6 +8,10 @@
 //! the paths the manifest names then. A file caught half-written is just a
 //! failed load; the write that completes it is another event and another
 //! reload.
+//!
+//! Symlinks are followed (`links`): every path on the way from a named file
+//! to the real one is watched like the file itself, so that a link renamed
+//! over another (a Kubernetes ConfigMap update swaps `..data`) is a change.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -20,6 +24,8 @@ use tokio::sync::mpsc;
 
 use crate::config::{Config, ProcessEnv};
 use crate::gateway::Gateway;
+
+mod links;
 
 /// Quiet time after the last event before a reload starts: long enough to
 /// fold the several events of one save (create, write, rename) into one
@@ -96,7 +102,8 @@ async fn hangup(hangups: &mut Option<tokio::signal::unix::Signal>) -> Option<()>
 struct Files {
     manifest: Option<PathBuf>,
     watcher: Option<RecommendedWatcher>,
-    /// The manifest and every plugin file it names.
+    /// The manifest and every plugin file it names, each also as every
+    /// path its symlinks pass through.
     interesting: BTreeSet<PathBuf>,
     watched: BTreeSet<PathBuf>,
 }
@@ -126,22 +133,25 @@ impl Files {
     }
 
     /// Watches the folders of the manifest and of each plugin file it names
-    /// now, and their parents. Keeps the previous plugin files when the
-    /// manifest cannot be read, so that fixing either is still seen.
+    /// now (and of every path their symlinks pass through), and their
+    /// parents. Keeps the previous plugin files when the manifest cannot be
+    /// read, so that fixing either is still seen.
     fn rewatch(&mut self) {
         let (Some(manifest), Some(watcher)) = (&self.manifest, &mut self.watcher) else {
             return;
         };
-        let mut interesting = BTreeSet::from([manifest.clone()]);
+        let mut named = vec![manifest.clone()];
         // A small file read on the main runtime, once per reload: not worth
         // a blocking thread.
         match Config::load(manifest, &ProcessEnv) {
             Ok(loaded) => {
                 let config = loaded.config;
-                interesting.extend(config.plugins.values().map(|p| config.plugin_path(p)));
+                named.extend(config.plugins.values().map(|p| config.plugin_path(p)));
             }
-            Err(_) => interesting.extend(self.interesting.iter().cloned()),
+            Err(_) => named.extend(self.interesting.iter().cloned()),
         }
+        let interesting: BTreeSet<PathBuf> =
+            named.iter().flat_map(|file| links::chain(file)).collect();
         let folders: BTreeSet<PathBuf> = interesting
             .iter()
             .filter_map(|file| file.parent())

@@ -24,6 +24,9 @@ pub enum Command {
     Conns(ConnsArgs),
     /// One publisher, many subscribers on one channel: step through publish rates.
     Fanout(FanoutArgs),
+    /// Short-lived clients, one after another: connect, subscribe, publish,
+    /// receive, disconnect; samples the server's memory as it goes (soak).
+    Churn(ChurnArgs),
 }
 
 /// Which server protocol to speak.
@@ -163,6 +166,30 @@ pub struct FanoutArgs {
     #[arg(long, default_value_t = 32 * 1024)]
     pub read_buffer: usize,
     /// Write results as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ChurnArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Connect/subscribe/publish/disconnect cycles in all.
+    #[arg(long, default_value_t = 10_000)]
+    pub cycles: u64,
+    /// Clients cycling at once.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Cycles use channels `<channel>.0` to `<channel>.<channels - 1>`, in turn.
+    #[arg(long, default_value = "soak")]
+    pub channel: String,
+    /// Distinct channels.
+    #[arg(long, default_value_t = 64)]
+    pub channels: u64,
+    /// Print a sample (cycles, server RSS) every this many cycles.
+    #[arg(long, default_value_t = 10_000)]
+    pub sample_every: u64,
+    /// Write results (every sample) as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
 }

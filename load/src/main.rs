@@ -4,6 +4,7 @@
 //! publisher through target rates against many subscribers and reports the
 //! highest sustained one. Both also speak NATS over WebSocket, as a baseline.
 
+mod churn;
 mod cli;
 mod client;
 mod conns;
@@ -64,6 +65,7 @@ fn run(cli: Cli) -> Result<()> {
             match cli.command {
                 Command::Conns(args) => conns::run(args).await,
                 Command::Fanout(args) => fanout::run(args, threads).await,
+                Command::Churn(args) => churn::run(args).await,
             }
         };
         tokio::time::timeout(limit, work).await

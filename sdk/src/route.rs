@@ -1,5 +1,14 @@
-//! Plugins of kind `route` (WIT world `route`): decide where a subscribe or
-//! a publish goes, for the channels a `[[routes]]` entry binds to the plugin.
+//! Plugins of kind `route` (WIT world `route`): decide where a subscribe, a
+//! publish or an rpc goes, for the channels a `[[routes]]` entry binds to the
+//! plugin.
+//!
+//! An rpc arrives as [`Action::Publish`] whose `channel` is the method and
+//! whose `data` is the rpc's data (the WIT `action` enum has no case of its
+//! own for it; adding one would break every plugin already built), so a rule
+//! that lets a client publish on `orders.get` lets it call `orders.get`. For
+//! an rpc, [`Decision::Allow`] calls the method, [`Decision::Rewrite`] and
+//! [`Decision::Rpc`] call the method they name instead, [`Decision::Deny`]
+//! refuses it, and [`Decision::FanOut`] or [`Decision::Drop`] fail the call.
 //!
 //! ```no_run
 //! use ferrygate_sdk::{Decision, Route, RouteRequest, Result};
@@ -34,8 +43,8 @@ pub trait Route {
     /// The plugin's `config` table, parsed once per instance.
     type Config: DeserializeOwned + Send + Sync + 'static;
 
-    /// Decides on one subscribe or publish. An `Err` fails the call (see the
-    /// crate docs).
+    /// Decides on one subscribe, publish or rpc. An `Err` fails the call
+    /// (see the crate docs).
     fn route(config: &Self::Config, request: &RouteRequest) -> Result<Decision>;
 }
 
@@ -44,7 +53,7 @@ pub trait Route {
 pub enum Action {
     /// `{"op":"subscribe"}`
     Subscribe,
-    /// `{"op":"publish"}`
+    /// `{"op":"publish"}`, and `{"op":"rpc"}` with the method as the channel.
     Publish,
 }
 
@@ -57,7 +66,8 @@ pub struct RouteRequest {
     pub channel: String,
     /// The client.
     pub connection: Connection,
-    /// For a publish, the payload as JSON text; `None` for a subscribe.
+    /// For a publish or an rpc, the payload as JSON text (`null` for an rpc
+    /// without data); `None` for a subscribe.
     pub data: Option<String>,
 }
 
@@ -88,8 +98,8 @@ pub enum Decision {
     Rewrite(String),
     /// Subscribe to, or publish to, each of these channels.
     FanOut(Vec<String>),
-    /// Publish only: send the payload as an rpc to this method instead, and
-    /// answer the client with the service's reply.
+    /// Publish (and rpc) only: send the payload as an rpc to this method
+    /// instead, and answer the client with the service's reply.
     Rpc(String),
     /// Publish only: acknowledge the client and deliver nothing.
     Drop,

@@ -3,18 +3,24 @@
 use std::process::Command;
 
 use crate::drain::TempDir;
+use crate::support::canary::assert_clean;
+
+/// `FERRYGATE_TEST_KEY`, the API key some manifests here read.
+const TEST_KEY: &str = "k-123-c4nary-9f2e";
 
 fn ferrygate(args: &[&str]) -> (i32, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_ferrygate"))
         .args(args)
-        .env("FERRYGATE_TEST_KEY", "k-123")
+        .env("FERRYGATE_TEST_KEY", TEST_KEY)
         .output()
         .expect("run ferrygate");
-    (
-        output.status.code().unwrap_or(-1),
+    let (stdout, stderr) = (
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    );
+    assert_clean(&stdout, "ferrygate's stdout");
+    assert_clean(&stderr, "ferrygate's stderr");
+    (output.status.code().unwrap_or(-1), stdout, stderr)
 }
 
 #[test]
@@ -36,13 +42,13 @@ fn check_accepts_a_valid_manifest_and_expands_the_environment() {
     let dir = TempDir::new("check-ok");
     let path = dir.write(
         "ferrygate.toml",
-        "[server]\napi_key = \"${FERRYGATE_TEST_KEY}\"\n",
+        "[server]\napi_key = \"${FERRYGATE_TEST_KEY}\"\nallow_anonymous = true\n",
     );
     let (code, stdout, stderr) = ferrygate(&["check", "--config", path.to_str().expect("utf-8")]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("ok"), "{stdout}");
     assert!(
-        !stdout.contains("k-123") && !stderr.contains("k-123"),
+        !stdout.contains(TEST_KEY) && !stderr.contains(TEST_KEY),
         "secrets are never printed"
     );
 }

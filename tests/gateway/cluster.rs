@@ -3,8 +3,10 @@
 //! it, and a plain broker client acting as a backend service. Every process
 //! is killed when its handle drops.
 
+pub mod acked;
 pub mod backend;
 pub mod faults;
+pub mod nats_cluster;
 pub mod redis_cluster;
 pub mod scenarios;
 
@@ -46,7 +48,7 @@ pub struct BrokerServer {
     pub dir: TempDir,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -176,10 +178,12 @@ impl Instance {
         )
     }
 
-    fn command_with(broker: &str) -> (TempDir, Command) {
+    /// The `ferrygate serve` command with `broker` as the body of its
+    /// `[broker]` table, with its manifest's folder.
+    pub fn command_with(broker: &str) -> (TempDir, Command) {
         let dir = TempDir::new("instance");
         let manifest = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\napi_key = \"{API_KEY}\"\ndrain_ms = 100\nclose_grace_ms = 300\n\n\
+            "[server]\nlisten = \"127.0.0.1:0\"\napi_key = \"{API_KEY}\"\nallow_anonymous = true\ndrain_ms = 100\nclose_grace_ms = 300\n\n\
              [broker]\n{broker}\n"
         );
         let config = dir.write("ferrygate.toml", &manifest);

@@ -30,6 +30,11 @@ async fn malformed_broker_messages_are_counted_and_dropped() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn broker_outage_keeps_local_delivery_and_recovers() {
-    faults::broker_outage_keeps_local_delivery_and_recovers(Nats).await;
+async fn broker_outage_refuses_publishes_and_recovers() {
+    faults::broker_outage_refuses_publishes_and_recovers(Nats).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_null_payload_crosses_the_broker() {
+    scenarios::a_null_payload_crosses_the_broker(Nats).await;
 }

@@ -30,8 +30,8 @@ async fn malformed_broker_messages_are_counted_and_dropped() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn broker_outage_keeps_local_delivery_and_recovers() {
-    faults::broker_outage_keeps_local_delivery_and_recovers(Redis).await;
+async fn broker_outage_refuses_publishes_and_recovers() {
+    faults::broker_outage_refuses_publishes_and_recovers(Redis).await;
 }
 
 /// A real three-node Redis Cluster: channels travel by sharded pub/sub
@@ -104,4 +104,9 @@ async fn redis_cluster_fan_out_uses_sharded_pub_sub() {
         gateways[1].metric("ferrygate_broker_subscriptions").await,
         4.0
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_null_payload_crosses_the_broker() {
+    scenarios::a_null_payload_crosses_the_broker(Redis).await;
 }

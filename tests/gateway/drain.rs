@@ -48,7 +48,7 @@ impl Binary {
         let dir = TempDir::new(tag);
         let config = dir.write(
             "ferrygate.toml",
-            &format!("[server]\nlisten = \"127.0.0.1:0\"\n{server}\n"),
+            &format!("[server]\nlisten = \"127.0.0.1:0\"\nallow_anonymous = true\n{server}\n"),
         );
         let mut command = Command::new(env!("CARGO_BIN_EXE_ferrygate"));
         command

@@ -17,10 +17,10 @@ use crate::support::{API_KEY, PATIENCE, http};
 
 /// The manifest's `[server]` and `[wasm]`: the same text in every version of
 /// the manifest a test writes, so no reload reports a restart-only change.
-fn head() -> String {
+pub fn head() -> String {
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache");
     format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\napi_key = \"{API_KEY}\"\ndrain_ms = 100\nclose_grace_ms = 300\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\napi_key = \"{API_KEY}\"\nallow_anonymous = true\ndrain_ms = 100\nclose_grace_ms = 300\n\
          publish_rate = {{ per_second = 100000, burst = 100000 }}\nrequest_rate = {{ per_second = 100000, burst = 100000 }}\n\n\
          [wasm]\ncache_dir = {:?}\n",
         cache.display().to_string()
@@ -47,11 +47,18 @@ impl Hot {
         let dir = TempDir::new(tag);
         copy_over(&plugin("stamp_v1"), &dir.0.join("stamp.wasm"));
         let manifest = dir.write("ferrygate.toml", &format!("{}{STAMPED}", head()));
+        Self::serve(dir, &manifest, &[])
+    }
+
+    /// Starts `ferrygate serve --config manifest --listen 127.0.0.1:0` with
+    /// the variables `env` set; `dir` holds its files.
+    pub fn serve(dir: TempDir, manifest: &Path, env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_ferrygate"));
         command
-            .args(["serve", "--config"])
-            .arg(&manifest)
-            .env("RUST_LOG", "info");
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(manifest)
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied());
         let (child, addr) = spawn_and_wait_for_address(command);
         Self { child, addr, dir }
     }
@@ -79,8 +86,8 @@ impl Hot {
         std::fs::rename(&temp, self.file("stamp.wasm")).expect("rename plugin");
     }
 
-    /// The `GET /v1/plugins` entry of `name`.
-    pub async fn plugin(&self, name: &str) -> Value {
+    /// The whole `GET /v1/plugins` answer.
+    pub async fn plugins(&self) -> Value {
         let auth = format!("Bearer {API_KEY}");
         let (status, body) = http(
             self.addr,
@@ -91,7 +98,12 @@ impl Hot {
         )
         .await;
         assert_eq!(status, 200, "{body}");
-        let report: Value = serde_json::from_str(&body).expect("JSON");
+        serde_json::from_str(&body).expect("JSON")
+    }
+
+    /// The `GET /v1/plugins` entry of `name`.
+    pub async fn plugin(&self, name: &str) -> Value {
+        let report = self.plugins().await;
         report["plugins"]
             .as_array()
             .and_then(|list| list.iter().find(|p| p["name"] == name))

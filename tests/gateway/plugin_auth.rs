@@ -11,7 +11,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use crate::support::plugins::{repo_root, section};
 use crate::support::{Client, TestGateway};
 
-pub const SECRET: &str = "hs256-test-secret-0123456789abcdef";
+/// The HS256 signing key; a secret, so it holds `support::canary::CANARY`.
+pub const SECRET: &str = "hs256-test-secret-c4nary-9f2e-0123456789";
 
 fn now() -> u64 {
     SystemTime::now()
@@ -51,20 +52,26 @@ async fn jwt_gateway() -> TestGateway {
 
 /// The status and JSON body of an upgrade attempt with `token` in the query.
 async fn attempt(gateway: &TestGateway, token: Option<&str>) -> (u16, Value) {
+    attempt_at(gateway.addr, token).await
+}
+
+/// The status and JSON body of an upgrade attempt on `addr` with `token` in
+/// the query.
+pub async fn attempt_at(addr: std::net::SocketAddr, token: Option<&str>) -> (u16, Value) {
     let path = token.map_or("/ws".to_owned(), |t| format!("/ws?token={t}"));
-    let (status, body) = gateway
-        .http(
-            "GET",
-            &path,
-            &[
-                ("Connection", "Upgrade"),
-                ("Upgrade", "websocket"),
-                ("Sec-WebSocket-Version", "13"),
-                ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
-            ],
-            "",
-        )
-        .await;
+    let (status, body) = crate::support::http(
+        addr,
+        "GET",
+        &path,
+        &[
+            ("Connection", "Upgrade"),
+            ("Upgrade", "websocket"),
+            ("Sec-WebSocket-Version", "13"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ],
+        "",
+    )
+    .await;
     (status, serde_json::from_str(&body).unwrap_or(Value::Null))
 }
 

@@ -12,8 +12,9 @@ fn check(tag: &str, manifest: &str) -> (i32, String) {
     let dir = TempDir::new(tag);
     // The compile cache all test processes share (see support::TestGateway).
     let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache");
+    // Appended, so that line numbers in the test's text stay as written.
     let text = format!(
-        "{manifest}\n[wasm]\ncache_dir = {:?}\n",
+        "{manifest}\n[server]\nallow_anonymous = true\n\n[wasm]\ncache_dir = {:?}\n",
         cache.display().to_string()
     );
     let path = dir.write("ferrygate.toml", &text);
@@ -26,6 +27,7 @@ fn check(tag: &str, manifest: &str) -> (i32, String) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+    crate::support::canary::assert_clean(&text, "the output of `ferrygate check`");
     (output.status.code().unwrap_or(-1), text)
 }
 

@@ -1,7 +1,9 @@
 //! Test harness: start a gateway in process, connect clients, read metrics.
 
 pub mod binary;
+pub mod canary;
 pub mod plugins;
+pub mod relay;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,7 +25,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// How long any single expected event may take before a test fails.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
-pub const API_KEY: &str = "test-api-key-0123456789";
+/// The `/v1/` key of every test gateway; a secret, so it holds the canary.
+pub const API_KEY: &str = "test-api-key-c4nary-9f2e";
 
 /// A gateway running in this process on 127.0.0.1:0.
 pub struct TestGateway {
@@ -35,9 +38,15 @@ pub struct TestGateway {
 impl TestGateway {
     /// Starts a gateway with `extra_server` appended to `[server]`. The API key,
     /// a short drain and a short close grace are preset (so that `stop` is
-    /// quick) unless `extra_server` sets them itself.
+    /// quick) unless `extra_server` sets them itself; so is
+    /// `allow_anonymous = true` unless it declares an auth plugin or says
+    /// `allow_anonymous` itself.
     pub async fn start(extra_server: &str) -> Self {
+        canary::check_logs();
         let mut text = format!("[server]\nlisten = \"127.0.0.1:0\"\napi_key = \"{API_KEY}\"\n");
+        if !extra_server.contains("kind = \"auth\"") && !extra_server.contains("allow_anonymous") {
+            text.push_str("allow_anonymous = true\n");
+        }
         for (key, default) in [("drain_ms", 100), ("close_grace_ms", 300)] {
             if !extra_server.contains(key) {
                 text.push_str(&format!("{key} = {default}\n"));
@@ -194,6 +203,7 @@ pub async fn http(
         .expect("response in time")
         .expect("read response");
     let response = String::from_utf8_lossy(&response).into_owned();
+    canary::assert_clean(&response, &format!("the response to {method} {path}"));
     let status = response
         .split(' ')
         .nth(1)
@@ -317,6 +327,7 @@ impl Client {
                 .expect("valid frame");
             match message {
                 Message::Text(text) => {
+                    canary::assert_clean(text.as_str(), "a WebSocket frame");
                     return serde_json::from_str(text.as_str()).expect("server sends JSON");
                 }
                 Message::Ping(_) | Message::Pong(_) => continue,

@@ -16,12 +16,20 @@
 //!   (fan-out across two instances on NATS and on Redis).
 //! - `bench-reload`: build the plugins and release binaries and run
 //!   `bench/reload.sh` (hot reload: time to serve, latency during swaps).
+//! - `fuzz [TARGET|all] [SECONDS]`: fuzz one target or all of them
+//!   (`fuzz/`, `docs/fuzzing.md`) for SECONDS each (default 300): with
+//!   libFuzzer through `cargo fuzz` when it is installed, otherwise with the
+//!   stable driver in release mode. `test` runs the stable driver briefly.
+//! - `soak`: build the plugins and release binaries and run `bench/soak.sh`
+//!   (1,000 hot reloads and 200,000 client cycles, sampling the gateway's
+//!   memory; fails when it grows). Not part of `test`: it takes minutes.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
 
+mod fuzz;
 mod plugins;
 mod toolchains;
 
@@ -38,9 +46,11 @@ fn main() -> ExitCode {
         Some("bench-cluster") => {
             ensure_broker_servers().and_then(|()| bench_script("bench/cluster.sh", &args[1..]))
         }
+        Some("fuzz") => fuzz::long(&args[1..]),
+        Some("soak") => plugins::build().and_then(|()| bench_script("bench/soak.sh", &args[1..])),
         _ => {
             eprintln!(
-                "usage: cargo xtask <run [ARGS...] | test | build-plugins | bench-fanout [ARGS...] | bench-cluster [ARGS...] | bench-reload>"
+                "usage: cargo xtask <run [ARGS...] | test | build-plugins | bench-fanout [ARGS...] | bench-cluster [ARGS...] | bench-reload | fuzz [TARGET|all] [SECONDS] | soak>"
             );
             return ExitCode::from(2);
         }
@@ -133,12 +143,13 @@ fn test() -> Result<()> {
         // nextest does not run doctests.
         let mut doctests = cargo();
         doctests.args(["test", "--workspace", "--doc"]);
-        status(doctests)
+        status(doctests)?;
     } else {
         let mut tests = cargo();
         tests.args(["test", "--workspace", "--no-fail-fast"]);
-        status(tests)
+        status(tests)?;
     }
+    fuzz::smoke()
 }
 
 /// rustup's minimal profile lacks rustfmt and clippy; install them if so.

@@ -1,7 +1,8 @@
 //! What travels on the broker: the envelope around a payload, and how users
 //! and connections are named in subjects.
 //!
-//! The gateway publishes `{"ferrygate":1,"node":"<node id>","data":<payload>}`.
+//! The gateway publishes `{"ferrygate":1,"node":"<node id>","data":<payload>}`;
+//! on a channel with history the broker adds `"offset":N,"epoch":"E"`.
 //! A backend may publish the same envelope, or just the payload (any JSON
 //! value). A JSON object whose `ferrygate` key is a number is read as an
 //! envelope and must be version 1 with `data`; anything else is a raw payload.
@@ -10,6 +11,7 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::BrokerError;
 use crate::metrics::Malformed;
 
 /// The one envelope version this gateway writes and reads.
@@ -22,6 +24,8 @@ pub struct Decoded<'a> {
     pub data: &'a str,
     /// The publishing gateway's node id, when the sender said.
     pub node: Option<String>,
+    /// The message's history position (offset, epoch), on channels with history.
+    pub at: Option<(u64, String)>,
 }
 
 #[derive(Deserialize)]
@@ -30,14 +34,82 @@ struct Probe<'a> {
     ferrygate: Option<u64>,
     #[serde(default)]
     node: Option<String>,
-    #[serde(borrow, default)]
+    #[serde(default)]
+    offset: Option<u64>,
+    #[serde(default)]
+    epoch: Option<String>,
+    #[serde(borrow, default, deserialize_with = "present")]
     data: Option<&'a RawValue>,
+}
+
+/// Keeps `"data":null` as `Some(null)`: a plain `Option` would read it as a
+/// missing `data` and refuse the envelope of a `null` payload.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
 }
 
 /// Wraps `data` (JSON text) in the envelope, naming `node` as the sender.
 pub fn encode(node: &str, data: &str) -> String {
     // Node ids are base-36, so they need no JSON escaping.
     format!(r#"{{"ferrygate":{VERSION},"node":"{node}","data":{data}}}"#)
+}
+
+/// Bytes [`encode`] adds around `data` for `node`: `{"ferrygate":1,"node":"","data":}`
+/// is 33 bytes, plus the node id.
+pub fn overhead(node: &str) -> usize {
+    const FIXED: usize = r#"{"ferrygate":1,"node":"","data":}"#.len();
+    FIXED + node.len()
+}
+
+/// The one size rule for everything the gateway puts on a broker: a payload
+/// is refused up front (`too_large`) when its envelope would be larger than
+/// the `max_bytes` that every receiving instance's [`decode`] enforces (the
+/// same `[server] max_frame_bytes`), because a receiver would drop it.
+#[derive(Debug, Clone)]
+pub struct SizeLimit {
+    /// The largest `data` (bytes of JSON text) that fits: `max_bytes` less [`overhead`].
+    max_data: usize,
+}
+
+/// Most bytes the history fields add to an envelope:
+/// `,"offset":<u64>,"epoch":"<epoch>"` with the longest offset (20 digits)
+/// and the longest epoch ([`MAX_EPOCH_BYTES`](crate::history::MAX_EPOCH_BYTES)).
+pub const HISTORY_FIELDS: usize =
+    r#","offset":,"epoch":"""#.len() + 20 + crate::history::MAX_EPOCH_BYTES;
+
+impl SizeLimit {
+    /// The limit for envelopes written by `node` and read with `max_bytes`.
+    pub fn new(node: &str, max_bytes: usize) -> Self {
+        Self {
+            max_data: max_bytes.saturating_sub(overhead(node)),
+        }
+    }
+
+    /// The largest `data` accepted, in bytes.
+    pub fn max_data(&self) -> usize {
+        self.max_data
+    }
+
+    /// `Ok` when `data` fits, else [`BrokerError::TooLarge`] with both sizes.
+    pub fn check(&self, data: &str) -> Result<(), BrokerError> {
+        Self::within(data, self.max_data)
+    }
+
+    /// [`check`](Self::check) for a message kept in history, whose envelope
+    /// also carries `"offset"` and `"epoch"`: [`HISTORY_FIELDS`] bytes fewer.
+    pub fn check_kept(&self, data: &str) -> Result<(), BrokerError> {
+        Self::within(data, self.max_data.saturating_sub(HISTORY_FIELDS))
+    }
+
+    fn within(data: &str, limit: usize) -> Result<(), BrokerError> {
+        if data.len() > limit {
+            return Err(BrokerError::TooLarge {
+                size: data.len(),
+                limit,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Checks and unwraps one broker payload; `max_bytes` bounds what a client may be sent.
@@ -52,10 +124,18 @@ pub fn decode(payload: &[u8], max_bytes: usize) -> Result<Decoded<'_>, Malformed
         && let Ok(probe) = serde_json::from_str::<Probe<'_>>(trimmed)
         && let Some(version) = probe.ferrygate
     {
+        let at = match (probe.offset, probe.epoch) {
+            (None, None) => None,
+            (Some(offset), Some(epoch)) if crate::history::is_epoch(&epoch) => {
+                Some((offset, epoch))
+            }
+            _ => return Err(Malformed::BadEnvelope),
+        };
         return match (version, probe.data) {
             (1, Some(data)) => Ok(Decoded {
                 data: data.get(),
                 node: probe.node,
+                at,
             }),
             _ => Err(Malformed::BadEnvelope),
         };
@@ -63,6 +143,7 @@ pub fn decode(payload: &[u8], max_bytes: usize) -> Result<Decoded<'_>, Malformed
     Ok(Decoded {
         data: trimmed,
         node: None,
+        at: None,
     })
 }
 
@@ -126,6 +207,39 @@ mod tests {
         assert_eq!(decoded.node.as_deref(), Some("abc"));
     }
 
+    /// Found by the `envelope` fuzz target: a `null` payload (which clients
+    /// may publish) was wrapped, then refused as `bad_envelope` by every receiver.
+    #[test]
+    fn a_null_payload_survives_the_envelope() {
+        let wrapped = encode("abc", "null");
+        let decoded = decode(wrapped.as_bytes(), 100).expect("envelope of null");
+        assert_eq!(decoded.data, "null");
+        assert_eq!(decoded.node.as_deref(), Some("abc"));
+        assert_eq!(
+            decode(br#"{"ferrygate":1,"node":"abc"}"#, 100),
+            Err(Malformed::BadEnvelope)
+        );
+    }
+
+    #[test]
+    fn the_size_limit_is_exactly_what_decode_accepts() {
+        let node = "k3j2h1g0f9";
+        let limit = SizeLimit::new(node, 300);
+        let fits = format!("\"{}\"", "x".repeat(limit.max_data() - 2));
+        assert_eq!(encode(node, &fits).len(), 300);
+        assert!(limit.check(&fits).is_ok());
+        assert!(decode(encode(node, &fits).as_bytes(), 300).is_ok());
+        let over = format!("\"{}\"", "x".repeat(limit.max_data() - 1));
+        assert!(matches!(
+            limit.check(&over),
+            Err(BrokerError::TooLarge { size, .. }) if size == over.len()
+        ));
+        assert_eq!(
+            decode(encode(node, &over).as_bytes(), 300),
+            Err(Malformed::Oversize)
+        );
+    }
+
     #[test]
     fn malformed_payloads_are_named() {
         assert_eq!(decode(b"not json", 100), Err(Malformed::NotJson));
@@ -139,6 +253,16 @@ mod tests {
             decode(br#"{"ferrygate":1}"#, 100),
             Err(Malformed::BadEnvelope)
         );
+        assert_eq!(
+            decode(br#"{"ferrygate":1,"offset":3,"epoch":"a b","data":1}"#, 100),
+            Err(Malformed::BadEnvelope)
+        );
+        assert_eq!(
+            decode(br#"{"ferrygate":1,"offset":3,"data":1}"#, 100),
+            Err(Malformed::BadEnvelope)
+        );
+        let kept = decode(br#"{"ferrygate":1,"offset":3,"epoch":"e1","data":1}"#, 100);
+        assert_eq!(kept.expect("kept").at, Some((3, "e1".to_owned())));
     }
 
     #[test]

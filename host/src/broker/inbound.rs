@@ -80,7 +80,19 @@ impl Inbound {
         match route {
             Route::Channel(channel) => {
                 broker.received(MessageKind::Channel);
-                self.hub.deliver(&channel, decoded.data);
+                match decoded.at {
+                    None => {
+                        self.hub.deliver(&channel, decoded.data);
+                    }
+                    Some((offset, epoch)) => {
+                        let frame = Frame::push_at(&channel, decoded.data, offset, &epoch);
+                        let at = crate::history::Position {
+                            epoch: epoch.into(),
+                            offset,
+                        };
+                        self.hub.deliver_at(&channel, &at, &frame);
+                    }
+                }
             }
             Route::User(user) => {
                 broker.received(MessageKind::User);
@@ -101,11 +113,6 @@ impl Inbound {
                 }
             }
         }
-    }
-
-    /// Delivers a channel publish to local subscribers only, bypassing the broker.
-    pub fn deliver_locally(&self, channel: &ChannelName, data: &str) {
-        self.hub.deliver(channel, data);
     }
 
     /// Delivers a direct message to local sockets only; returns how many took it.

@@ -7,8 +7,12 @@
 //! compares the *current* wanted state with what it has subscribed and fixes
 //! the difference. A quick unsubscribe+subscribe therefore ends subscribed,
 //! whatever the interleaving: the last event for a topic is read after the
-//! last change. This module never talks to a broker itself.
-
+//! last change. Subscribes that queue up together go to the broker as one
+//! batch with one confirmation (a server round trip), and a topic counts as
+//! active only after the broker confirmed it; a reconnect that loses the
+//! broker's subscriptions ([`Interest::resubscribe`]) makes every topic
+//! unconfirmed again until it is subscribed anew. This module never talks to
+//! a broker itself.
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
@@ -36,7 +40,7 @@ pub enum Work {
     /// The wanted state of this topic may have changed.
     Check(Topic),
     /// The broker connection was re-established without its subscriptions:
-    /// subscribe again to everything active.
+    /// forget every confirmation and subscribe again to everything wanted.
     Resubscribe,
 }
 
@@ -46,6 +50,8 @@ pub struct Interest {
     state: Mutex<State>,
     work: mpsc::UnboundedSender<Work>,
     confirmed: watch::Sender<u64>,
+    /// Longest [`Interest::wait_active`] waits (`[broker] timeout_ms`).
+    limit: Duration,
 }
 
 #[derive(Debug, Default)]
@@ -54,11 +60,16 @@ struct State {
     active: HashSet<Topic>,
 }
 
-/// How one broker subscribes and unsubscribes a topic.
+/// How one broker subscribes and unsubscribes topics.
 pub trait Subscriptions: Send {
-    /// Subscribes `topic`; resolves once the broker has it (or has queued it
-    /// for its reconnect), or fails.
-    fn subscribe(&mut self, topic: &Topic) -> impl Future<Output = Result<(), BrokerError>> + Send;
+    /// Subscribes every topic of `topics` (distinct, none of them active);
+    /// resolves `Ok` only once the broker has confirmed all of them (a message
+    /// published from then on reaches this instance), or fails, leaving none
+    /// of them to be relied on. Never `Ok` while disconnected.
+    fn subscribe(
+        &mut self,
+        topics: &[Topic],
+    ) -> impl Future<Output = Result<(), BrokerError>> + Send;
     /// Drops the subscription to `topic`.
     fn unsubscribe(&mut self, topic: &Topic) -> impl Future<Output = ()> + Send;
 }
@@ -73,14 +84,24 @@ enum Decision {
 /// A subscribe that failed is tried again after this long.
 const RETRY: Duration = Duration::from_millis(500);
 
+/// Most work items the reconcile task takes at once: subscribes among them
+/// share one broker confirmation.
+const MAX_BATCH: usize = 1024;
+
+/// How often a waiting subscribe looks at the connection state, so that a
+/// lost broker answers it before `timeout_ms` runs out.
+const CONNECTED_POLL: Duration = Duration::from_millis(50);
+
 impl Interest {
-    /// A tracker and the receiving end its reconcile task consumes.
-    pub fn new() -> (Arc<Self>, mpsc::UnboundedReceiver<Work>) {
+    /// A tracker whose waits last at most `limit`, and the receiving end its
+    /// reconcile task consumes.
+    pub fn new(limit: Duration) -> (Arc<Self>, mpsc::UnboundedReceiver<Work>) {
         let (work, rx) = mpsc::unbounded_channel();
         let interest = Self {
             state: Mutex::new(State::default()),
             work,
             confirmed: watch::Sender::new(0),
+            limit,
         };
         (Arc::new(interest), rx)
     }
@@ -109,7 +130,8 @@ impl Interest {
         }
     }
 
-    /// Asks the reconcile task to subscribe again to everything active.
+    /// Tells the reconcile task that the broker lost every subscription (a
+    /// new connection): each is unconfirmed until subscribed again.
     pub fn resubscribe(&self) {
         let _ = self.work.send(Work::Resubscribe);
     }
@@ -119,19 +141,34 @@ impl Interest {
         self.state.lock().active.contains(topic)
     }
 
-    /// Waits until `topic` is confirmed, `connected()` turns false, or `limit` passes.
-    pub async fn wait_active(&self, topic: &Topic, limit: Duration, connected: impl Fn() -> bool) {
+    /// Waits until the broker confirmed `topic` (`Ok`), or fails with why
+    /// not: `connected()` is false, or the limit given to [`Interest::new`] passed.
+    pub async fn wait_active(
+        &self,
+        topic: &Topic,
+        connected: impl Fn() -> bool,
+    ) -> Result<(), &'static str> {
+        // Subscribed before the first look, so no confirmation is missed.
         let mut changes = self.confirmed.subscribe();
         let wait = async {
-            while !self.is_active(topic) && connected() {
-                // Wakes on every confirmation; a lost broker is seen on the next one
-                // or when the limit passes.
-                if changes.changed().await.is_err() {
-                    return;
+            loop {
+                if !connected() {
+                    return Err("the broker is not connected");
+                }
+                if self.is_active(topic) {
+                    return Ok(());
+                }
+                tokio::select! {
+                    changed = changes.changed() => if changed.is_err() {
+                        return Err("the broker layer stopped");
+                    },
+                    () = tokio::time::sleep(CONNECTED_POLL) => {}
                 }
             }
         };
-        let _ = tokio::time::timeout(limit, wait).await;
+        tokio::time::timeout(self.limit, wait).await.unwrap_or(Err(
+            "no confirmation from the broker within [broker] timeout_ms",
+        ))
     }
 
     /// What the broker must do for `topic`. An unsubscribe is decided and
@@ -152,13 +189,25 @@ impl Interest {
         }
     }
 
-    fn set_active(&self, topic: &Topic) {
-        self.state.lock().active.insert(topic.clone());
+    /// Marks `topic` confirmed; if nobody wants it any more (released while
+    /// it was being subscribed), queues it again so that it is dropped.
+    fn confirm(&self, topic: &Topic) {
+        let mut state = self.state.lock();
+        state.active.insert(topic.clone());
+        if !state.wanted.contains_key(topic) {
+            let _ = self.work.send(Work::Check(topic.clone()));
+        }
+        drop(state);
         self.confirmed.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    fn active(&self) -> Vec<Topic> {
-        self.state.lock().active.iter().cloned().collect()
+    /// Forgets every confirmation; returns how many there were and every
+    /// wanted topic, to be subscribed again.
+    fn forget_active(&self) -> (usize, Vec<Topic>) {
+        let mut state = self.state.lock();
+        let forgotten = state.active.len();
+        state.active.clear();
+        (forgotten, state.wanted.keys().cloned().collect())
     }
 }
 
@@ -170,42 +219,55 @@ pub async fn reconcile(
     mut broker: impl Subscriptions,
     gauge: prometheus_client::metrics::gauge::Gauge,
 ) {
-    while let Some(item) = work.recv().await {
-        match item {
-            Work::Check(topic) => match interest.decide(&topic) {
-                Decision::Subscribe => match broker.subscribe(&topic).await {
-                    Ok(()) => {
-                        interest.set_active(&topic);
-                        gauge.inc();
-                    }
-                    Err(error) => {
-                        tracing::warn!(?topic, %error, "broker subscribe failed; retrying");
-                        retry_later(&interest, Work::Check(topic));
-                    }
-                },
+    let mut items = Vec::with_capacity(MAX_BATCH);
+    let mut batch: Vec<Topic> = Vec::new();
+    while work.recv_many(&mut items, MAX_BATCH).await > 0 {
+        let mut checks = Vec::with_capacity(items.len());
+        for item in items.drain(..) {
+            match item {
+                Work::Check(topic) => checks.push(topic),
+                Work::Resubscribe => {
+                    let (forgotten, wanted) = interest.forget_active();
+                    gauge.dec_by(i64::try_from(forgotten).unwrap_or(i64::MAX));
+                    checks.extend(wanted);
+                }
+            }
+        }
+        for topic in checks {
+            match interest.decide(&topic) {
+                Decision::Subscribe if !batch.contains(&topic) => batch.push(topic),
+                Decision::Subscribe | Decision::Keep => {}
+                // In event order, so an unsubscribe goes out before a later subscribe.
                 Decision::Unsubscribe => {
                     broker.unsubscribe(&topic).await;
                     gauge.dec();
                 }
-                Decision::Keep => {}
-            },
-            Work::Resubscribe => {
-                for topic in interest.active() {
-                    if let Err(error) = broker.subscribe(&topic).await {
-                        tracing::warn!(?topic, %error, "broker resubscribe failed; retrying");
-                        retry_later(&interest, Work::Resubscribe);
-                        break;
-                    }
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        match broker.subscribe(&batch).await {
+            Ok(()) => {
+                for topic in batch.drain(..) {
+                    gauge.inc();
+                    interest.confirm(&topic);
                 }
+            }
+            Err(error) => {
+                tracing::warn!(topics = batch.len(), %error, "broker subscribe failed; retrying");
+                retry_later(&interest, batch.drain(..).map(Work::Check).collect());
             }
         }
     }
 }
 
-fn retry_later(interest: &Arc<Interest>, work: Work) {
+fn retry_later(interest: &Arc<Interest>, work: Vec<Work>) {
     let sender = interest.work.clone();
     tokio::spawn(async move {
         tokio::time::sleep(RETRY).await;
-        let _ = sender.send(work);
+        for item in work {
+            let _ = sender.send(item);
+        }
     });
 }

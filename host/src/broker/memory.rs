@@ -1,15 +1,24 @@
 //! The in-process broker: a single instance, where publishing is delivering.
+//! It refuses what the networked brokers would, by the same
+//! [`SizeLimit`], so a payload accepted here is accepted on NATS and Redis too.
+//! Channels with history keep it in a [`MemoryHistory`], swept every
+//! [`SWEEP_EVERY`] by a task that ends
+//! with the broker.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures_util::FutureExt;
 use futures_util::future::{self, BoxFuture};
 
-use super::{Broker, BrokerError, RpcError, Target};
+use super::envelope::SizeLimit;
+use super::{Broker, BrokerError, Caller, RpcError, Target};
+use crate::config::HistoryConfig;
 use crate::connections::Connections;
+use crate::history::memory::{MemoryHistory, SWEEP_EVERY};
+use crate::history::{HistoryRead, Position};
 use crate::hub::Hub;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, PublishFailure};
 use crate::protocol::{ChannelName, Frame};
 
 /// Delivers straight into this process's hub and sessions.
@@ -18,16 +27,44 @@ pub struct MemoryBroker {
     hub: Arc<Hub>,
     connections: Arc<Connections>,
     metrics: Arc<Metrics>,
+    limit: SizeLimit,
+    history: Arc<MemoryHistory>,
 }
 
 impl MemoryBroker {
-    /// A broker that delivers into `hub` and `connections`.
-    pub fn new(hub: Arc<Hub>, connections: Arc<Connections>, metrics: Arc<Metrics>) -> Self {
+    /// A broker that delivers into `hub` and `connections`, refusing data
+    /// over `limit`. Must be called within a tokio runtime: it spawns the
+    /// history sweep.
+    pub fn new(
+        hub: Arc<Hub>,
+        connections: Arc<Connections>,
+        metrics: Arc<Metrics>,
+        limit: SizeLimit,
+    ) -> Self {
+        let history = Arc::new(MemoryHistory::new());
+        tokio::spawn(sweep(Arc::downgrade(&history), Arc::clone(&metrics)));
         Self {
             hub,
             connections,
             metrics,
+            limit,
+            history,
         }
+    }
+}
+
+/// Sweeps `history` until the broker that owns it is gone.
+async fn sweep(history: Weak<MemoryHistory>, metrics: Arc<Metrics>) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(history) = history.upgrade() else {
+            return;
+        };
+        let (channels, bytes) = history.sweep();
+        metrics.history.channels.set(channels as i64);
+        metrics.history.bytes.set(bytes as i64);
     }
 }
 
@@ -37,8 +74,35 @@ impl Broker for MemoryBroker {
         channel: &'a ChannelName,
         data: &'a str,
     ) -> BoxFuture<'a, Result<(), BrokerError>> {
-        self.hub.deliver(channel, data);
-        future::ready(Ok(())).boxed()
+        let result = self.fits(data).map(|()| {
+            self.hub.deliver(channel, data);
+        });
+        future::ready(result).boxed()
+    }
+
+    fn publish_kept<'a>(
+        &'a self,
+        channel: &'a ChannelName,
+        data: &'a str,
+        policy: &'a HistoryConfig,
+    ) -> BoxFuture<'a, Result<Position, BrokerError>> {
+        if let Err(error) = self.limit.check_kept(data) {
+            return future::ready(Err(error)).boxed();
+        }
+        let kept = self.history.append(channel, data, policy, |at, frame| {
+            self.hub.deliver_at(channel, at, frame);
+        });
+        future::ready(kept.map_err(|full| BrokerError::Unavailable(full.to_string()))).boxed()
+    }
+
+    fn history<'a>(
+        &'a self,
+        channel: &'a ChannelName,
+        policy: &'a HistoryConfig,
+        after: Option<u64>,
+        max: usize,
+    ) -> BoxFuture<'a, Result<HistoryRead, BrokerError>> {
+        future::ready(Ok(self.history.read(channel, policy, after, max))).boxed()
     }
 
     fn send<'a>(
@@ -46,6 +110,9 @@ impl Broker for MemoryBroker {
         target: &'a Target,
         data: &'a str,
     ) -> BoxFuture<'a, Result<Option<usize>, BrokerError>> {
+        if let Err(error) = self.fits(data) {
+            return future::ready(Err(error)).boxed();
+        }
         let frame = Frame::message(data);
         let push = |outbox: &crate::outbox::Outbox| self.hub.push(outbox, frame.clone());
         let delivered = match target {
@@ -60,6 +127,7 @@ impl Broker for MemoryBroker {
         &'a self,
         method: &'a ChannelName,
         _data: &'a str,
+        _caller: Caller<'a>,
         _timeout: Duration,
     ) -> BoxFuture<'a, Result<String, RpcError>> {
         // One process has no backend services attached: nobody can answer.
@@ -68,5 +136,11 @@ impl Broker for MemoryBroker {
 
     fn is_connected(&self) -> bool {
         true
+    }
+
+    fn fits(&self, data: &str) -> Result<(), BrokerError> {
+        self.limit.check(data).inspect_err(|_| {
+            self.metrics.broker.publish_failed(PublishFailure::TooLarge);
+        })
     }
 }

@@ -5,29 +5,35 @@
 //! Owns the client and the translation between the [`Broker`] trait and NATS.
 //! Which subjects are subscribed follows local interest ([`interest`]); what
 //! arrives is checked and delivered by [`Inbound`]. While the connection is
-//! down, channel publishes go to local subscribers only (and are counted),
-//! never into async-nats' reconnect buffer, so nothing is delivered twice
-//! after the reconnect. See `docs/architecture.md`, "Broker layer".
+//! down or unresponsive ([`Health`], probed by a server round trip,
+//! `probe`), publishes are refused `unavailable` (direct messages reach
+//! local sockets only), never put into async-nats' reconnect buffer. See
+//! `docs/architecture.md`, "Broker layer".
 
 mod connect;
+mod probe;
 mod subscriptions;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_nats::client::PublishErrorKind;
 use async_nats::connection::State;
 use async_nats::{Client, HeaderMap, RequestErrorKind};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
+use super::envelope::SizeLimit;
+use super::health::Health;
 use super::inbound::Inbound;
 use super::interest::{self, Interest, Topic};
-use super::{Broker, BrokerError, RpcError, Target, envelope, startup};
+use super::{Broker, BrokerError, Caller, RpcError, Target, envelope, startup};
 use crate::config::BrokerConfig;
 use crate::metrics::{MessageKind, Metrics, PublishFailure};
 use crate::protocol::ChannelName;
 
+use probe::Probe;
 use subscriptions::NatsSubscriptions;
 
 /// See the module docs.
@@ -39,18 +45,25 @@ pub struct NatsBroker {
     interest: Arc<Interest>,
     inbound: Inbound,
     metrics: Arc<Metrics>,
+    probe: Arc<Probe>,
+    health: Arc<Health>,
+    limit: SizeLimit,
+    /// `[broker] timeout_ms`.
+    timeout: Duration,
 }
 
 impl NatsBroker {
     /// Connects (in the background, retrying forever) and subscribes to this
-    /// node's connection subjects. Waits up to `connect_timeout_ms` for the
-    /// first connection; fails then only when `on_unreachable = "fail"`.
+    /// node's connection and probe subjects. Waits up to `connect_timeout_ms`
+    /// for the first connection; fails then only when `on_unreachable =
+    /// "fail"`. `max_bytes` is what receivers accept (`[server] max_frame_bytes`).
     pub async fn start(
         config: &BrokerConfig,
         base_dir: &Path,
         node: Arc<str>,
         inbound: Inbound,
         metrics: Arc<Metrics>,
+        max_bytes: usize,
     ) -> Result<Self, BrokerError> {
         let servers = connect::servers(config)?;
         let options = connect::options(config, base_dir, &node, Arc::clone(&metrics)).await?;
@@ -64,24 +77,71 @@ impl NatsBroker {
         let conns = format!("{prefix}.conn.{node}.*");
         let reader = subscriptions::read(&client, &prefix, conns, inbound.clone()).await?;
         drop(reader); // Detached: it lives as long as the client.
-        let (interest, work) = Interest::new();
-        let subscriptions = NatsSubscriptions::new(client.clone(), prefix.clone(), inbound.clone());
+        let probe = Probe::start(client.clone(), &prefix, &node).await?;
+        let (interest, work) = Interest::new(config.timeout());
+        let subscriptions = NatsSubscriptions::new(
+            client.clone(),
+            prefix.clone(),
+            inbound.clone(),
+            Arc::clone(&probe),
+            config.timeout(),
+        );
         tokio::spawn(interest::reconcile(
             Arc::clone(&interest),
             work,
             subscriptions,
             metrics.broker.subscriptions.clone(),
         ));
+        let probing = config.probing();
+        let health = {
+            let (state, pinger) = (client.clone(), Arc::downgrade(&probe));
+            Health::watch(
+                "NATS",
+                probing,
+                Arc::clone(&metrics),
+                move || state.connection_state() == State::Connected,
+                move || {
+                    let probe = pinger.upgrade();
+                    async move {
+                        match probe {
+                            Some(probe) => probe.round_trip(probing.timeout).await,
+                            None => Ok(()),
+                        }
+                    }
+                },
+            )
+        };
         let broker = Self {
             client,
+            limit: SizeLimit::new(&node, max_bytes),
             node,
             prefix,
             interest,
             inbound,
             metrics,
+            probe,
+            health,
+            timeout: config.timeout(),
         };
         startup::await_first_connection(config, "NATS", || broker.is_connected()).await?;
+        broker.check_max_payload(max_bytes);
         Ok(broker)
+    }
+
+    /// Warns when the server takes less than receivers accept: such messages
+    /// are then refused `too_large` by async-nats before they are sent.
+    fn check_max_payload(&self, max_bytes: usize) {
+        if !self.is_connected() {
+            return;
+        }
+        let max_payload = self.client.server_info().max_payload;
+        if max_payload < max_bytes {
+            tracing::warn!(
+                max_payload,
+                max_frame_bytes = max_bytes,
+                "the NATS server's max_payload is below [server] max_frame_bytes: larger publishes are refused too_large"
+            );
+        }
     }
 
     fn target_subject(&self, target: &Target) -> Option<String> {
@@ -103,17 +163,53 @@ impl NatsBroker {
         kind: MessageKind,
     ) -> Result<(), BrokerError> {
         let payload = envelope::encode(&self.node, data);
-        match self.client.publish(subject, payload.into()).await {
-            Ok(()) => {
+        let published =
+            tokio::time::timeout(self.timeout, self.client.publish(subject, payload.into()));
+        match published.await {
+            Ok(Ok(())) => {
                 self.metrics.broker.sent(kind);
                 Ok(())
             }
-            Err(e) => {
+            Ok(Err(e)) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
+                self.metrics.broker.publish_failed(PublishFailure::TooLarge);
+                Err(BrokerError::TooLarge {
+                    size: data.len(),
+                    limit: self
+                        .client
+                        .server_info()
+                        .max_payload
+                        .saturating_sub(envelope::overhead(&self.node)),
+                })
+            }
+            Ok(Err(e)) => {
                 self.metrics.broker.publish_failed(PublishFailure::Error);
                 Err(BrokerError::Unavailable(e.to_string()))
             }
+            Err(_) => {
+                self.metrics.broker.publish_failed(PublishFailure::Timeout);
+                Err(BrokerError::Unavailable(format!(
+                    "NATS did not take the message within {:?}",
+                    self.timeout
+                )))
+            }
         }
     }
+
+    /// Refuses `data` before any work: too large, or the broker away.
+    fn admit(&self, data: &str) -> Result<(), BrokerError> {
+        self.fits(data)?;
+        if !self.is_connected() {
+            self.metrics
+                .broker
+                .publish_failed(PublishFailure::Disconnected);
+            return Err(unavailable());
+        }
+        Ok(())
+    }
+}
+
+fn unavailable() -> BrokerError {
+    BrokerError::Unavailable("NATS is disconnected or not answering".to_owned())
 }
 
 impl Broker for NatsBroker {
@@ -123,13 +219,7 @@ impl Broker for NatsBroker {
         data: &'a str,
     ) -> BoxFuture<'a, Result<(), BrokerError>> {
         async move {
-            if !self.is_connected() {
-                self.metrics
-                    .broker
-                    .publish_failed(PublishFailure::Disconnected);
-                self.inbound.deliver_locally(channel, data);
-                return Ok(());
-            }
+            self.admit(data)?;
             let subject = subscriptions::subject(&self.prefix, &Topic::Channel(channel.clone()));
             self.publish_envelope(subject, data, MessageKind::Channel)
                 .await
@@ -146,6 +236,7 @@ impl Broker for NatsBroker {
             let Some(subject) = self.target_subject(target) else {
                 return Ok(Some(0));
             };
+            self.fits(data)?;
             if !self.is_connected() {
                 self.metrics
                     .broker
@@ -166,14 +257,19 @@ impl Broker for NatsBroker {
         &'a self,
         method: &'a ChannelName,
         data: &'a str,
+        caller: Caller<'a>,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<String, RpcError>> {
         async move {
             if !self.is_connected() {
-                return Err(BrokerError::Unavailable("NATS is not connected".to_owned()).into());
+                return Err(unavailable().into());
             }
             let mut headers = HeaderMap::new();
             headers.insert("Ferrygate-Node", &*self.node);
+            headers.insert("Ferrygate-Conn", caller.conn);
+            if let Some(user) = caller.user {
+                headers.insert("Ferrygate-User", user);
+            }
             let request = async_nats::Request::new()
                 .payload(data.to_owned().into())
                 .headers(headers)
@@ -198,7 +294,23 @@ impl Broker for NatsBroker {
     }
 
     fn is_connected(&self) -> bool {
-        self.client.connection_state() == State::Connected
+        self.client.connection_state() == State::Connected && self.health.is_responsive()
+    }
+
+    fn fits(&self, data: &str) -> Result<(), BrokerError> {
+        self.limit.check(data).inspect_err(|_| {
+            self.metrics.broker.publish_failed(PublishFailure::TooLarge);
+        })
+    }
+
+    /// One probe round trip: every PUB sent before it has reached the server.
+    fn flush(&self, limit: Duration) -> BoxFuture<'_, ()> {
+        async move {
+            if let Err(error) = self.probe.round_trip(limit).await {
+                tracing::warn!(%error, "NATS flush at shutdown did not complete");
+            }
+        }
+        .boxed()
     }
 
     fn interest(&self) -> Option<&Interest> {

@@ -4,11 +4,13 @@
 //! and user traffic uses sharded pub/sub (SPUBLISH/SSUBSCRIBE).
 //!
 //! Two connections: one for commands (PUBLISH), one in subscribe mode. Owns
-//! both clients and the reader of the subscriber's messages. While the
-//! connection is down, channel publishes reach local subscribers only (and are
-//! counted); after a reconnect every wanted subscription is made again.
+//! both clients and the reader of the subscriber's messages. While a
+//! connection is down or unresponsive (a PING on each, [`Health`]), publishes
+//! are refused `unavailable` (direct messages reach local sockets only);
+//! after a reconnect every wanted subscription is made again.
 
 mod connect;
+mod history;
 mod publisher;
 mod reader;
 mod rpc;
@@ -17,14 +19,17 @@ mod subscriptions;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fred::prelude::{Client, ClientLike, PubsubInterface};
+use fred::prelude::{Client, ClientLike, PubsubInterface, Value};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
+use super::envelope::SizeLimit;
+use super::health::Health;
 use super::inbound::Inbound;
 use super::interest::{self, Interest, Topic};
-use super::{Broker, BrokerError, RpcError, Target, envelope, startup};
-use crate::config::BrokerConfig;
+use super::{Broker, BrokerError, Caller, RpcError, Target, envelope, startup};
+use crate::config::{BrokerConfig, HistoryConfig};
+use crate::history::{HistoryRead, Position};
 use crate::metrics::{MessageKind, Metrics, PublishFailure};
 use crate::protocol::ChannelName;
 
@@ -44,24 +49,31 @@ pub struct RedisBroker {
     metrics: Arc<Metrics>,
     pending: Arc<rpc::Pending>,
     publisher: Publisher,
+    health: Arc<Health>,
+    limit: SizeLimit,
+    /// `[broker] timeout_ms`.
+    timeout: Duration,
+    history: history::RedisHistory,
 }
 
 impl RedisBroker {
     /// Connects both clients (in the background, retrying forever), starts
     /// the reader, and waits up to `connect_timeout_ms` for the connection;
-    /// fails then only when `on_unreachable = "fail"`.
+    /// fails then only when `on_unreachable = "fail"`. `max_bytes` is what
+    /// receivers accept (`[server] max_frame_bytes`).
     pub async fn start(
         config: &BrokerConfig,
         node: Arc<str>,
         inbound: Inbound,
         metrics: Arc<Metrics>,
+        max_bytes: usize,
     ) -> Result<Self, BrokerError> {
         let commands = connect::client(config, false)?;
-        let publisher = Publisher::spawn(commands.clone(), Arc::clone(&metrics));
+        let publisher = Publisher::spawn(commands.clone(), Arc::clone(&metrics), config.timeout());
         let subscriber = connect::client(config, true)?;
         let prefix = config.prefix.clone();
         let pending = Arc::new(rpc::Pending::default());
-        let (interest, work) = Interest::new();
+        let (interest, work) = Interest::new(config.timeout());
         reader::spawn_reader(
             &subscriber,
             &prefix,
@@ -82,10 +94,40 @@ impl RedisBroker {
         tokio::spawn(interest::reconcile(
             Arc::clone(&interest),
             work,
-            RedisSubscriptions::new(subscriber.clone(), prefix.clone(), config.cluster),
+            RedisSubscriptions::new(
+                subscriber.clone(),
+                prefix.clone(),
+                config.cluster,
+                config.timeout(),
+            ),
             metrics.broker.subscriptions.clone(),
         ));
+        let health = {
+            let both = [commands.clone(), subscriber.clone()];
+            let state = both.clone();
+            Health::watch(
+                "Redis",
+                config.probing(),
+                Arc::clone(&metrics),
+                move || state.iter().all(ClientLike::is_connected),
+                move || {
+                    let both = both.clone();
+                    async move {
+                        for client in &both {
+                            client
+                                .ping::<Value>(None)
+                                .await
+                                .map_err(|e| BrokerError::Unavailable(format!("redis: {e}")))?;
+                        }
+                        Ok(())
+                    }
+                },
+            )
+        };
         let broker = Self {
+            limit: SizeLimit::new(&node, max_bytes),
+            health,
+            timeout: config.timeout(),
             commands,
             subscriber,
             node,
@@ -96,6 +138,7 @@ impl RedisBroker {
             metrics,
             pending,
             publisher,
+            history: history::RedisHistory::new(config.prefix.clone()),
         };
         startup::await_first_connection(config, "Redis", || broker.is_connected()).await?;
         Ok(broker)
@@ -109,15 +152,37 @@ impl RedisBroker {
         sharded: bool,
     ) -> Result<i64, BrokerError> {
         let result = if sharded {
-            self.commands.spublish::<i64, _, _>(channel, payload).await
+            tokio::time::timeout(
+                self.timeout,
+                self.commands.spublish::<i64, _, _>(channel, payload),
+            )
+            .await
         } else {
-            self.commands.publish::<i64, _, _>(channel, payload).await
+            tokio::time::timeout(
+                self.timeout,
+                self.commands.publish::<i64, _, _>(channel, payload),
+            )
+            .await
         };
-        result.map_err(|e| {
-            self.metrics.broker.publish_failed(PublishFailure::Error);
-            BrokerError::Unavailable(format!("redis: {e}"))
-        })
+        match result {
+            Ok(Ok(takers)) => Ok(takers),
+            Ok(Err(e)) => {
+                self.metrics.broker.publish_failed(PublishFailure::Error);
+                Err(BrokerError::Unavailable(format!("redis: {e}")))
+            }
+            Err(_) => {
+                self.metrics.broker.publish_failed(PublishFailure::Timeout);
+                Err(BrokerError::Unavailable(format!(
+                    "Redis did not answer within {:?}",
+                    self.timeout
+                )))
+            }
+        }
     }
+}
+
+fn unavailable() -> BrokerError {
+    BrokerError::Unavailable("Redis is disconnected or not answering".to_owned())
 }
 
 impl Broker for RedisBroker {
@@ -127,12 +192,12 @@ impl Broker for RedisBroker {
         data: &'a str,
     ) -> BoxFuture<'a, Result<(), BrokerError>> {
         async move {
+            self.fits(data)?;
             if !self.is_connected() {
                 self.metrics
                     .broker
                     .publish_failed(PublishFailure::Disconnected);
-                self.inbound.deliver_locally(channel, data);
-                return Ok(());
+                return Err(unavailable());
             }
             let name = subscriptions::channel(&self.prefix, &Topic::Channel(channel.clone()));
             self.publisher
@@ -143,6 +208,70 @@ impl Broker for RedisBroker {
                     kind: MessageKind::Channel,
                 })
                 .await
+        }
+        .boxed()
+    }
+
+    fn publish_kept<'a>(
+        &'a self,
+        channel: &'a ChannelName,
+        data: &'a str,
+        policy: &'a HistoryConfig,
+    ) -> BoxFuture<'a, Result<Position, BrokerError>> {
+        async move {
+            // No local-only fallback: a message history cannot keep is refused.
+            if !self.is_connected() {
+                return Err(BrokerError::Unavailable(
+                    "Redis is not connected: the channel's history cannot keep the message"
+                        .to_owned(),
+                ));
+            }
+            self.limit.check_kept(data)?;
+            let pubsub = subscriptions::channel(&self.prefix, &Topic::Channel(channel.clone()));
+            let append =
+                self.history
+                    .append(&self.commands, channel, pubsub, data, &self.node, policy);
+            let kept = tokio::time::timeout(self.timeout, append)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(BrokerError::Unavailable(format!(
+                        "Redis did not keep the message within {:?}",
+                        self.timeout
+                    )))
+                });
+            match &kept {
+                Ok(_) => self.metrics.broker.sent(MessageKind::Channel),
+                Err(_) => self.metrics.broker.publish_failed(PublishFailure::Error),
+            }
+            kept
+        }
+        .boxed()
+    }
+
+    fn history<'a>(
+        &'a self,
+        channel: &'a ChannelName,
+        policy: &'a HistoryConfig,
+        after: Option<u64>,
+        max: usize,
+    ) -> BoxFuture<'a, Result<HistoryRead, BrokerError>> {
+        async move {
+            if !self.is_connected() {
+                return Err(BrokerError::Unavailable(
+                    "Redis is not connected: the channel's history cannot be read".to_owned(),
+                ));
+            }
+            let read = self
+                .history
+                .read(&self.commands, channel, policy, after, max);
+            tokio::time::timeout(self.timeout, read)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(BrokerError::Unavailable(format!(
+                        "Redis did not answer the history read within {:?}",
+                        self.timeout
+                    )))
+                })
         }
         .boxed()
     }
@@ -166,6 +295,7 @@ impl Broker for RedisBroker {
                     MessageKind::User,
                 ),
             };
+            self.fits(data)?;
             if !self.is_connected() {
                 self.metrics
                     .broker
@@ -189,18 +319,23 @@ impl Broker for RedisBroker {
         &'a self,
         method: &'a ChannelName,
         data: &'a str,
+        caller: Caller<'a>,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<String, RpcError>> {
         async move {
             if !self.is_connected() {
-                return Err(BrokerError::Unavailable("Redis is not connected".to_owned()).into());
+                return Err(unavailable().into());
             }
             let ticket = self.pending.open();
             let reply_to = format!("{}:reply:{}:{}", self.prefix, self.node, ticket.id);
             let channel = format!("{}:rpc:{method}", self.prefix);
             self.metrics.broker.sent(MessageKind::Rpc);
             let takers = self
-                .publish_raw(channel, rpc::request(&self.node, &reply_to, data), false)
+                .publish_raw(
+                    channel,
+                    rpc::request(&self.node, &reply_to, caller, data),
+                    false,
+                )
                 .await?;
             if takers == 0 {
                 return Err(RpcError::NoResponders(method.clone()));
@@ -219,7 +354,24 @@ impl Broker for RedisBroker {
     }
 
     fn is_connected(&self) -> bool {
-        self.commands.is_connected() && self.subscriber.is_connected()
+        self.commands.is_connected()
+            && self.subscriber.is_connected()
+            && self.health.is_responsive()
+    }
+
+    fn fits(&self, data: &str) -> Result<(), BrokerError> {
+        self.limit.check(data).inspect_err(|_| {
+            self.metrics.broker.publish_failed(PublishFailure::TooLarge);
+        })
+    }
+
+    fn flush(&self, limit: Duration) -> BoxFuture<'_, ()> {
+        async move {
+            if let Err(error) = self.publisher.flush(limit).await {
+                tracing::warn!(%error, "Redis flush at shutdown did not complete");
+            }
+        }
+        .boxed()
     }
 
     fn interest(&self) -> Option<&Interest> {

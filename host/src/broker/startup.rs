@@ -9,7 +9,8 @@ use crate::config::{BrokerConfig, OnUnreachable};
 
 /// Waits up to `connect_timeout_ms` for `is_connected()`; then either fails
 /// with an error naming `name` and the URLs, or warns and lets the gateway
-/// serve local clients while the client library keeps reconnecting.
+/// accept clients (whose publishes and subscribes answer `unavailable`)
+/// while the client library keeps reconnecting.
 pub async fn await_first_connection(
     config: &BrokerConfig,
     name: &str,
@@ -22,14 +23,14 @@ pub async fn await_first_connection(
     if is_connected() {
         return Ok(());
     }
-    let urls = config.urls_or_default().join(", ");
+    let urls = config.urls_for_log();
     match config.on_unreachable {
         OnUnreachable::Fail => Err(BrokerError::Unavailable(format!(
             "cannot reach {name} at {urls} within {:?} (set [broker] on_unreachable = \"degraded\" to start anyway)",
             config.connect_timeout()
         ))),
         OnUnreachable::Degraded => {
-            tracing::warn!(%urls, "{name} unreachable: serving local clients only, retrying in the background");
+            tracing::warn!(%urls, "{name} unreachable: accepting clients, publishes and subscribes answer unavailable until it is reached; retrying in the background");
             Ok(())
         }
     }

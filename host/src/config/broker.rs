@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::Secret;
 use super::env::{self, Environment};
+use super::{Redactor, Secret};
 
 /// `[broker]` with its defaults; each key is documented in `docs/configuration.md`.
 #[derive(Debug, Deserialize)]
@@ -28,6 +28,11 @@ pub struct BrokerConfig {
     pub connect_timeout_ms: u64,
     /// How long an `rpc` waits for its answer before replying `timeout`.
     pub rpc_timeout_ms: u64,
+    /// Longest a publish, subscribe or liveness probe waits for the broker
+    /// before the request is answered `unavailable` (at most `MAX_TIMEOUT_MS`).
+    pub timeout_ms: u64,
+    /// Pause between two liveness probes (at most `MAX_LIVENESS_INTERVAL_MS`).
+    pub liveness_interval_ms: u64,
     /// User name (NATS user/password auth, Redis ACL user).
     pub username: Option<String>,
     /// Password (NATS user/password auth, Redis `AUTH`).
@@ -57,6 +62,8 @@ impl Default for BrokerConfig {
             on_unreachable: OnUnreachable::Fail,
             connect_timeout_ms: 5_000,
             rpc_timeout_ms: 5_000,
+            timeout_ms: 2_000,
+            liveness_interval_ms: 1_000,
             username: None,
             password: None,
             token: None,
@@ -92,6 +99,14 @@ pub enum OnUnreachable {
     Degraded,
 }
 
+/// Upper bound of `timeout_ms`: a client waiting longer than a minute for an
+/// answer to a publish or subscribe has long given up.
+pub const MAX_TIMEOUT_MS: u64 = 60_000;
+
+/// Upper bound of `liveness_interval_ms`: a hung broker must be noticed within
+/// about a minute; the lower bound, 100 ms, keeps probes cheap.
+pub const MAX_LIVENESS_INTERVAL_MS: u64 = 60_000;
+
 /// A `[broker]` key whose value is wrong.
 #[derive(Debug)]
 pub(super) struct InvalidKey {
@@ -108,6 +123,54 @@ impl BrokerConfig {
     /// Deadline of one `rpc`.
     pub fn rpc_timeout(&self) -> Duration {
         Duration::from_millis(self.rpc_timeout_ms)
+    }
+
+    /// The URLs for a log line or an error: `urls_or_default` with each
+    /// password shown as `[redacted]`, joined by `, `.
+    pub fn urls_for_log(&self) -> String {
+        let urls: Vec<String> = self
+            .urls_or_default()
+            .iter()
+            .map(|url| super::redact::url(url))
+            .collect();
+        urls.join(", ")
+    }
+
+    /// Every secret of this table: `password`, `token` and the password (or
+    /// token) inside each URL; for scrubbing client library errors.
+    pub fn secrets(&self) -> Redactor {
+        let mut secrets = Redactor::default();
+        for secret in [&self.password, &self.token].into_iter().flatten() {
+            secrets.add(secret.expose());
+        }
+        for url in &self.urls {
+            let start = url.find("://").map_or(0, |i| i + 3);
+            let authority = url[start..]
+                .split(['/', '?', '#'])
+                .next()
+                .unwrap_or_default();
+            if let Some((userinfo, _)) = authority.rsplit_once('@') {
+                secrets.add(
+                    userinfo
+                        .split_once(':')
+                        .map_or(userinfo, |(_, password)| password),
+                );
+            }
+        }
+        secrets
+    }
+
+    /// Longest wait for the broker on a publish, subscribe or liveness probe.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    /// Liveness probing of the networked brokers.
+    pub fn probing(&self) -> crate::broker::health::Probing {
+        crate::broker::health::Probing {
+            interval: Duration::from_millis(self.liveness_interval_ms),
+            timeout: self.timeout(),
+        }
     }
 
     /// The configured URLs, or the broker's conventional local address.
@@ -159,8 +222,23 @@ impl BrokerConfig {
         if self.rpc_timeout_ms == 0 || self.rpc_timeout_ms > 600_000 {
             return invalid("rpc_timeout_ms", "must be between 1 and 600000");
         }
-        if self.connect_timeout_ms == 0 {
-            return invalid("connect_timeout_ms", "must be at least 1");
+        if self.timeout_ms == 0 || self.timeout_ms > MAX_TIMEOUT_MS {
+            return invalid(
+                "timeout_ms",
+                &format!("must be between 1 and {MAX_TIMEOUT_MS}"),
+            );
+        }
+        if !(100..=MAX_LIVENESS_INTERVAL_MS).contains(&self.liveness_interval_ms) {
+            return invalid(
+                "liveness_interval_ms",
+                &format!("must be between 100 and {MAX_LIVENESS_INTERVAL_MS}"),
+            );
+        }
+        if self.connect_timeout_ms == 0 || self.connect_timeout_ms > 600_000 {
+            return invalid(
+                "connect_timeout_ms",
+                "must be between 1 and 600000 (ten minutes)",
+            );
         }
         if self.kind == BrokerKind::Memory && !self.urls.is_empty() {
             return invalid("urls", "is meaningless with kind = \"memory\"");
@@ -181,6 +259,17 @@ impl BrokerConfig {
             return invalid(
                 "urls",
                 &format!("{url:?} is not a {:?} URL", self.kind).to_lowercase(),
+            );
+        }
+        if self.kind == BrokerKind::Nats
+            && let Some(url) = self.urls.iter().find(|u| super::redact::url(u) != **u)
+        {
+            return invalid(
+                "urls",
+                &format!(
+                    "{:?} carries credentials, which the NATS client ignores: put them in `username` and `password` (or `token`), where `${{VAR}}` keeps them out of the file",
+                    super::redact::url(url)
+                ),
             );
         }
         if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
@@ -231,7 +320,8 @@ mod tests {
     fn parse(text: &str) -> Result<Config, ConfigError> {
         let env: HashMap<String, String> =
             [("NATS_PASSWORD".to_owned(), "s3cret".to_owned())].into();
-        Config::parse(text, &env)
+        // Appended, so that the line numbers of `text` stay as written.
+        Config::parse(&format!("{text}\n[server]\nallow_anonymous = true\n"), &env)
     }
 
     #[test]
@@ -284,12 +374,25 @@ mod tests {
                 "broker.rpc_timeout_ms",
             ),
             (
+                "[broker]\nkind = \"nats\"\ntimeout_ms = 60001\n",
+                "broker.timeout_ms",
+            ),
+            (
+                "[broker]\nkind = \"nats\"\nliveness_interval_ms = 99\n",
+                "broker.liveness_interval_ms",
+            ),
+            (
                 "[broker]\nkind = \"nats\"\npassword = \"${UNSET_VAR}\"\n",
                 "broker.password",
+            ),
+            (
+                "[broker]\nkind = \"nats\"\nurls = [\"nats://gw:hunter2@h:4222\"]\n",
+                "nats://gw:[redacted]@h:4222",
             ),
         ] {
             let error = parse(text).expect_err(text).to_string();
             assert!(error.contains(key), "{text}: {error}");
+            assert!(!error.contains("hunter2"), "{error}");
             assert!(error.starts_with("manifest:3:"), "{text}: {error}");
         }
     }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Deserializer};
 
+use super::Redactor;
 use crate::protocol::ChannelPattern;
 
 /// `[plugins.NAME]`: one WebAssembly component and how to run it.
@@ -31,6 +32,11 @@ pub struct PluginConfig {
     /// Host capabilities beyond logging and config.
     #[serde(default)]
     pub grants: Vec<Grant>,
+    /// The secrets of `config`: every string that came from a `${VAR}`, and
+    /// every string under a key that names a secret (`hs256_secret`, ...);
+    /// hidden in the plugin's errors and log lines. Filled in by the parser.
+    #[serde(skip)]
+    pub secrets: Redactor,
 }
 
 /// The plugin kinds, one WIT world each.
@@ -112,6 +118,9 @@ pub struct RouteConfig {
     /// Per-recipient transforms; not offered yet, so it must stay empty.
     #[serde(default)]
     pub outbound: Vec<String>,
+    /// Keep the last messages of each matching channel for recovery.
+    #[serde(default)]
+    pub history: Option<super::HistoryConfig>,
 }
 
 fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ChannelPattern>, D::Error> {
@@ -159,6 +168,14 @@ impl Default for WasmConfig {
     }
 }
 
+/// Most plugin instances `[wasm] max_instances` may allow: the pooling
+/// allocator reserves address space for every slot up front.
+const MAX_INSTANCES: u32 = 100_000;
+
+/// Most `[wasm] max_memory_mib`: 4 GiB is all a 32-bit WebAssembly memory
+/// can address.
+const MAX_MEMORY_MIB: u32 = 4096;
+
 /// The plugin table, in name order so that loads and reports are stable.
 pub type Plugins = BTreeMap<String, PluginConfig>;
 
@@ -183,8 +200,21 @@ pub(super) fn validate(
     routes: &[RouteConfig],
     wasm: &WasmConfig,
 ) -> Result<(), InvalidPlugins> {
-    if wasm.max_instances == 0 {
-        return Err(invalid(&["wasm", "max_instances"], "must be at least 1"));
+    if !(1..=MAX_INSTANCES).contains(&wasm.max_instances) {
+        return Err(invalid(
+            &["wasm", "max_instances"],
+            format!(
+                "must be between 1 and {MAX_INSTANCES} (the pooling allocator reserves address space for each)"
+            ),
+        ));
+    }
+    if !(1..=MAX_MEMORY_MIB).contains(&wasm.max_memory_mib) {
+        return Err(invalid(
+            &["wasm", "max_memory_mib"],
+            format!(
+                "must be between 1 and {MAX_MEMORY_MIB} (4 GiB, all a 32-bit WebAssembly memory can address)"
+            ),
+        ));
     }
     let mut auth_plugins = plugins.iter().filter(|(_, p)| p.kind == PluginKind::Auth);
     if let (Some(_), Some((second, _))) = (auth_plugins.next(), auth_plugins.next()) {
@@ -221,11 +251,21 @@ pub(super) fn validate(
                 "time_ms must be between 1 and 60000",
             ));
         }
-        if plugin.kind == PluginKind::Auth && plugin.on_error == OnError::Allow {
-            return Err(invalid(
-                &["plugins", name, "on_error"],
-                "cannot be `allow` for an auth plugin: a failed auth call always refuses the connection",
-            ));
+        match (plugin.kind, plugin.on_error) {
+            (PluginKind::Auth, OnError::Allow) => {
+                return Err(invalid(
+                    &["plugins", name, "on_error"],
+                    "cannot be `allow` for an auth plugin: a failed auth call always refuses the connection",
+                ));
+            }
+            (PluginKind::Route, OnError::Allow) => {
+                return Err(invalid(
+                    &["plugins", name, "on_error"],
+                    "cannot be `allow` for a route plugin: a client able to make its calls fail \
+                     (load, large payloads) would pass the access check; a failed route call refuses the request",
+                ));
+            }
+            _ => {}
         }
     }
     for route in routes {
@@ -249,6 +289,11 @@ pub(super) fn validate(
         }
         for transform in &route.inbound {
             expect(transform, PluginKind::Transform, "inbound")?;
+        }
+        if let Some(history) = &route.history {
+            history
+                .validate()
+                .map_err(|reason| invalid(&["routes"], reason))?;
         }
         if !route.outbound.is_empty() {
             return Err(invalid(

@@ -6,6 +6,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+/// Upper bound of `max_inflight_rpc_per_connection`: each waiting rpc holds a
+/// task and a reply slot until its answer or `rpc_timeout_ms`, so a few
+/// thousand connections at this bound already mean millions of them.
+pub const MAX_INFLIGHT_RPC: usize = 1024;
+
 /// `[server]` with its defaults; each field is documented in `docs/configuration.md`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -14,6 +19,10 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Key required by every `/v1/` endpoint; without one the HTTP API refuses all calls.
     pub api_key: Option<Secret>,
+    /// Admit clients with no auth plugin declared. Required (true) for a
+    /// manifest without a plugin of kind `auth`, so that an open gateway is
+    /// always a written decision; restart-only (see `plugin::reload`).
+    pub allow_anonymous: bool,
     /// Browser origins accepted on `/ws`; empty accepts any (auth is by token, not cookie).
     pub allowed_origins: Vec<String>,
     /// Largest client message (all fragments together); larger closes with 1009.
@@ -22,6 +31,9 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Most channels one connection may be subscribed to.
     pub max_subscriptions_per_connection: usize,
+    /// Most rpcs one connection may have awaiting an answer; one more is
+    /// refused `rate_limited`. 1 to `MAX_INFLIGHT_RPC`.
+    pub max_inflight_rpc_per_connection: usize,
     /// Most bytes waiting to be written to one client before it is cut with 1013.
     pub max_queued_bytes: usize,
     /// Publishes one connection may make, as a token bucket.
@@ -49,10 +61,12 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             api_key: None,
+            allow_anonymous: false,
             allowed_origins: Vec::new(),
             max_frame_bytes: 64 * 1024,
             max_connections: 100_000,
             max_subscriptions_per_connection: 1024,
+            max_inflight_rpc_per_connection: 16,
             max_queued_bytes: 1024 * 1024,
             publish_rate: RateLimit {
                 per_second: 1000,
@@ -95,77 +109,152 @@ impl ServerConfig {
     }
 
     pub(super) fn validate(&self) -> Result<(), InvalidKey> {
-        const MAX_FRAME_CEILING: usize = 16 * 1024 * 1024;
-        let checks: [(bool, &'static str, String); 12] = [
-            (
-                (256..=MAX_FRAME_CEILING).contains(&self.max_frame_bytes),
-                "max_frame_bytes",
-                format!("must be between 256 and {MAX_FRAME_CEILING}"),
-            ),
-            (
-                self.max_connections >= 1,
-                "max_connections",
-                "must be at least 1".into(),
-            ),
-            (
-                self.max_subscriptions_per_connection >= 1,
-                "max_subscriptions_per_connection",
-                "must be at least 1".into(),
-            ),
-            (
-                self.max_queued_bytes >= self.max_frame_bytes,
-                "max_queued_bytes",
-                "must be at least max_frame_bytes, so that a largest message can queue behind others".into(),
-            ),
-            (
-                self.publish_rate.is_valid(),
-                "publish_rate",
-                RateLimit::RULE.into(),
-            ),
-            (
-                self.request_rate.is_valid(),
-                "request_rate",
-                RateLimit::RULE.into(),
-            ),
-            (
-                self.ping_interval_ms >= 100,
-                "ping_interval_ms",
-                "must be at least 100".into(),
-            ),
-            (
-                self.idle_timeout_ms > self.ping_interval_ms,
-                "idle_timeout_ms",
-                "must be greater than ping_interval_ms, or healthy clients would be reaped".into(),
-            ),
-            (
-                self.workers <= 1024,
-                "workers",
-                "must be at most 1024".into(),
-            ),
-            (
-                self.max_request_head_bytes >= 8192,
-                "max_request_head_bytes",
-                "must be at least 8192 (the HTTP parser's minimum buffer)".into(),
-            ),
-            (
-                self.request_head_timeout_ms >= 1,
-                "request_head_timeout_ms",
-                "must be at least 1".into(),
-            ),
-            (
-                self.api_key
-                    .as_ref()
-                    .is_none_or(|key| !key.expose().is_empty()),
-                "api_key",
-                "must not be empty (leave it out to disable the HTTP API)".into(),
-            ),
-        ];
-        match checks.into_iter().find(|(ok, _, _)| !ok) {
-            Some((_, key, reason)) => Err(InvalidKey { key, reason }),
-            None => Ok(()),
+        let within = |key: &'static str, value: u64, (low, high): (u64, u64), why: &str| {
+            (low..=high)
+                .contains(&value)
+                .then_some(())
+                .ok_or_else(|| InvalidKey {
+                    key,
+                    reason: format!("must be between {low} and {high} ({why})"),
+                })
+        };
+        let size = |value: usize| u64::try_from(value).unwrap_or(u64::MAX);
+        within(
+            "max_frame_bytes",
+            size(self.max_frame_bytes),
+            MAX_FRAME_BYTES,
+            "the largest message a client may send",
+        )?;
+        within(
+            "max_connections",
+            size(self.max_connections),
+            MAX_CONNECTIONS,
+            "sessions of one process",
+        )?;
+        within(
+            "max_subscriptions_per_connection",
+            size(self.max_subscriptions_per_connection),
+            MAX_SUBSCRIPTIONS,
+            "channels of one connection",
+        )?;
+        within(
+            "max_inflight_rpc_per_connection",
+            size(self.max_inflight_rpc_per_connection),
+            (1, MAX_INFLIGHT_RPC as u64),
+            "each waiting rpc holds a task and a reply slot",
+        )?;
+        within(
+            "max_queued_bytes",
+            size(self.max_queued_bytes),
+            MAX_QUEUED_BYTES,
+            "bytes held for one client",
+        )?;
+        if self.max_queued_bytes < self.max_frame_bytes {
+            return Err(InvalidKey {
+                key: "max_queued_bytes",
+                reason: "must be at least max_frame_bytes, so that a largest message can queue behind others".into(),
+            });
         }
+        for (key, rate) in [
+            ("publish_rate", self.publish_rate),
+            ("request_rate", self.request_rate),
+        ] {
+            if !rate.is_valid() {
+                return Err(InvalidKey {
+                    key,
+                    reason: RateLimit::RULE.into(),
+                });
+            }
+        }
+        within(
+            "ping_interval_ms",
+            self.ping_interval_ms,
+            PING_INTERVAL_MS,
+            "one hour at most",
+        )?;
+        within(
+            "idle_timeout_ms",
+            self.idle_timeout_ms,
+            IDLE_TIMEOUT_MS,
+            "one day at most",
+        )?;
+        if self.idle_timeout_ms <= self.ping_interval_ms {
+            return Err(InvalidKey {
+                key: "idle_timeout_ms",
+                reason: "must be greater than ping_interval_ms, or healthy clients would be reaped"
+                    .into(),
+            });
+        }
+        within("drain_ms", self.drain_ms, DRAIN_MS, "one hour at most")?;
+        within(
+            "close_grace_ms",
+            self.close_grace_ms,
+            CLOSE_GRACE_MS,
+            "ten minutes at most",
+        )?;
+        within(
+            "request_head_timeout_ms",
+            self.request_head_timeout_ms,
+            REQUEST_HEAD_TIMEOUT_MS,
+            "ten minutes at most",
+        )?;
+        within(
+            "max_request_head_bytes",
+            size(self.max_request_head_bytes),
+            MAX_REQUEST_HEAD_BYTES,
+            "the HTTP parser needs at least 8192",
+        )?;
+        within(
+            "workers",
+            size(self.workers),
+            WORKERS,
+            "0 means one per core",
+        )?;
+        if self
+            .api_key
+            .as_ref()
+            .is_some_and(|key| key.expose().trim().is_empty())
+        {
+            return Err(InvalidKey {
+                key: "api_key",
+                reason:
+                    "must not be empty or only whitespace (leave it out to disable the HTTP API)"
+                        .into(),
+            });
+        }
+        Ok(())
     }
 }
+
+// Bounds of `[server]` values, `(lowest, highest)`. The upper bounds keep
+// every duration and size far from an overflow (`Instant + Duration`, byte
+// counters) while staying well above any sane setting; each is documented
+// in docs/configuration.md.
+
+/// `max_frame_bytes`: 256 bytes to 16 MiB; a larger message belongs in object storage.
+const MAX_FRAME_BYTES: (u64, u64) = (256, 16 << 20);
+/// `max_connections`: ten million is beyond what one process can hold.
+const MAX_CONNECTIONS: (u64, u64) = (1, 10_000_000);
+/// `max_subscriptions_per_connection`: one million channels per client.
+const MAX_SUBSCRIPTIONS: (u64, u64) = (1, 1_000_000);
+/// `max_queued_bytes`: at most 1 GiB queued for one client.
+const MAX_QUEUED_BYTES: (u64, u64) = (256, 1 << 30);
+/// `publish_rate` / `request_rate`: `per_second` and `burst`, up to ten million.
+const MAX_RATE: u32 = 10_000_000;
+/// `ping_interval_ms`: 100 ms to one hour.
+const PING_INTERVAL_MS: (u64, u64) = (100, 3_600_000);
+/// `idle_timeout_ms`: up to one day (and above `ping_interval_ms`).
+const IDLE_TIMEOUT_MS: (u64, u64) = (101, 86_400_000);
+/// `drain_ms`: up to one hour.
+const DRAIN_MS: (u64, u64) = (0, 3_600_000);
+/// `close_grace_ms`: up to ten minutes.
+const CLOSE_GRACE_MS: (u64, u64) = (0, 600_000);
+/// `request_head_timeout_ms`: 1 ms to ten minutes.
+const REQUEST_HEAD_TIMEOUT_MS: (u64, u64) = (1, 600_000);
+/// `max_request_head_bytes`: 8 KiB (hyper's minimum buffer) to 1 MiB.
+const MAX_REQUEST_HEAD_BYTES: (u64, u64) = (8192, 1 << 20);
+/// `workers`: 0 (one per core) to 1024 threads.
+const WORKERS: (u64, u64) = (0, 1024);
 
 /// A key of `[server]` whose value is out of range.
 #[derive(Debug)]
@@ -185,10 +274,10 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
-    const RULE: &'static str = "needs per_second >= 1 and burst >= 1";
+    const RULE: &'static str = "needs per_second and burst each between 1 and 10000000";
 
     fn is_valid(&self) -> bool {
-        self.per_second >= 1 && self.burst >= 1
+        (1..=MAX_RATE).contains(&self.per_second) && (1..=MAX_RATE).contains(&self.burst)
     }
 }
 

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::error;
-use crate::broker::Target;
+use crate::broker::{BrokerError, Target};
 use crate::gateway::Gateway;
 use crate::protocol::ChannelName;
 
@@ -52,9 +52,15 @@ impl FromRequestParts<Arc<Gateway>> for Authorized {
 }
 
 /// `GET /v1/plugins`: every plugin in use, with its version and counters,
-/// and each one that failed to load and has no running version.
+/// each one that failed to load and has no running version, and
+/// `last_error`: why the last reload refused the manifest itself (null when
+/// it did not).
 pub(super) async fn plugins(State(gateway): State<Arc<Gateway>>, _: Authorized) -> Response {
-    axum::Json(json!({ "plugins": gateway.plugins.report() })).into_response()
+    let report = json!({
+        "plugins": gateway.plugins.report(),
+        "last_error": gateway.plugins.manifest_error(),
+    });
+    axum::Json(report).into_response()
 }
 
 #[derive(Deserialize)]
@@ -100,7 +106,10 @@ pub(super) async fn reload(
 }
 
 /// An authorized `/v1/` call with its JSON body: the key is checked before the
-/// body is read, and either failure becomes the documented JSON error.
+/// body is read, and either failure becomes the documented JSON error. The
+/// body is JSON when `Content-Type` says so (`application/json` or any
+/// `+json` type) or when there is no `Content-Type`; any other type is 415,
+/// since guessing would accept a form post by accident.
 pub(super) struct ApiCall<T>(T);
 
 impl<T: DeserializeOwned> FromRequest<Arc<Gateway>> for ApiCall<T> {
@@ -108,11 +117,43 @@ impl<T: DeserializeOwned> FromRequest<Arc<Gateway>> for ApiCall<T> {
 
     async fn from_request(request: Request, gateway: &Arc<Gateway>) -> Result<Self, Response> {
         authorize(gateway, request.headers()).map_err(IntoResponse::into_response)?;
-        match axum::Json::<T>::from_request(request, gateway).await {
-            Ok(axum::Json(body)) => Ok(Self(body)),
-            Err(rejection) => Err(bad_body(&rejection)),
+        if let Some(given) = request.headers().get(header::CONTENT_TYPE)
+            && !is_json(given)
+        {
+            let given = given.to_str().unwrap_or("(not text)");
+            return Err(error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!(
+                    "Content-Type `{given}` is not JSON: send the body as `Content-Type: application/json` (curl: --json, or -H 'Content-Type: application/json' with -d)"
+                ),
+            ));
         }
+        let body = axum::body::Bytes::from_request(request, gateway)
+            .await
+            .map_err(|rejection| bad_body(&rejection))?;
+        serde_json::from_slice(&body).map(Self).map_err(|e| {
+            error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("the body is not the expected JSON: {e}"),
+            )
+        })
     }
+}
+
+/// `application/json`, or a `+json` type such as `application/merge-patch+json`,
+/// with any parameters (`; charset=utf-8`).
+fn is_json(content_type: &HeaderValue) -> bool {
+    let Ok(text) = content_type.to_str() else {
+        return false;
+    };
+    let essence = text.split(';').next().unwrap_or_default().trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    let subtype = subtype.to_ascii_lowercase();
+    kind.eq_ignore_ascii_case("application") && (subtype == "json" || subtype.ends_with("+json"))
 }
 
 pub(super) async fn publish(
@@ -154,16 +195,19 @@ pub(super) async fn publish(
             }
         }
     };
-    match gateway.broker.publish(&channel, &payload).await {
+    let published = crate::history::publish(
+        gateway.broker.as_ref(),
+        &gateway.metrics,
+        &plugins,
+        &channel,
+        &payload,
+    );
+    match published.await {
         Ok(()) => {
             gateway.metrics.published("http");
             axum::Json(json!({"ok": true})).into_response()
         }
-        Err(e) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            e.to_string(),
-        ),
+        Err(e) => broker_error(&e),
     }
 }
 
@@ -187,25 +231,30 @@ pub(super) async fn send(
             error(StatusCode::NOT_FOUND, "not_found", "no such connection")
         }
         Ok(delivered) => axum::Json(json!({"ok": true, "delivered": delivered})).into_response(),
-        Err(e) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            e.to_string(),
-        ),
+        Err(e) => broker_error(&e),
     }
 }
 
-fn bad_body(rejection: &JsonRejection) -> Response {
-    let (status, code) = match rejection {
-        JsonRejection::BytesRejection(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            (StatusCode::PAYLOAD_TOO_LARGE, "too_large")
-        }
-        _ => (StatusCode::BAD_REQUEST, "bad_request"),
+/// 413 `too_large` or 503 `unavailable`, as the broker refused.
+fn broker_error(e: &BrokerError) -> Response {
+    let status = match e {
+        BrokerError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    error(status, e.code().as_str(), e.to_string())
+}
+
+fn bad_body(rejection: &BytesRejection) -> Response {
+    let (status, code) = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        (StatusCode::PAYLOAD_TOO_LARGE, "too_large")
+    } else {
+        (StatusCode::BAD_REQUEST, "bad_request")
     };
     error(status, code, rejection.body_text())
 }
 
-/// Checks `Authorization: Bearer <key>` or `X-API-Key: <key>` in constant time.
+/// Checks `Authorization: Bearer <key>` (scheme in any case, the same parser
+/// as `/ws`) or `X-API-Key: <key>` in constant time.
 fn authorize(gateway: &Gateway, headers: &HeaderMap) -> Result<(), Unauthorized> {
     let Some(expected) = &gateway.config.server.api_key else {
         gateway.metrics.api_unauthorized.inc();
@@ -213,10 +262,7 @@ fn authorize(gateway: &Gateway, headers: &HeaderMap) -> Result<(), Unauthorized>
             "the HTTP API is disabled: no `api_key` in [server]",
         ));
     };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+    let presented = super::bearer::token(headers)
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
     // Hashing first makes the comparison independent of both lengths.
     let matches = presented.is_some_and(|key| {

@@ -72,15 +72,7 @@ pub(super) async fn authenticate(
 /// The client's token: `Authorization: Bearer T`, else `?token=T`, else a
 /// `Sec-WebSocket-Protocol` entry `bearer.T`.
 fn token(uri: &Uri, headers: &HeaderMap) -> Option<String> {
-    let from_header = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, token) = v.trim().split_once(' ')?;
-            scheme
-                .eq_ignore_ascii_case("bearer")
-                .then(|| token.trim().to_owned())
-        });
+    let from_header = super::bearer::token(headers).map(str::to_owned);
     let from_query = || {
         form_urlencoded::parse(uri.query()?.as_bytes())
             .find(|(key, _)| key == "token")

@@ -1,5 +1,6 @@
 //! Broker metrics (`ferrygate_broker_*`): connection state, traffic by kind,
-//! malformed input by reason, interest subscriptions, failed publishes.
+//! malformed input by reason, interest subscriptions, failed publishes,
+//! liveness probes that went unanswered.
 //!
 //! Labels come from the fixed enums below, never from broker input, so a
 //! hostile backend cannot blow up the series count.
@@ -62,10 +63,15 @@ impl Malformed {
 /// Why a message could not be handed to the broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PublishFailure {
-    /// The broker was disconnected: a channel publish reached local subscribers only.
+    /// The broker was disconnected or unresponsive: refused `unavailable`
+    /// (a direct message reached local sockets only).
     Disconnected,
     /// The broker refused or the call failed.
     Error,
+    /// The broker did not take it within `[broker] timeout_ms`: refused `unavailable`.
+    Timeout,
+    /// Larger than receivers accept: refused `too_large`.
+    TooLarge,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -89,6 +95,8 @@ pub struct BrokerMetrics {
     pub subscriptions: Gauge,
     /// Messages received from the broker and lost because the reader fell behind.
     pub lagged: Counter,
+    /// Liveness probes a connected broker did not answer within `[broker] timeout_ms`.
+    pub liveness_failures: Counter,
     messages_in: Family<Kind, Counter>,
     messages_out: Family<Kind, Counter>,
     malformed: Family<Reason, Counter>,
@@ -117,6 +125,11 @@ impl BrokerMetrics {
             "lagged",
             "Messages received from the broker but lost because this instance's reader fell behind",
             self.lagged.clone(),
+        );
+        registry.register(
+            "liveness_failures",
+            "Liveness probes a connected broker did not answer in time",
+            self.liveness_failures.clone(),
         );
         registry.register(
             "messages_in",
@@ -172,6 +185,8 @@ impl BrokerMetrics {
         let reason = match why {
             PublishFailure::Disconnected => "disconnected",
             PublishFailure::Error => "error",
+            PublishFailure::Timeout => "timeout",
+            PublishFailure::TooLarge => "too_large",
         };
         self.publish_failures
             .get_or_create(&Reason { reason })

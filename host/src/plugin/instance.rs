@@ -244,12 +244,15 @@ impl Plugin {
         *self.stats.last_error.lock() = Some(error.to_string());
     }
 
-    /// A failure of this plugin with `cause`.
+    /// A failure of this plugin with `cause`. The config's secrets are
+    /// hidden in `detail` (an `init` error may quote the config), so neither
+    /// the log, `/v1/plugins` nor `/v1/reload` shows them.
     pub(super) fn error(&self, cause: Cause, detail: impl Into<String>) -> CallError {
+        let detail = detail.into();
         CallError {
             plugin: self.name.clone(),
             cause,
-            detail: detail.into(),
+            detail: self.settings.secrets.apply(&detail).into_owned(),
         }
     }
 

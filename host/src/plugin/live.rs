@@ -27,6 +27,10 @@ pub struct LivePlugins {
     /// The last load error of each plugin that failed to load and has no
     /// running version (a running one records it in its own report).
     failed: Mutex<BTreeMap<String, String>>,
+    /// Why the last reload refused the manifest itself (unreadable,
+    /// invalid, or one that would drop the auth plugin); `None` once a
+    /// reload succeeds.
+    manifest_error: Mutex<Option<String>>,
 }
 
 /// Why the plugins of a manifest could not start.
@@ -57,13 +61,16 @@ impl LivePlugins {
             previous: Mutex::new(None),
             runtime: Mutex::new(runtime),
             failed: Mutex::new(BTreeMap::new()),
+            manifest_error: Mutex::new(None),
         }
     }
 
     /// Starts the runtime (only if the manifest declares plugins) and loads them.
     pub async fn start(config: &Config, metrics: &PluginMetrics) -> Result<Self, StartError> {
         if config.plugins.is_empty() {
-            return Ok(Self::none());
+            // Routes without plugins still matter (their `history`).
+            let set = PluginSet::assemble(BTreeMap::new(), &config.routes);
+            return Ok(Self::with(set, None));
         }
         let runtime = Runtime::new(&config.wasm).map_err(StartError::Runtime)?;
         let set = PluginSet::load(config, &runtime, metrics)
@@ -111,9 +118,21 @@ impl LivePlugins {
         self.failed.lock().insert(name.to_owned(), error);
     }
 
+    /// Records why the last reload refused the manifest itself.
+    pub(super) fn record_manifest_failure(&self, error: String) {
+        *self.manifest_error.lock() = Some(error);
+    }
+
     /// Forgets past load failures: every plugin of the manifest now runs.
     pub(super) fn clear_failures(&self) {
         self.failed.lock().clear();
+        *self.manifest_error.lock() = None;
+    }
+
+    /// Why the last reload refused the manifest itself, until one succeeds:
+    /// `last_error` at the top of `GET /v1/plugins`.
+    pub fn manifest_error(&self) -> Option<String> {
+        self.manifest_error.lock().clone()
     }
 
     /// What `GET /v1/plugins` shows: every plugin in use, then each plugin

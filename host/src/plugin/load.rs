@@ -116,6 +116,7 @@ pub async fn build(
         name: name.to_owned(),
         version: version.clone(),
         config_json: serde_json::Value::Object(config.config.clone()).to_string(),
+        secrets: config.secrets.clone(),
     });
     let plugin = Arc::new(Plugin::new(
         Arc::clone(runtime),

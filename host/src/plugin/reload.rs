@@ -11,7 +11,10 @@
 //! because they only ever load the current set's pointer.
 //!
 //! `[server]`, `[broker]` and `[wasm]` are not reloadable: a change to them is
-//! logged as needing a restart and the running values stay.
+//! logged as needing a restart and the running values stay. A reload never
+//! widens access: a manifest without an auth plugin is refused unless the
+//! gateway *started* with `[server] allow_anonymous = true` (a file that sets
+//! it later is refused, not half-applied).
 
 pub mod outcome;
 
@@ -92,7 +95,12 @@ impl Reloader {
                 live.clear_failures();
                 outcome.ok = true;
             }
-            Err(failures) => outcome.failed = failures,
+            Err(failures) => {
+                if let Some(manifest) = failures.iter().find(|f| f.plugin.is_none()) {
+                    live.record_manifest_failure(manifest.error.clone());
+                }
+                outcome.failed = failures;
+            }
         }
         outcome.took_ms = started.elapsed().as_secs_f64() * 1e3;
         if outcome.ok {
@@ -172,6 +180,13 @@ impl Reloader {
             .map_err(|e| manifest_failure(e.to_string()))?
             .config;
         outcome.restart_needed = self.restart_needed(&path);
+        if !config.has_auth() && !running.server.allow_anonymous {
+            return Err(manifest_failure(format!(
+                "{}: refused: it declares no auth plugin, and this gateway started requiring one; \
+                 `[server] allow_anonymous` applies only at start, so a reload never opens the gateway (restart to do so)",
+                path.display()
+            )));
+        }
         let current = live.current();
         let runtime = if config.plugins.is_empty() {
             None

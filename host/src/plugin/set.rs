@@ -23,11 +23,14 @@ pub struct Route {
     pub route: Option<Arc<Plugin>>,
     /// Applied in order to each publish before fan-out.
     pub inbound: Vec<Arc<Plugin>>,
+    /// The route's `history`: its channels keep their last messages.
+    pub history: Option<crate::config::HistoryConfig>,
 }
 
 impl Route {
     /// Asks the route plugin, if any, about `action` on `channel`. A failed
-    /// call counts as `Allow` for a plugin with `on_error = "allow"`.
+    /// call is an error whatever `on_error` says: the manifest refuses
+    /// `allow` for route plugins, and access checks fail closed.
     pub async fn decide(
         &self,
         action: Action,
@@ -38,10 +41,7 @@ impl Route {
         let Some(plugin) = &self.route else {
             return Ok(Routed::Allow);
         };
-        match plugin.route(action, channel, connection, data).await {
-            Err(_) if plugin.on_error() == OnError::Allow => Ok(Routed::Allow),
-            decided => decided,
-        }
+        plugin.route(action, channel, connection, data).await
     }
 
     /// Runs the inbound transforms in order on one published payload;
@@ -128,6 +128,7 @@ impl PluginSet {
                     .filter_map(|n| plugins.get(n))
                     .cloned()
                     .collect(),
+                history: route.history,
             })
             .collect();
         Self {

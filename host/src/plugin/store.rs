@@ -33,6 +33,8 @@ pub struct Tag {
     pub version: String,
     /// The `config` table as JSON text.
     pub config_json: String,
+    /// The config's secrets, hidden in the plugin's log lines.
+    pub secrets: crate::config::Redactor,
 }
 
 /// The data of one instance's store.
@@ -149,7 +151,8 @@ impl host_api::Host for State {
             return;
         }
         self.log_lines_left -= 1;
-        let mut message = message;
+        // Before the cut, so that no part of a secret survives it.
+        let mut message = self.tag.secrets.apply(&message).into_owned();
         if message.len() > MAX_LOG_LINE {
             let cut = (0..=MAX_LOG_LINE)
                 .rev()

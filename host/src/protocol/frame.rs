@@ -63,6 +63,19 @@ impl Frame {
         Self::text(&text)
     }
 
+    /// `{"channel":..,"data":..,"offset":..,"epoch":..}`, a push on a channel
+    /// that keeps history; `data` must be JSON text and `epoch` must need no
+    /// JSON escaping (`crate::history::is_epoch`).
+    pub fn push_at(channel: &ChannelName, data: &str, offset: u64, epoch: &str) -> Self {
+        let mut text =
+            String::with_capacity(48 + channel.as_str().len() + data.len() + epoch.len());
+        let _ = write!(
+            text,
+            r#"{{"channel":"{channel}","data":{data},"offset":{offset},"epoch":"{epoch}"}}"#
+        );
+        Self::text(&text)
+    }
+
     /// `{"op":"message","data":..}`, a message addressed to one connection or user.
     pub fn message(data: &str) -> Self {
         Self::text(&format!(r#"{{"op":"message","data":{data}}}"#))
@@ -193,6 +206,10 @@ mod tests {
         assert_eq!(
             value(&Frame::push(&channel, r#"{"x":1}"#)),
             json!({"channel":"chat.lobby","data":{"x":1}})
+        );
+        assert_eq!(
+            value(&Frame::push_at(&channel, "[1]", 7, "e-1")),
+            json!({"channel":"chat.lobby","data":[1],"offset":7,"epoch":"e-1"})
         );
         assert_eq!(
             value(&Frame::message("3")),

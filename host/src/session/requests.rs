@@ -1,17 +1,16 @@
-//! What each client request does: subscribe, unsubscribe, publish, rpc, ping.
+//! What each client request does: subscribe, unsubscribe, publish, ping
+//! (rpc in `rpc.rs`).
 //!
 //! Subscribes and publishes on a channel bound by `[[routes]]` first ask the
 //! route plugin (allow, deny, rewrite, fan-out, rpc, drop); publishes then run
 //! the route's inbound transforms once, before the message reaches the broker,
 //! so fan-out costs the same with or without them.
 
-use std::sync::Arc;
-
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
 use super::Session;
-use crate::broker::RpcError;
+use crate::broker::BrokerError;
 use crate::hub::Unsubscribed;
 use crate::plugin::CallError;
 use crate::plugin::hooks::{Action, Routed};
@@ -23,9 +22,7 @@ impl Session {
             Request::Subscribe { channel, since } => self.subscribe(id, channel, since).await,
             Request::Unsubscribe { channel } => self.unsubscribe(id, &channel),
             Request::Publish { channel, data } => self.publish(id, &channel, data).await,
-            Request::Rpc { method, data } => {
-                self.rpc(id, method, data.map_or("null", RawValue::get).to_owned());
-            }
+            Request::Rpc { method, data } => self.rpc(id, method, data).await,
             Request::Ping => self.reply(Frame::ok(&id)),
         }
     }
@@ -70,19 +67,43 @@ impl Session {
             return self.refuse(Some(&id), error);
         }
         let routed = (targets.as_slice() != [channel.clone()]).then(|| targets.clone());
-        let mut ack = Some(subscribe_ack(&id, since.is_some(), routed.as_deref()));
         // Recorded before the broker wait, so that a session cut during it
         // still releases its broker interest in `leave_all`.
-        let joining = self.subscriptions.add(channel, targets);
+        let joining = self.subscriptions.add(channel.clone(), targets);
         self.gateway
             .metrics
             .subscriptions
             .inc_by(joining.len() as i64);
-        // The ack waits for the broker subscriptions: a message published
-        // after the client read `ok` reaches it, from whichever instance.
+        // The ack waits for the broker's confirmation of every subscription:
+        // a message published after the client read `ok` reaches it, from
+        // whichever instance. Without it, the subscribe is refused and undone.
         // `join_all` registers every interest on its first poll.
         let broker = &self.gateway.broker;
-        futures_util::future::join_all(joining.iter().map(|target| broker.join(target))).await;
+        let joined =
+            futures_util::future::join_all(joining.iter().map(|target| broker.join(target))).await;
+        if let Some(error) = joined.into_iter().find_map(Result::err) {
+            for target in self.subscriptions.remove(&channel).unwrap_or_default() {
+                broker.leave(&target);
+                self.gateway.metrics.subscriptions.dec();
+            }
+            return self.refuse(Some(&id), broker_error(&error));
+        }
+        // A subscribe that leads to one new channel with history gets its
+        // position, and recovery with `since` (see `recover`).
+        if let [target] = joining.as_slice()
+            && routed.as_ref().is_none_or(|r| r.len() == 1)
+            && let Some(policy) = crate::history::policy_for(&plugins, target)
+        {
+            let target = target.clone();
+            return self
+                .subscribe_kept(id, channel, target, since, policy, routed)
+                .await;
+        }
+        if since.is_some() {
+            let unrecovered = Err(crate::history::recovery::Unrecovered::NoHistory);
+            self.gateway.metrics.history.recovery(unrecovered);
+        }
+        let mut ack = Some(subscribe_ack(&id, since.is_some(), routed.as_deref()));
         for target in joining {
             // The ack rides with the first join, so no push of that channel
             // can overtake it.
@@ -96,10 +117,18 @@ impl Session {
     }
 
     fn unsubscribe(&mut self, id: RequestId, channel: &ChannelName) {
-        let Some(left) = self.subscriptions.remove(channel) else {
+        if !self.leave(channel) {
             let error =
                 ProtocolError::new(ErrorCode::NotFound, format!("not subscribed to {channel}"));
             return self.refuse(Some(&id), error);
+        }
+        self.reply(Frame::ok(&id));
+    }
+
+    /// Leaves what `channel` led to; false when it was not subscribed.
+    pub(super) fn leave(&mut self, channel: &ChannelName) -> bool {
+        let Some(left) = self.subscriptions.remove(channel) else {
+            return false;
         };
         for target in left {
             let result = self.gateway.hub.unsubscribe(&target, &self.conn);
@@ -107,7 +136,7 @@ impl Session {
             self.gateway.broker.leave(&target);
             self.gateway.metrics.subscriptions.dec();
         }
-        self.reply(Frame::ok(&id));
+        true
     }
 
     async fn publish(&mut self, id: RequestId, channel: &ChannelName, data: &RawValue) {
@@ -130,7 +159,7 @@ impl Session {
             Ok(Routed::Deny(reason)) => {
                 return self.refuse(Some(&id), ProtocolError::new(ErrorCode::Forbidden, reason));
             }
-            Ok(Routed::Rpc(method)) => return self.rpc(id, method, data.get().to_owned()),
+            Ok(Routed::Rpc(method)) => return self.call(id, method, data.get().to_owned()),
             Ok(Routed::Drop) => return self.reply(Frame::ok(&id)),
             Err(error) => return self.refuse(Some(&id), plugin_error(&error)),
         };
@@ -146,48 +175,48 @@ impl Session {
     }
 
     /// Hands `payload` to the broker for each of `channels`, then acknowledges.
+    /// A payload too large for the broker is refused before the first channel.
     async fn deliver(&mut self, id: &RequestId, channels: &[ChannelName], payload: &str) {
+        if let Err(error) = self.gateway.broker.fits(payload) {
+            return self.refuse(Some(id), broker_error(&error));
+        }
+        let gateway = &self.gateway;
+        let plugins = gateway.plugins.current();
         for channel in channels {
-            if let Err(error) = self.gateway.broker.publish(channel, payload).await {
-                let error = ProtocolError::new(ErrorCode::Unavailable, error.to_string());
-                return self.refuse(Some(id), error);
+            let published = crate::history::publish(
+                gateway.broker.as_ref(),
+                &gateway.metrics,
+                &plugins,
+                channel,
+                payload,
+            );
+            if let Err(error) = published.await {
+                return self.refuse(Some(id), broker_error(&error));
             }
             self.gateway.metrics.published("ws");
         }
         self.reply(Frame::ok(id));
     }
-
-    /// Runs the request on its own task, so that a slow backend never stops
-    /// this connection from reading.
-    fn rpc(&mut self, id: RequestId, method: ChannelName, data: String) {
-        let gateway = Arc::clone(&self.gateway);
-        let outbox = Arc::clone(&self.outbox);
-        let timeout = gateway.config.broker.rpc_timeout();
-        tokio::spawn(async move {
-            let frame = match gateway.broker.request(&method, &data, timeout).await {
-                Ok(result) => Frame::ok_with(&id, &result),
-                Err(error) => {
-                    let code = match &error {
-                        RpcError::NoResponders(_) | RpcError::Broker(_) => ErrorCode::Unavailable,
-                        RpcError::Timeout(_) => ErrorCode::Timeout,
-                    };
-                    gateway.metrics.request_error(code);
-                    Frame::error(Some(&id), &ProtocolError::new(code, error.to_string()))
-                }
-            };
-            gateway.hub.push(&outbox, frame);
-        });
-    }
 }
 
-/// The `ok` for a subscribe: says when recovery was asked for but nothing was
-/// recovered (no channel keeps history yet), and which channels the route
-/// plugin chose when they differ from the one asked for.
+/// The `ok` for a subscribe to channels without history: says when recovery
+/// was asked for but cannot be had, and which channels the route plugin chose
+/// when they differ from the one asked for.
 fn subscribe_ack(id: &RequestId, asked_recovery: bool, routed: Option<&[ChannelName]>) -> Frame {
     let mut result = serde_json::Map::new();
     if asked_recovery {
         result.insert("recovered".into(), false.into());
     }
+    subscribe_result(id, result, routed)
+}
+
+/// `ok`, with `result` (plus `channels` when the route plugin rewrote the
+/// channel) unless that is empty.
+pub(super) fn subscribe_result(
+    id: &RequestId,
+    mut result: serde_json::Map<String, serde_json::Value>,
+    routed: Option<&[ChannelName]>,
+) -> Frame {
     if let Some(channels) = routed {
         let names = channels.iter().map(|c| c.as_str().into()).collect();
         result.insert("channels".into(), serde_json::Value::Array(names));
@@ -199,7 +228,11 @@ fn subscribe_ack(id: &RequestId, asked_recovery: bool, routed: Option<&[ChannelN
     }
 }
 
-fn plugin_error(error: &CallError) -> ProtocolError {
+fn broker_error(error: &BrokerError) -> ProtocolError {
+    ProtocolError::new(error.code(), error.to_string())
+}
+
+pub(super) fn plugin_error(error: &CallError) -> ProtocolError {
     ProtocolError::new(
         ErrorCode::PluginError,
         format!("plugin `{}`: {}", error.plugin, error.cause_text()),

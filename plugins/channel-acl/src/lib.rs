@@ -11,9 +11,16 @@
 //!   `claim` + `equals`); with no rule, the owner of a private channel or
 //!   the `channels_claim` patterns allow it. Public channels are
 //!   subscribe-only unless a rule says otherwise.
+//! - rpc: the gateway presents a client's `rpc` as a publish on the channel
+//!   named by its method, so the same `publish` rules decide who may call a
+//!   method: `{ channels = "orders.>", allow = "signed-in" }`,
+//!   `{ channels = "admin.>", claim = "role", equals = "admin" }`. Keep
+//!   method and channel names apart by their first token when callers and
+//!   publishers differ.
 //!
-//! Routing, once allowed: the first `rpc` rule (publish only), else the
-//! first `fan_out` rule, else the first `rewrite` rule; templates take
+//! Routing, once allowed: the first `rpc` rule (publish, and so rpc), else
+//! the first `fan_out` rule (which an rpc cannot take: the call fails), else
+//! the first `rewrite` rule (for an rpc: the method called instead); templates take
 //! `{1}`, `{2}`... (what the pattern's `*`/`>` matched) and `{user}`.
 //!
 //! ```toml

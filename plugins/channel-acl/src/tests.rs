@@ -181,6 +181,21 @@ fn allowed_requests_are_rewritten_fanned_out_or_turned_into_rpcs() {
     assert_eq!(subscription, Decision::Allow);
 }
 
+/// The gateway presents a client's rpc as a publish on the channel named by
+/// its method, so the `publish` rules decide who may call a method.
+#[test]
+fn publish_rules_decide_who_may_call_a_method() {
+    let call = |user, claims| decide(Action::Publish, "news.retract", user, claims);
+    assert!(
+        matches!(call(Some("ann"), json!({})), Decision::Deny(_)),
+        "only editors may call news.*"
+    );
+    assert_eq!(
+        call(Some("eve"), json!({ "role": "editor" })),
+        Decision::Allow
+    );
+}
+
 #[test]
 fn bad_configs_name_the_problem() {
     for (config, reason) in [

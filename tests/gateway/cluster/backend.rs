@@ -45,8 +45,11 @@ impl Backend {
         }
     }
 
-    /// Answers rpc `method` by wrapping each request's data: `{"echo":data}`.
-    /// Returns once the responder is subscribed; abort the handle to stop it.
+    /// Answers rpc `method` with each request's data and who called, as the
+    /// gateway tells a backend (NATS headers, Redis envelope keys):
+    /// `{"echo":data,"caller":{"user":U|null,"conn":C,"node":N}}`, `null`
+    /// for what was absent. Returns once the responder is subscribed; abort
+    /// the handle to stop it.
     pub async fn respond(server: &BrokerServer, method: &str) -> JoinHandle<()> {
         match server.kind {
             Kind::Nats => {
@@ -61,7 +64,17 @@ impl Backend {
                 tokio::spawn(async move {
                     while let Some(request) = requests.next().await {
                         let data: Value = serde_json::from_slice(&request.payload).expect("json");
-                        let answer = serde_json::json!({"echo": data}).to_string();
+                        let header = |name: &str| {
+                            let headers = request.headers.as_ref()?;
+                            Some(headers.get(name)?.as_str().to_owned())
+                        };
+                        let caller = serde_json::json!({
+                            "user": header("Ferrygate-User"),
+                            "conn": header("Ferrygate-Conn"),
+                            "node": header("Ferrygate-Node"),
+                        });
+                        let answer =
+                            serde_json::json!({"echo": data, "caller": caller}).to_string();
                         if let Some(reply) = request.reply {
                             client.publish(reply, answer.into()).await.expect("reply");
                         }
@@ -85,7 +98,14 @@ impl Backend {
                             .as_str()
                             .expect("reply channel")
                             .to_owned();
-                        let answer = serde_json::json!({"echo": envelope["data"]}).to_string();
+                        let caller = serde_json::json!({
+                            "user": envelope.get("user"),
+                            "conn": envelope.get("conn"),
+                            "node": envelope.get("node"),
+                        });
+                        let answer =
+                            serde_json::json!({"echo": envelope["data"], "caller": caller})
+                                .to_string();
                         let _: i64 = replier.publish(reply, answer).await.expect("reply");
                     }
                 })

@@ -39,9 +39,11 @@ pub async fn malformed_broker_messages_are_counted_and_dropped(kind: Kind) {
     }
 }
 
-/// Kill the broker: local delivery goes on and readiness says so; restart it
-/// on the same port: cross-instance delivery resumes, no client reconnects.
-pub async fn broker_outage_keeps_local_delivery_and_recovers(kind: Kind) {
+/// Kill the broker: readiness says so, and publishes and subscribes are
+/// refused `unavailable` (not acknowledged and delivered locally only);
+/// restart it on the same port: cross-instance delivery resumes, no client
+/// reconnects.
+pub async fn broker_outage_refuses_publishes_and_recovers(kind: Kind) {
     let mut server = BrokerServer::start(kind);
     let gateways = instances(&server, 2);
     let (a, b) = (&gateways[0], &gateways[1]);
@@ -58,14 +60,21 @@ pub async fn broker_outage_keeps_local_delivery_and_recovers(kind: Kind) {
     a.wait_ready(503).await;
     b.wait_ready(503).await;
     a.wait_metric_eq("ferrygate_broker_connected", 0.0).await;
-    publisher.publish("live", json!("during")).await;
-    assert_eq!(
-        on_a.recv().await["data"],
-        "during",
-        "local delivery stopped"
-    );
+    let reply = publisher
+        .request(json!({"op":"publish","channel":"live","data":"during"}))
+        .await;
+    assert_eq!(reply["error"]["code"], "unavailable", "{reply}");
+    let reply = publisher
+        .request(json!({"op":"subscribe","channel":"other"}))
+        .await;
+    assert_eq!(reply["error"]["code"], "unavailable", "{reply}");
+    let (status, body) = a
+        .api("/v1/publish", &json!({"channel":"live","data":"during"}))
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert_silent(&mut on_a, QUIET).await;
     let failed = "ferrygate_broker_publish_failures_total{reason=\"disconnected\"}";
-    assert!(a.metric(failed).await >= 1.0);
+    assert!(a.metric(failed).await >= 2.0);
 
     server.restart();
     a.wait_ready(200).await;

@@ -187,7 +187,8 @@ pub async fn direct_messages_reach_a_connection_on_another_instance(kind: Kind) 
     assert_eq!(gateways[1].metric(conn_in).await, 0.0, "B got C's traffic");
 }
 
-/// An rpc from a client on B reaches a backend responder and comes back;
+/// An rpc from an anonymous client on B reaches a backend responder, which
+/// learns the calling connection and instance and no user, and comes back;
 /// with no responder it fails `unavailable`, with a silent one `timeout`.
 pub async fn rpc_reaches_a_backend_responder(kind: Kind) {
     let server = BrokerServer::start(kind);
@@ -200,7 +201,12 @@ pub async fn rpc_reaches_a_backend_responder(kind: Kind) {
         .request(json!({"op":"rpc","method":"orders.get","data":{"id":7}}))
         .await;
     assert_eq!(reply["ok"], true, "{reply}");
-    assert_eq!(reply["result"], json!({"echo":{"id":7}}));
+    let caller = json!({"user": null, "conn": client.conn, "node": client.welcome["node"]});
+    assert_eq!(
+        reply["result"],
+        json!({"echo": {"id": 7}, "caller": caller}),
+        "anonymous: no user"
+    );
 
     let reply = client
         .request(json!({"op":"rpc","method":"nobody.home","data":1}))
@@ -219,4 +225,22 @@ pub async fn rpc_reaches_a_backend_responder(kind: Kind) {
     );
     responder.abort();
     drop(silent);
+}
+
+/// Found by fuzzing the envelope decoder: `null` is a payload a client may
+/// publish (acknowledged `ok`), and it must cross the broker like any other;
+/// it used to be wrapped and then refused by every receiver as `bad_envelope`.
+pub async fn a_null_payload_crosses_the_broker(kind: Kind) {
+    let server = BrokerServer::start(kind);
+    let gateways = instances(&server, 2, "");
+    let mut subscriber = gateways[1].client().await;
+    subscriber.subscribe("chat.null").await;
+    let mut publisher = gateways[0].client().await;
+    publisher
+        .publish("chat.null", serde_json::Value::Null)
+        .await;
+    let got = frames(&mut subscriber, 1).await;
+    assert_eq!(got, [json!({"channel":"chat.null","data":null})]);
+    let refused = "ferrygate_broker_malformed_total{reason=\"bad_envelope\"}";
+    assert_eq!(gateways[1].metric(refused).await, 0.0);
 }

@@ -4,11 +4,16 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
-use super::PATIENCE;
+use std::time::Duration;
+
+/// Longest a `serve` may take to log its address: a start compiles every
+/// plugin whose artifact is not cached yet, which in a debug build on a busy
+/// 2-core machine (a cold CI run, tests in parallel) can pass `PATIENCE`.
+const START_PATIENCE: Duration = Duration::from_secs(60);
 
 /// Spawns `command` (a `ferrygate serve`), echoes its log (shown by the test
-/// runner when a test fails) and waits for the `ws://ADDR/ws` line it logs
-/// once listening.
+/// runner when a test fails), checks every line for the secret canary, and
+/// waits for the `ws://ADDR/ws` line it logs once listening.
 pub fn spawn_and_wait_for_address(mut command: Command) -> (Child, SocketAddr) {
     let mut child = command
         .stderr(Stdio::piped())
@@ -21,13 +26,14 @@ pub fn spawn_and_wait_for_address(mut command: Command) -> (Child, SocketAddr) {
         // Keeps draining the pipe for the life of the process.
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             eprintln!("gateway: {line}");
+            super::canary::abort_if_leaked(&line, "a ferrygate log line");
             if let Some(rest) = line.split("ws://").nth(1) {
                 let _ = tx.send(rest.split('/').next().unwrap_or_default().to_owned());
             }
         }
     });
     let addr = rx
-        .recv_timeout(PATIENCE)
+        .recv_timeout(START_PATIENCE)
         .expect("the binary logs its address")
         .parse()
         .expect("a socket address");

@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_nats::{ConnectOptions, Event, ServerAddr};
 
 use crate::broker::BrokerError;
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, redact};
 use crate::metrics::Metrics;
 
 /// Longest pause between two reconnect attempts.
@@ -23,8 +23,10 @@ pub fn servers(config: &BrokerConfig) -> Result<Vec<ServerAddr>, BrokerError> {
         .urls_or_default()
         .iter()
         .map(|url| {
-            url.parse::<ServerAddr>()
-                .map_err(|e| BrokerError::Unavailable(format!("bad NATS url {url:?}: {e}")))
+            url.parse::<ServerAddr>().map_err(|e| {
+                let text = format!("bad NATS url {:?}: {e}", redact::url(url));
+                BrokerError::Unavailable(config.secrets().apply(&text).into_owned())
+            })
         })
         .collect()
 }
@@ -67,6 +69,10 @@ pub async fn options(
     Ok(options
         .name(format!("ferrygate-{node}"))
         .connection_timeout(config.connect_timeout())
+        // The library's own keepalive: a connection with two PINGs unanswered
+        // is dropped and re-made. Our liveness probe (`broker::health`) is
+        // what turns a hung server into `unavailable` first.
+        .ping_interval(config.probing().interval)
         .retry_on_initial_connect()
         .max_reconnects(None)
         .reconnect_delay_callback(backoff)

@@ -1,5 +1,5 @@
 //! NATS side of interest tracking: one subscription (and one reader task)
-//! per wanted topic.
+//! per wanted topic, confirmed by one server round trip ([`Probe`]) per batch.
 //!
 //! async-nats replays every live subscription after a reconnect by itself,
 //! so nothing here reacts to reconnects. Dropping a subscription (aborting its
@@ -7,6 +7,7 @@
 //! more, so a quick unsubscribe+subscribe never delivers a message twice.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::Client;
@@ -18,8 +19,7 @@ use crate::broker::BrokerError;
 use crate::broker::inbound::{Inbound, Route};
 use crate::broker::interest::{Subscriptions, Topic};
 
-/// How long a subscribe waits for the server to confirm it (PING/PONG).
-const CONFIRM: Duration = Duration::from_secs(2);
+use super::probe::Probe;
 
 /// See the module docs.
 #[derive(Debug)]
@@ -27,15 +27,28 @@ pub struct NatsSubscriptions {
     client: Client,
     prefix: String,
     inbound: Inbound,
+    probe: Arc<Probe>,
+    /// Longest wait for the confirming round trip (`[broker] timeout_ms`).
+    confirm: Duration,
     readers: HashMap<Topic, JoinHandle<()>>,
 }
 
 impl NatsSubscriptions {
-    pub fn new(client: Client, prefix: String, inbound: Inbound) -> Self {
+    /// Subscriptions on `client` under `prefix`, delivering into `inbound`,
+    /// confirmed by `probe` within `confirm`.
+    pub fn new(
+        client: Client,
+        prefix: String,
+        inbound: Inbound,
+        probe: Arc<Probe>,
+        confirm: Duration,
+    ) -> Self {
         Self {
             client,
             prefix,
             inbound,
+            probe,
+            confirm,
             readers: HashMap::new(),
         }
     }
@@ -76,19 +89,42 @@ pub async fn read(
 }
 
 impl Subscriptions for NatsSubscriptions {
-    async fn subscribe(&mut self, topic: &Topic) -> Result<(), BrokerError> {
-        if self.readers.contains_key(topic) {
-            return Ok(());
+    async fn subscribe(&mut self, topics: &[Topic]) -> Result<(), BrokerError> {
+        if self.client.connection_state() != State::Connected {
+            return Err(BrokerError::Unavailable("NATS is not connected".to_owned()));
         }
-        let subject = subject(&self.prefix, topic);
-        let reader = read(&self.client, &self.prefix, subject, self.inbound.clone()).await?;
-        self.readers.insert(topic.clone(), reader);
-        if self.client.connection_state() == State::Connected {
-            // The server answers PONG after it has processed our SUB: from
-            // then on, every message published to the subject reaches us.
-            let _ = tokio::time::timeout(CONFIRM, self.client.flush()).await;
+        let mut added = Vec::with_capacity(topics.len());
+        let mut result = Ok(());
+        for topic in topics {
+            if self.readers.contains_key(topic) {
+                continue;
+            }
+            let subject = subject(&self.prefix, topic);
+            match read(&self.client, &self.prefix, subject, self.inbound.clone()).await {
+                Ok(reader) => {
+                    self.readers.insert(topic.clone(), reader);
+                    added.push(topic);
+                }
+                Err(error) => {
+                    result = Err(error);
+                    break;
+                }
+            }
         }
-        Ok(())
+        // The probe comes back only after the server processed every SUB above:
+        // from then on, each message published to those subjects reaches us.
+        if result.is_ok() {
+            result = self.probe.round_trip(self.confirm).await;
+        }
+        if result.is_err() {
+            // Unconfirmed: dropped (UNSUB), and made anew when retried.
+            for topic in added {
+                if let Some(reader) = self.readers.remove(topic) {
+                    reader.abort();
+                }
+            }
+        }
+        result
     }
 
     async fn unsubscribe(&mut self, topic: &Topic) {

@@ -6,18 +6,22 @@
 use fred::prelude::{Builder, Client, Config, ReconnectPolicy, ServerConfig};
 
 use crate::broker::BrokerError;
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, redact};
 
 /// Messages the subscriber connection may hold for the reader before the
 /// oldest are lost (fred's default is 32, far too few for a burst).
 const SUBSCRIBER_BACKLOG: usize = 16 * 1024;
+
+/// fred's check for unresponsive connections runs at least this far apart.
+const MIN_UNRESPONSIVE_CHECK: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// A new, not yet connected client for `config`; `subscriber` sizes its
 /// message backlog for pub/sub traffic.
 pub fn client(config: &BrokerConfig, subscriber: bool) -> Result<Client, BrokerError> {
     let urls = config.urls_or_default();
     let bad = |url: &str, e: fred::error::Error| {
-        BrokerError::Unavailable(format!("bad Redis url {url:?}: {e}"))
+        let text = format!("bad Redis url {:?}: {e}", redact::url(url));
+        BrokerError::Unavailable(config.secrets().apply(&text).into_owned())
     };
     let first = urls
         .first()
@@ -46,6 +50,11 @@ pub fn client(config: &BrokerConfig, subscriber: bool) -> Result<Client, BrokerE
     builder
         .with_connection_config(|connection| {
             connection.connection_timeout = config.connect_timeout();
+            // fred's own heartbeat: a connection with a command unanswered for
+            // `timeout_ms` is dropped and re-made (its commands retried). Our
+            // liveness probe (`broker::health`) reports it unavailable first.
+            connection.unresponsive.max_timeout = Some(config.timeout());
+            connection.unresponsive.interval = (config.timeout() / 4).max(MIN_UNRESPONSIVE_CHECK);
         })
         .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2));
     if subscriber {

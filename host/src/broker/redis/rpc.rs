@@ -1,7 +1,8 @@
 //! Request/reply over Redis pub/sub, which has neither: the documented scheme.
 //!
 //! A request is published on `<prefix>:rpc:<method>` as the envelope plus a
-//! `reply` key naming a fresh channel `<prefix>:reply:<node>:<n>`; a responder
+//! `reply` key naming a fresh channel `<prefix>:reply:<node>:<n>` and the
+//! caller's `conn` and `user` (absent when anonymous); a responder
 //! publishes its answer (raw JSON or an envelope) there. Each instance has one
 //! pattern subscription `<prefix>:reply:<node>:*`, so replies cost no
 //! subscribe per request. PUBLISH returns how many subscribers took the
@@ -13,6 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
+
+use crate::broker::Caller;
 
 /// Requests in flight, by number.
 #[derive(Debug, Default)]
@@ -64,12 +67,19 @@ impl Drop for Ticket<'_> {
     }
 }
 
-/// The request envelope: the usual one plus the reply channel.
-pub fn request(node: &str, reply: &str, data: &str) -> String {
-    // Node ids and reply channels are built from safe characters only.
+/// The request envelope: the usual one plus the reply channel and who calls.
+/// `data` is JSON text, written as is.
+pub fn request(node: &str, reply: &str, caller: Caller<'_>, data: &str) -> String {
+    // Node ids, connection ids and reply channels are built from safe
+    // characters only; a user id is any string, so it is JSON-escaped.
+    let user = caller
+        .user
+        .map(|user| format!(r#","user":{}"#, serde_json::Value::from(user)))
+        .unwrap_or_default();
     format!(
-        r#"{{"ferrygate":{},"node":"{node}","reply":"{reply}","data":{data}}}"#,
-        crate::broker::envelope::VERSION
+        r#"{{"ferrygate":{},"node":"{node}","reply":"{reply}","conn":"{}"{user},"data":{data}}}"#,
+        crate::broker::envelope::VERSION,
+        caller.conn,
     )
 }
 
@@ -99,11 +109,25 @@ mod tests {
     }
 
     #[test]
-    fn request_envelope_is_json_with_reply_channel() {
-        let text = request("node1", "p:reply:node1:7", r#"{"id":1}"#);
+    fn request_envelope_is_json_with_reply_channel_and_caller() {
+        let caller = Caller {
+            user: Some(r#"al"ice\"#),
+            conn: "node1.2a",
+        };
+        let text = request("node1", "p:reply:node1:7", caller, r#"{"id":1}"#);
         let value: serde_json::Value = serde_json::from_str(&text).expect("json");
         assert_eq!(value["reply"], "p:reply:node1:7");
         assert_eq!(value["data"]["id"], 1);
         assert_eq!(value["ferrygate"], 1);
+        assert_eq!(value["conn"], "node1.2a");
+        assert_eq!(value["user"], r#"al"ice\"#);
+        let anonymous = Caller {
+            user: None,
+            conn: "node1.2b",
+        };
+        let text = request("node1", "p:reply:node1:8", anonymous, "null");
+        let value: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert!(value.get("user").is_none(), "{value}");
+        assert_eq!(value["data"], serde_json::Value::Null);
     }
 }

@@ -1,4 +1,12 @@
-//! `route`: one call per subscribe or publish on a channel bound to the plugin.
+//! `route`: one call per subscribe, publish or rpc on a channel bound to the
+//! plugin.
+//!
+//! WIT `ferrygate:plugin@0.1.0` has only the `subscribe` and `publish`
+//! actions, and a component-model enum cannot gain a case without breaking
+//! every plugin already built against it. So an rpc is presented as a
+//! `publish` whose channel is the method and whose data is the rpc's data: a
+//! rule that lets a client publish on `orders.get` lets it call `orders.get`
+//! (see `docs/plugins.md`, "rpc and the route plugin").
 
 use super::wrong_kind;
 use crate::metrics::Cause;
@@ -19,6 +27,8 @@ pub enum Action {
     Subscribe,
     /// A publish.
     Publish,
+    /// An rpc, the method as the channel; the plugin sees a `publish`.
+    Rpc,
 }
 
 /// The checked decision.
@@ -28,9 +38,10 @@ pub enum Routed {
     Allow,
     /// Refused, with the reason for the client.
     Deny(String),
-    /// These channels instead (a rewrite is a list of one).
+    /// These channels instead (a rewrite is a list of one). For an rpc,
+    /// always one: the method to call instead.
     Channels(Vec<ChannelName>),
-    /// Publish only: an rpc to this method.
+    /// Publish and rpc: an rpc to this method.
     Rpc(ChannelName),
     /// Publish only: acknowledge, deliver nothing.
     Drop,
@@ -48,7 +59,7 @@ impl Plugin {
         let request = RouteRequest {
             action: match action {
                 Action::Subscribe => router::Action::Subscribe,
-                Action::Publish => router::Action::Publish,
+                Action::Publish | Action::Rpc => router::Action::Publish,
             },
             channel: channel.as_str().to_owned(),
             connection: connection.clone(),
@@ -80,16 +91,49 @@ fn check(action: Action, decision: Decision) -> Result<Routed, String> {
         Decision::Allow => Routed::Allow,
         Decision::Deny(reason) => Routed::Deny(reason),
         Decision::Rewrite(name) => Routed::Channels(vec![channel(name)?]),
+        Decision::FanOut(_) if action == Action::Rpc => {
+            return Err("an rpc calls one method: `fan-out` does not apply".to_owned());
+        }
         Decision::FanOut(names) => {
             if names.is_empty() || names.len() > MAX_FAN_OUT {
                 return Err(format!("fan-out must name 1-{MAX_FAN_OUT} channels"));
             }
             Routed::Channels(names.into_iter().map(channel).collect::<Result<_, _>>()?)
         }
-        Decision::Rpc(method) if action == Action::Publish => Routed::Rpc(channel(method)?),
+        Decision::Rpc(method) if action != Action::Subscribe => Routed::Rpc(channel(method)?),
         Decision::Drop if action == Action::Publish => Routed::Drop,
-        Decision::Rpc(_) | Decision::Drop => {
-            return Err("`rpc` and `drop` apply to publishes only".to_owned());
-        }
+        Decision::Rpc(_) => return Err("`rpc` does not apply to a subscribe".to_owned()),
+        Decision::Drop => return Err("`drop` applies to publishes only".to_owned()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(text: &str) -> ChannelName {
+        ChannelName::new(text).expect("valid name")
+    }
+
+    #[test]
+    fn an_rpc_takes_allow_deny_rewrite_and_rpc_but_not_fan_out_or_drop() {
+        assert_eq!(check(Action::Rpc, Decision::Allow), Ok(Routed::Allow));
+        assert_eq!(
+            check(Action::Rpc, Decision::Deny("no".into())),
+            Ok(Routed::Deny("no".into()))
+        );
+        assert_eq!(
+            check(Action::Rpc, Decision::Rewrite("orders.v2".into())),
+            Ok(Routed::Channels(vec![name("orders.v2")]))
+        );
+        assert_eq!(
+            check(Action::Rpc, Decision::Rpc("orders.v3".into())),
+            Ok(Routed::Rpc(name("orders.v3")))
+        );
+        assert!(check(Action::Rpc, Decision::FanOut(vec!["a".into()])).is_err());
+        assert!(check(Action::Rpc, Decision::Drop).is_err());
+        assert!(check(Action::Rpc, Decision::Rpc("a b".into())).is_err());
+        assert!(check(Action::Subscribe, Decision::Rpc("a".into())).is_err());
+        assert_eq!(check(Action::Publish, Decision::Drop), Ok(Routed::Drop));
+    }
 }

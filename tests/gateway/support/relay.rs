@@ -1,0 +1,111 @@
+//! A TCP relay between a gateway and its broker, for broker-fault tests: it
+//! holds every chunk for a fixed delay in each direction (a broker ~10 ms
+//! away), and can stop forwarding while keeping every connection open (a
+//! hung broker or a network path that silently drops traffic), then resume.
+//! Bounded: at most [`CHUNKS`] chunks of 64 KiB queued per direction.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+
+/// Chunks read but not yet written, per direction of one connection.
+const CHUNKS: usize = 256;
+
+/// A running relay on 127.0.0.1; stops (closing every connection) when dropped.
+pub struct Relay {
+    /// The port to connect to instead of the broker's.
+    pub port: u16,
+    paused: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Relay {
+    /// Relays connections on a fresh port to `127.0.0.1:target`, each chunk
+    /// held `delay` in each direction.
+    pub async fn start(target: u16, delay: Duration) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the relay");
+        let port = listener.local_addr().expect("relay address").port();
+        let paused = watch::Sender::new(false);
+        let gate = paused.subscribe();
+        let task = tokio::spawn(async move {
+            // Owned here, so aborting the relay ends every pipe.
+            let mut pipes = JoinSet::new();
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)).await else {
+                    continue;
+                };
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                pipes.spawn(pipe(client_read, server_write, delay, gate.clone()));
+                pipes.spawn(pipe(server_read, client_write, delay, gate.clone()));
+            }
+        });
+        Self { port, paused, task }
+    }
+
+    /// Stops forwarding in both directions; connections stay open.
+    pub fn pause(&self) {
+        self.paused.send_replace(true);
+    }
+
+    /// Forwards again, what was held first.
+    pub fn resume(&self) {
+        self.paused.send_replace(false);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn pipe(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    delay: Duration,
+    gate: watch::Receiver<bool>,
+) {
+    let (tx, mut rx) = mpsc::channel::<(Instant, Vec<u8>)>(CHUNKS);
+    let mut read_gate = gate.clone();
+    let reader = async move {
+        let mut buffer = vec![0; 64 * 1024];
+        loop {
+            if read_gate.wait_for(|paused| !paused).await.is_err() {
+                return;
+            }
+            let n = match from.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            if tx
+                .send((Instant::now() + delay, buffer[..n].to_vec()))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    };
+    let mut write_gate = gate;
+    let writer = async move {
+        while let Some((due, chunk)) = rx.recv().await {
+            tokio::time::sleep_until(due).await;
+            if write_gate.wait_for(|paused| !paused).await.is_err() {
+                return;
+            }
+            if to.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+        let _ = to.shutdown().await;
+    };
+    tokio::join!(reader, writer);
+}

@@ -1,0 +1,90 @@
+//! `cargo xtask fuzz` and the fuzz smoke run of `cargo xtask test`: the
+//! targets of `fuzz/` (see `docs/fuzzing.md`).
+//!
+//! The long run uses libFuzzer (coverage-guided) through `cargo fuzz` when
+//! `cargo-fuzz` is installed (with `--sanitizer none`, cargo-fuzz 0.13 needs
+//! no nightly flag); without it, the stable driver (`ferrygate-fuzz`) in
+//! release mode. Both start from the committed
+//! seeds in `fuzz/corpus/<target>/`; libFuzzer's findings grow a working
+//! corpus under `target/fuzz-corpus/`, never the committed one.
+
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::{cargo, plugins, root, status, succeeds};
+
+/// The fuzz targets, as `fuzz/src/targets.rs` names them.
+const TARGETS: [&str; 4] = ["request", "manifest", "envelope", "upgrade"];
+
+/// Seconds per target in `cargo xtask test`: a smoke run, not a search.
+const SMOKE_SECONDS: u32 = 8;
+
+/// Seconds per target for `cargo xtask fuzz` without a SECONDS argument.
+const DEFAULT_SECONDS: u32 = 300;
+
+/// Every target for a few seconds with the stable driver (debug build, the
+/// profile the tests just built), then stops at the first crash.
+pub fn smoke() -> Result<()> {
+    let mut run = cargo();
+    run.args(["run", "-p", "ferrygate-fuzz", "--", "all"])
+        .arg(SMOKE_SECONDS.to_string());
+    status(run)
+}
+
+/// `cargo xtask fuzz [TARGET|all] [SECONDS]`.
+pub fn long(args: &[String]) -> Result<()> {
+    let which = args.first().map_or("all", String::as_str);
+    let targets: Vec<&str> = match which {
+        "all" => TARGETS.to_vec(),
+        name if TARGETS.contains(&name) => vec![name],
+        other => bail!("unknown fuzz target `{other}`; expected one of {TARGETS:?} or all"),
+    };
+    let seconds: u32 = match args.get(1) {
+        Some(text) => text
+            .parse()
+            .with_context(|| format!("SECONDS must be a whole number, not `{text}`"))?,
+        None => DEFAULT_SECONDS,
+    };
+    plugins::build()?;
+    let mut probe = cargo();
+    probe.args(["fuzz", "--version"]);
+    if !succeeds(probe) {
+        eprintln!(
+            "xtask: cargo-fuzz is not installed (`cargo install cargo-fuzz`): using the stable driver, without coverage guidance"
+        );
+        let mut run = cargo();
+        run.args(["run", "--release", "-p", "ferrygate-fuzz", "--"])
+            .arg(which)
+            .arg(seconds.to_string());
+        return status(run);
+    }
+    for target in targets {
+        let working = root().join("target/fuzz-corpus").join(target);
+        std::fs::create_dir_all(&working)
+            .with_context(|| format!("creating {}", working.display()))?;
+        let mut run = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
+        run.current_dir(root())
+            // The address sanitizer would need a nightly `-Zsanitizer`.
+            .args([
+                "fuzz",
+                "run",
+                target,
+                "--sanitizer",
+                "none",
+                "--features",
+                "libfuzzer",
+            ])
+            .arg(&working)
+            .arg(root().join("fuzz/corpus").join(target))
+            .arg("--")
+            .arg(format!("-max_total_time={seconds}"))
+            .arg(format!(
+                "-artifact_prefix={}/",
+                root().join("target/fuzz-artifacts").join(target).display()
+            ));
+        std::fs::create_dir_all(root().join("target/fuzz-artifacts").join(target))?;
+        status(run)?;
+    }
+    Ok(())
+}
