@@ -24,6 +24,7 @@ mod http_api;
 mod http_interop;
 mod limits;
 mod plugin_auth;
+mod plugin_author;
 mod plugin_check;
 mod plugin_langs;
 mod plugin_limits;

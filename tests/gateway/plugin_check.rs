@@ -89,7 +89,7 @@ fn check_lists_ungranted_wasi_as_stubbed_and_granted_once_granted() {
     assert!(output.contains("plugin `sneaky` imports:"), "{output}");
     assert!(
         output.contains("stubbed  wasi:clocks/wall-clock")
-            && output.contains("\"clocks\" allows it")
+            && output.contains("grants = [\"clocks\"] makes it real")
             && output.contains("stubbed  wasi:random/insecure-seed"),
         "{output}"
     );
@@ -117,13 +117,13 @@ fn check_accepts_the_default_builds_of_javascript_and_python_plugins() {
             "profanity",
             "transform",
             "profanity_filter",
-            "limits = { memory_mib = 64, time_ms = 500 }\ngrants = [\"clocks\", \"random\"]\nconfig = { words = [\"darn\"] }"
+            "limits = { memory_mib = 64, time_ms = 500 }\nconfig = { words = [\"darn\"] }"
         ),
         section(
             "rooms",
             "route",
             "room_rules",
-            "limits = { memory_mib = 64, time_ms = 500 }\ngrants = [\"clocks\", \"random\"]"
+            "limits = { memory_mib = 64, time_ms = 500 }"
         ),
     );
     let (code, output) = check("check-langs", &manifest);
@@ -137,18 +137,36 @@ fn check_accepts_the_default_builds_of_javascript_and_python_plugins() {
 }
 
 #[test]
-fn check_names_the_grant_a_javascript_runtime_needs_at_start() {
-    let manifest = section(
-        "profanity",
-        "transform",
-        "profanity_filter",
-        "limits = { memory_mib = 64, time_ms = 500 }\nconfig = { words = [\"darn\"] }",
+fn check_says_what_an_ungranted_clock_and_randomness_answer() {
+    // The default builds need no grant: their runtimes' reads at start get
+    // inert answers, and `check` says so on each import.
+    let manifest = format!(
+        "{}{}",
+        section(
+            "profanity",
+            "transform",
+            "profanity_filter",
+            "limits = { memory_mib = 64, time_ms = 500 }\nconfig = { words = [\"darn\"] }",
+        ),
+        section(
+            "rooms",
+            "route",
+            "room_rules",
+            "limits = { memory_mib = 64, time_ms = 500 }"
+        ),
     );
-    let (code, output) = check("check-js-no-grants", &manifest);
-    assert_eq!(code, 1, "{output}");
+    let (code, output) = check("check-inert", &manifest);
+    assert_eq!(code, 0, "{output}");
     assert!(
-        output.contains("called `wasi:clocks/monotonic-clock")
-            && output.contains("grants = [\"clocks\"] allows it"),
+        output.contains("stubbed  wasi:clocks/monotonic-clock")
+            && output.contains("inert: a frozen clock, always"),
+        "{output}"
+    );
+    assert!(
+        output.contains("stubbed  wasi:random/random")
+            && output.contains(
+                "inert while an instance starts: fixed bytes; every call after `init` refused"
+            ),
         "{output}"
     );
 }

@@ -3,7 +3,8 @@
 //! (componentize-js) and the Python `room-rules` route (componentize-py),
 //! end to end over real sockets. Both import WASI they are not granted
 //! (sockets, http, clocks, random): those imports are stubbed, so they load,
-//! and a stubbed import that a plugin calls fails only that call.
+//! and a stubbed import that a plugin calls fails only that call. Neither
+//! is granted anything: the manifests are what a new user writes.
 
 use serde_json::json;
 
@@ -13,10 +14,11 @@ use crate::support::plugins::section;
 use crate::support::{API_KEY, Client, TestGateway};
 
 /// Limits suited to an interpreter in the component: see docs/plugins.md.
-/// componentize-js's runtime reads the monotonic clock when an instance
-/// starts, and componentize-py's seeds itself from `wasi:random`: they need
-/// those grants (without them, `init` fails naming the call and the grant).
-const JS: &str = "limits = { memory_mib = 64, time_ms = 500 }\ngrants = [\"clocks\", \"random\"]";
+/// No grants: componentize-js's runtime reads the monotonic clock as an
+/// instance starts and componentize-py's seeds itself from `wasi:random`;
+/// ungranted, those reads get inert answers until `init` returns, and are
+/// refused after (plugins/testing `ungranted` below).
+const JS: &str = "limits = { memory_mib = 64, time_ms = 500 }";
 const PY: &str = JS;
 
 #[tokio::test]
@@ -66,7 +68,7 @@ async fn a_javascript_transform_refuses_a_bad_config_at_load() {
     // The compile cache the tests share (see support::TestGateway).
     let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache");
     let manifest = format!(
-        "{filter}\n[wasm]\ncache_dir = {:?}\n",
+        "[server]\nallow_anonymous = true\n{filter}\n[wasm]\ncache_dir = {:?}\n",
         cache.display().to_string()
     );
     let config = ferrygate::config::Config::parse(

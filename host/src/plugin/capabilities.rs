@@ -91,7 +91,14 @@ impl std::fmt::Display for Import {
             }
             Verdict::Stubbed { grant: Some(grant) } => write!(
                 f,
-                "stubbed  {name} (every call refused; see `grants`: \"{}\" allows it)",
+                "stubbed  {name} ({}; grants = [\"{}\"] makes it real)",
+                if name.starts_with("wasi:clocks/monotonic-clock") {
+                    "inert: a frozen clock, always"
+                } else if *grant == Grant::Clocks {
+                    "inert while an instance starts: a frozen clock; every call after `init` refused"
+                } else {
+                    "inert while an instance starts: fixed bytes; every call after `init` refused"
+                },
                 grant_name(*grant)
             ),
             Verdict::Stubbed { grant: None } => {

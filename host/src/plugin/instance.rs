@@ -100,6 +100,7 @@ pub struct Plugin {
     runtime: Arc<Runtime>,
     pub(super) counters: PluginCounters,
     pub(super) stats: Stats,
+    pub(super) recorder: Option<super::recording::Recorder>,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -125,6 +126,7 @@ pub(super) struct Parts {
     pub pre: Pre,
     pub imports: Vec<Import>,
     pub counters: PluginCounters,
+    pub recorder: Option<super::recording::Recorder>,
 }
 
 impl Plugin {
@@ -147,6 +149,7 @@ impl Plugin {
             runtime,
             counters: parts.counters,
             stats: Stats::default(),
+            recorder: parts.recorder,
         }
     }
 
@@ -311,7 +314,10 @@ impl Plugin {
         }
         .await;
         match created {
-            Ok((exports, Ok(()))) => Ok(Warm { store, exports }),
+            Ok((exports, Ok(()))) => {
+                store.data_mut().mark_started();
+                Ok(Warm { store, exports })
+            }
             Ok((_, Err(reason))) => {
                 Err(self.error(Cause::unavailable, format!("rejected its config: {reason}")))
             }

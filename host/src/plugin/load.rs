@@ -11,6 +11,7 @@ use std::sync::Arc;
 use super::bindings::{auth, route, transform};
 use super::cache::ContentHash;
 use super::instance::{Parts, Plugin, Pre};
+use super::recording::Recorder;
 use super::runtime::{CompileError, Runtime};
 use super::store::Tag;
 use super::{capabilities, stubs};
@@ -111,6 +112,17 @@ pub async fn build(
         .map_err(|e| fail(Problem::Task(e.to_string())))?
         .map_err(|e| fail(Problem::Compile(e)))?;
     let pre = prelink(runtime, &component, config.kind, &imports).map_err(fail)?;
+    let recorder = match &config.record {
+        Some(record) => Some(
+            Recorder::open(&record.path, u64::from(record.max_mib) << 20).map_err(|e| {
+                fail(Problem::Start(format!(
+                    "cannot open the recording {}: {e}",
+                    record.path.display()
+                )))
+            })?,
+        ),
+        None => None,
+    };
     let version = hash.short();
     let tag = Arc::new(Tag {
         name: name.to_owned(),
@@ -132,6 +144,7 @@ pub async fn build(
             pre,
             imports,
             counters: metrics.for_plugin(name, &version),
+            recorder,
         },
     ));
     // Start one instance now: it proves the config is accepted, and the

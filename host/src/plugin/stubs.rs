@@ -4,7 +4,10 @@
 //! counts as cause `refused`; its resources are host types that nothing can
 //! ever create. This is what lets the default builds of componentize-py and
 //! componentize-js (which import `wasi:sockets/*`, `wasi:http/*`, the clocks
-//! and randomness) load while reaching nothing.
+//! and randomness) load while reaching nothing. The one exception: while an
+//! instance starts, an ungranted clock or randomness read gets an inert
+//! answer ([`startup`]), since both runtimes read them as they start; the
+//! ungranted monotonic clock stays frozen after that too.
 //!
 //! Owns the stub definitions in a per-plugin copy of the linker; it never
 //! decides what is stubbed (capabilities) and never calls a plugin.
@@ -17,6 +20,8 @@ use wasmtime::component::{Component, Linker, ResourceType};
 
 use super::capabilities::{Import, Verdict, grant_name};
 use super::store::State;
+
+pub mod startup;
 
 /// The error a stubbed function fails its call with.
 #[derive(Debug, thiserror::Error)]
@@ -80,8 +85,20 @@ pub fn link(
                 (ComponentItem::Resource(resource), None) => defined.push(resource),
                 (ComponentItem::ComponentFunc(_), Some(linked)) => {
                     let function = format!("{name}#{export}");
+                    // `wasi:clocks/wall-clock@0.2.3#now` → `wasi:clocks/wall-clock#now`
+                    let unversioned =
+                        format!("{}#{export}", name.split('@').next().unwrap_or(name));
                     let hint = hint.clone().unwrap_or_default();
-                    linked.func_new(export, move |_, _, _, _| {
+                    linked.func_new(export, move |store, _, params, results| {
+                        if (!store.data().started() || startup::always_inert(&unversioned))
+                            && let Some(answer) = startup::answer(&unversioned, params)
+                            && answer.len() == results.len()
+                        {
+                            for (slot, value) in results.iter_mut().zip(answer) {
+                                *slot = value;
+                            }
+                            return Ok(());
+                        }
                         Err(Refused {
                             function: function.clone(),
                             hint: hint.clone(),
