@@ -71,6 +71,11 @@ impl Config {
         })?;
         let mut config = Self::parse(&text, env).map_err(|e| e.in_file(path))?;
         config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        for plugin in config.plugins.values_mut() {
+            if let Some(record) = &mut plugin.record {
+                record.path = config.base_dir.join(&record.path);
+            }
+        }
         Ok(LoadedConfig {
             config,
             path: path.to_owned(),

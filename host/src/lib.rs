@@ -26,6 +26,7 @@
 //! [`hub`] (frame built once) → each subscriber's [`outbox`] → its session's
 //! writer → socket. See `docs/architecture.md`.
 
+pub mod authoring;
 pub mod broker;
 pub mod close;
 pub mod config;

@@ -4,11 +4,13 @@
 //! |---|---|
 //! | [`bindings`] | the host-side WIT bindings (the only place `bindgen!` runs) |
 //! | [`runtime`] | the one wasmtime engine: pooling, epoch ticker, linker, compile |
-//! | [`cache`] | compiled artifacts on disk, keyed by content and engine |
-//! | [`capabilities`] | the import allow-list a component must pass |
+//! | [`cache`] | wasmtime's bounded artifact cache; content hashes |
+//! | [`capabilities`] | each import's verdict: linked, granted, stubbed or refused |
+//! | [`stubs`] | refusing implementations of ungranted WASI imports |
 //! | [`store`] | an instance's store: memory cap, deadline, `host` imports |
 //! | [`instance`] | a loaded plugin: warm instances and the call discipline |
 //! | [`load`] | from a manifest entry to a checked, started plugin |
+//! | [`recording`] | opt-in recording of a plugin's calls, for `plugin test` |
 //! | [`set`] | one generation of plugins and the route table |
 //! | [`live`] | the current generation, swapped atomically |
 //! | [`reload`] | building the next generation from the manifest, and rollback |
@@ -24,10 +26,12 @@ pub mod hooks;
 pub mod instance;
 pub mod live;
 pub mod load;
+pub mod recording;
 pub mod reload;
 pub mod runtime;
 pub mod set;
 pub mod store;
+pub mod stubs;
 
 pub use bindings::{Connection, Identity};
 pub use instance::{CallError, Plugin};

@@ -80,14 +80,20 @@ fn check_rejects_a_plain_core_module() {
 }
 
 #[test]
-fn check_rejects_an_ungranted_import_and_accepts_it_once_granted() {
+fn check_lists_ungranted_wasi_as_stubbed_and_granted_once_granted() {
     let (code, output) = check(
         "check-ungranted",
         &section("sneaky", "transform", "ungranted", ""),
     );
-    assert_eq!(code, 1, "{output}");
-    assert!(output.contains("plugin `sneaky`"), "{output}");
-    assert!(output.contains("which is not granted"), "{output}");
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("plugin `sneaky` imports:"), "{output}");
+    assert!(
+        output.contains("stubbed  wasi:clocks/wall-clock")
+            && output.contains("grants = [\"clocks\"] makes it real")
+            && output.contains("stubbed  wasi:random/insecure-seed"),
+        "{output}"
+    );
+    assert!(output.contains("linked   wasi:io/streams"), "{output}");
     let granted = section(
         "sneaky",
         "transform",
@@ -96,6 +102,119 @@ fn check_rejects_an_ungranted_import_and_accepts_it_once_granted() {
     );
     let (code, output) = check("check-granted", &granted);
     assert_eq!(code, 0, "{output}");
+    assert!(
+        output.contains("granted  wasi:clocks/wall-clock"),
+        "{output}"
+    );
+    assert!(!output.contains("stubbed"), "{output}");
+}
+
+#[test]
+fn check_accepts_the_default_builds_of_javascript_and_python_plugins() {
+    let manifest = format!(
+        "{}{}",
+        section(
+            "profanity",
+            "transform",
+            "profanity_filter",
+            "limits = { memory_mib = 64, time_ms = 500 }\nconfig = { words = [\"darn\"] }"
+        ),
+        section(
+            "rooms",
+            "route",
+            "room_rules",
+            "limits = { memory_mib = 64, time_ms = 500 }"
+        ),
+    );
+    let (code, output) = check("check-langs", &manifest);
+    assert_eq!(code, 0, "{output}");
+    // Network interfaces no grant can allow: stubbed, said so.
+    assert!(
+        output.contains("stubbed  wasi:sockets/") && output.contains("no grant allows it"),
+        "{output}"
+    );
+    assert!(output.contains("stubbed  wasi:http/"), "{output}");
+}
+
+#[test]
+fn check_says_what_an_ungranted_clock_and_randomness_answer() {
+    // The default builds need no grant: their runtimes' reads at start get
+    // inert answers, and `check` says so on each import.
+    let manifest = format!(
+        "{}{}",
+        section(
+            "profanity",
+            "transform",
+            "profanity_filter",
+            "limits = { memory_mib = 64, time_ms = 500 }\nconfig = { words = [\"darn\"] }",
+        ),
+        section(
+            "rooms",
+            "route",
+            "room_rules",
+            "limits = { memory_mib = 64, time_ms = 500 }"
+        ),
+    );
+    let (code, output) = check("check-inert", &manifest);
+    assert_eq!(code, 0, "{output}");
+    assert!(
+        output.contains("stubbed  wasi:clocks/monotonic-clock")
+            && output.contains("inert: a frozen clock, always"),
+        "{output}"
+    );
+    assert!(
+        output.contains("stubbed  wasi:random/random")
+            && output.contains(
+                "inert while an instance starts: fixed bytes; every call after `init` refused"
+            ),
+        "{output}"
+    );
+}
+
+/// A component whose only content is imports: two unknown interfaces, a
+/// bare function, and a WASI interface that is stubbed.
+fn component_with_foreign_imports() -> Vec<u8> {
+    use wasm_encoder::{
+        Component, ComponentImportSection, ComponentTypeRef, ComponentTypeSection, InstanceType,
+    };
+    let mut types = ComponentTypeSection::new();
+    types.instance(&InstanceType::new());
+    types
+        .function()
+        .params(std::iter::empty::<(&str, wasm_encoder::ComponentValType)>())
+        .result(None);
+    let mut imports = ComponentImportSection::new();
+    imports.import("acme:db/query@1.0.0", ComponentTypeRef::Instance(0));
+    imports.import("wasi:sockets/tcp@0.2.0", ComponentTypeRef::Instance(0));
+    imports.import("acme:kv/store", ComponentTypeRef::Instance(0));
+    imports.import("log", ComponentTypeRef::Func(1));
+    let mut component = Component::new();
+    component.section(&types).section(&imports);
+    component.finish()
+}
+
+#[test]
+fn check_lists_every_refused_import_with_its_reason() {
+    let dir = TempDir::new("foreign-imports");
+    let path = dir.0.join("foreign.wasm");
+    std::fs::write(&path, component_with_foreign_imports()).expect("write component");
+    let manifest = format!(
+        "[plugins.foreign]\nkind = \"transform\"\npath = {:?}\n",
+        path.display().to_string()
+    );
+    let (code, output) = check("check-foreign", &manifest);
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("plugin `foreign`"), "{output}");
+    for line in [
+        "refused  acme:db/query@1.0.0: an unknown interface",
+        "refused  acme:kv/store: an unknown interface",
+        "refused  log: a bare function import",
+    ] {
+        assert!(output.contains(line), "{line} missing in: {output}");
+    }
+    // Stubbable WASI is not a reason to refuse, and no grant is hinted.
+    assert!(!output.contains("wasi:sockets"), "{output}");
+    assert!(!output.contains("see `grants`"), "{output}");
 }
 
 #[test]

@@ -26,7 +26,7 @@ async fn gateway_with(file: &str, limits: &str, on_error: &str) -> TestGateway {
 }
 
 /// Sum of the `ferrygate_plugin_errors_total` series of `plugin` with `cause`.
-async fn plugin_errors(gateway: &TestGateway, plugin: &str, cause: &str) -> f64 {
+pub async fn plugin_errors(gateway: &TestGateway, plugin: &str, cause: &str) -> f64 {
     let (_, text) = gateway.http("GET", "/metrics", &[], "").await;
     text.lines()
         .filter(|line| line.starts_with("ferrygate_plugin_errors_total{"))

@@ -8,7 +8,9 @@
 //!   plugins' checks, then the plugins' build and every test (installing
 //!   `nats-server` and `redis-server`, which the cluster tests run, when they
 //!   are missing; failing when they cannot be installed).
-//! - `build-plugins`: build `plugins/` for `wasm32-wasip2` into `plugins/dist/`.
+//! - `build-plugins`: build `plugins/` for `wasm32-wasip2` into `plugins/dist/`,
+//!   and the JavaScript and Python plugins with componentize-js and
+//!   componentize-py (installed on first use into `target/toolchains/`).
 //! - `bench-fanout [ARGS...]`: build release binaries and run `bench/fanout.sh`.
 //! - `bench-cluster [ARGS...]`: build release binaries and run `bench/cluster.sh`
 //!   (fan-out across two instances on NATS and on Redis).
@@ -29,6 +31,7 @@ use anyhow::{Context, Result, bail};
 
 mod fuzz;
 mod plugins;
+mod toolchains;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

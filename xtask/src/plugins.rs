@@ -2,8 +2,9 @@
 //! components (`wasm32-wasip2`, installing the target with rustup if it is
 //! missing) and copies each to `plugins/dist/<name>.wasm`, where tests,
 //! examples and manifests find them, after checking that it imports neither
-//! the clocks nor randomness, which the gateway does not grant. Also the plugins' own checks (native
-//! unit tests, clippy for wasm, rustfmt) for `cargo xtask test`.
+//! the clocks nor randomness, which the gateway does not grant; then the
+//! JavaScript and Python plugins (see `toolchains`). Also the plugins' own
+//! checks (native unit tests, clippy for wasm, rustfmt) for `cargo xtask test`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -69,6 +70,7 @@ pub fn build() -> Result<()> {
     }
     let (package, name, _) = STAMP_V2;
     install(&component(&stamp_dir, package), &dist, name)?;
+    crate::toolchains::build(&target_dir, &dist)?;
     eprintln!("xtask: plugins are in {}", dist.display());
     Ok(())
 }

@@ -32,6 +32,10 @@ pub struct PluginConfig {
     /// Host capabilities beyond logging and config.
     #[serde(default)]
     pub grants: Vec<Grant>,
+    /// Record every call into a file for `ferrygate plugin test` (off by
+    /// default; see docs/plugins.md).
+    #[serde(default)]
+    pub record: Option<RecordConfig>,
     /// The secrets of `config`: every string that came from a `${VAR}`, and
     /// every string under a key that names a secret (`hs256_secret`, ...);
     /// hidden in the plugin's errors and log lines. Filled in by the parser.
@@ -92,6 +96,25 @@ pub enum OnError {
     Allow,
 }
 
+/// `record = { path, max_mib }`: where a plugin's calls are recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordConfig {
+    /// The JSON-lines file, relative to the manifest's folder; appended to.
+    pub path: PathBuf,
+    /// Recording stops once the file holds this many MiB (1 to
+    /// [`MAX_RECORD_MIB`], default 16).
+    #[serde(default = "default_record_mib")]
+    pub max_mib: u32,
+}
+
+fn default_record_mib() -> u32 {
+    16
+}
+
+/// Most `record.max_mib`: a recording is for debugging, not an archive.
+pub const MAX_RECORD_MIB: u32 = 1024;
+
 /// A capability the manifest may grant a plugin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -149,8 +172,11 @@ fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ChannelPattern>, D
 pub struct WasmConfig {
     /// Keep compiled plugins on disk, so that a restart does not recompile.
     pub cache: bool,
-    /// Where; by default `$XDG_CACHE_HOME/ferrygate` or `~/.cache/ferrygate`.
+    /// Where; by default `$XDG_CACHE_HOME/ferrygate/wasm` or `~/.cache/ferrygate/wasm`.
     pub cache_dir: Option<PathBuf>,
+    /// Size the cache directory is kept under, in MiB (oldest artifacts go
+    /// first); at most [`MAX_CACHE_MIB`].
+    pub cache_max_mib: u32,
     /// Most plugin instances alive at once, all plugins together.
     pub max_instances: u32,
     /// Ceiling for any plugin's `limits.memory_mib`.
@@ -162,6 +188,7 @@ impl Default for WasmConfig {
         Self {
             cache: true,
             cache_dir: None,
+            cache_max_mib: 512,
             max_instances: 1000,
             max_memory_mib: 256,
         }
@@ -175,6 +202,10 @@ const MAX_INSTANCES: u32 = 100_000;
 /// Most `[wasm] max_memory_mib`: 4 GiB is all a 32-bit WebAssembly memory
 /// can address.
 const MAX_MEMORY_MIB: u32 = 4096;
+
+/// Most `[wasm] cache_max_mib` (1 TiB): a bound that catches a unit mistake;
+/// the disk is the real limit.
+pub const MAX_CACHE_MIB: u32 = 1 << 20;
 
 /// The plugin table, in name order so that loads and reports are stable.
 pub type Plugins = BTreeMap<String, PluginConfig>;
@@ -216,6 +247,12 @@ pub(super) fn validate(
             ),
         ));
     }
+    if !(1..=MAX_CACHE_MIB).contains(&wasm.cache_max_mib) {
+        return Err(invalid(
+            &["wasm", "cache_max_mib"],
+            format!("must be between 1 and {MAX_CACHE_MIB} (MiB)"),
+        ));
+    }
     let mut auth_plugins = plugins.iter().filter(|(_, p)| p.kind == PluginKind::Auth);
     if let (Some(_), Some((second, _))) = (auth_plugins.next(), auth_plugins.next()) {
         return Err(invalid(
@@ -249,6 +286,14 @@ pub(super) fn validate(
             return Err(invalid(
                 &["plugins", name, "limits"],
                 "time_ms must be between 1 and 60000",
+            ));
+        }
+        if let Some(record) = &plugin.record
+            && !(1..=MAX_RECORD_MIB).contains(&record.max_mib)
+        {
+            return Err(invalid(
+                &["plugins", name, "record"],
+                format!("max_mib must be between 1 and {MAX_RECORD_MIB}"),
             ));
         }
         match (plugin.kind, plugin.on_error) {

@@ -32,6 +32,9 @@ pub enum Cause {
     bad_output,
     /// No instance could be created (pool exhausted, init failed).
     unavailable,
+    /// The plugin called a WASI function it is not granted (a stub that
+    /// refuses every call, see `plugin::stubs`).
+    refused,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -84,7 +87,7 @@ pub struct PluginCounters {
     pub calls: Counter,
     /// Call latency in seconds, instance checkout included.
     pub latency: Histogram,
-    errors: [(Cause, Counter); 5],
+    errors: [(Cause, Counter); 6],
 }
 
 impl PluginCounters {
@@ -193,6 +196,7 @@ impl PluginMetrics {
                 error(Cause::memory),
                 error(Cause::bad_output),
                 error(Cause::unavailable),
+                error(Cause::refused),
             ],
         }
     }

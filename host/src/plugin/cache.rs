@@ -1,19 +1,33 @@
-//! Compiled plugins on disk, so that a restart loads a plugin in well under a
-//! millisecond instead of compiling it again.
+//! Compiled plugins on disk, so that a restart, a rollback or a second process
+//! loads a plugin instead of compiling it again, in a directory of bounded
+//! size.
 //!
-//! An artifact is named by the SHA-256 of the component's bytes and the
-//! engine's compatibility hash (wasmtime version and compiler settings), so a
-//! changed plugin or a new gateway build never picks up a stale artifact.
-//! Loading an artifact is `unsafe` in wasmtime, because arbitrary bytes could
-//! be native code: the directory must be writable by the gateway alone, which
-//! is why it is created with mode 0700 and every write is atomic.
+//! This is wasmtime's own cache (its `cache` feature): an artifact is keyed by
+//! a SHA-256 of the component's bytes together with the engine's compiler
+//! settings and wasmtime's version, so a changed plugin or a new gateway build
+//! never picks up a stale artifact. Artifacts are stored zstd-compressed, and
+//! wasmtime's cache worker (a low-priority background thread) deletes the
+//! oldest once the directory holds more than the size limit
+//! (`[wasm] cache_max_mib`). It replaced a hand-written cache that kept one
+//! uncompressed `.cwasm` per version forever (about 35 MB for each version of
+//! a 12 MB JavaScript component); see docs/benchmarks.md for what a hit costs.
+//! wasmtime loads a cached artifact as native code, so the directory must be
+//! writable by the gateway alone: it is created with mode 0700.
+//!
+//! Owns the cache's settings and the content hash used for version labels;
+//! it never compiles (that is `runtime`).
 
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use wasmtime::Engine;
-use wasmtime::component::Component;
+use wasmtime::{Cache, CacheConfig};
+
+/// How often, at most, the cache worker checks the directory's size after a
+/// new artifact is written. wasmtime's default is an hour; a minute keeps
+/// the directory near its limit when versions of a big plugin follow each
+/// other quickly, at the cost of one directory listing a minute at most.
+pub const CLEANUP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The SHA-256 of a component's bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -43,67 +57,18 @@ impl std::fmt::Debug for ContentHash {
     }
 }
 
-/// A directory of precompiled components.
-#[derive(Debug)]
-pub struct ArtifactCache {
-    dir: PathBuf,
-    engine_key: String,
-}
-
-impl ArtifactCache {
-    /// Opens (creating it if needed) the cache in `dir` for `engine`.
-    pub fn open(dir: &Path, engine: &Engine) -> std::io::Result<Self> {
-        create_private_dir(dir)?;
-        let mut hasher = DefaultHasher::new();
-        engine.precompile_compatibility_hash().hash(&mut hasher);
-        Ok(Self {
-            dir: dir.to_owned(),
-            engine_key: format!("{:016x}", hasher.finish()),
-        })
-    }
-
-    fn path_of(&self, hash: &ContentHash) -> PathBuf {
-        self.dir.join(format!("{hash}-{}.cwasm", self.engine_key))
-    }
-
-    /// The cached component for `hash`, if a usable artifact exists.
-    pub fn load(&self, engine: &Engine, hash: &ContentHash) -> Option<Component> {
-        let path = self.path_of(hash);
-        if !path.exists() {
-            return None;
-        }
-        #[allow(
-            unsafe_code,
-            reason = "the artifact was written by this engine into a directory only the gateway may write, under a name that includes the engine's compatibility hash"
-        )]
-        // SAFETY: see the allow's reason; wasmtime still rejects artifacts of
-        // another version or configuration with an error, handled below.
-        let loaded = unsafe { Component::deserialize_file(engine, &path) };
-        match loaded {
-            Ok(component) => Some(component),
-            Err(error) => {
-                tracing::warn!(path = %path.display(), %error, "ignoring an unusable cached artifact");
-                None
-            }
-        }
-    }
-
-    /// Saves `component`'s compiled form for `hash`. Failures only cost a
-    /// recompile next time, so they are logged, not returned.
-    pub fn store(&self, hash: &ContentHash, component: &Component) {
-        let path = self.path_of(hash);
-        let result = component
-            .serialize()
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| {
-                let temp = path.with_extension(format!("tmp{}", std::process::id()));
-                std::fs::write(&temp, bytes)?;
-                std::fs::rename(&temp, &path)
-            });
-        if let Err(error) = result {
-            tracing::warn!(path = %path.display(), %error, "cannot cache a compiled plugin");
-        }
-    }
+/// Opens wasmtime's cache in `dir` (created with mode 0700 if missing),
+/// keeping it near `max_bytes`: the worker deletes the oldest artifacts
+/// until the directory is back under 70 % of it.
+pub fn open(dir: &Path, max_bytes: u64) -> anyhow::Result<Cache> {
+    create_private_dir(dir)?;
+    let dir = std::path::absolute(dir)?;
+    let mut config = CacheConfig::new();
+    config
+        .with_directory(dir)
+        .with_files_total_size_soft_limit(max_bytes)
+        .with_cleanup_interval(CLEANUP_INTERVAL);
+    Cache::new(config).map_err(anyhow::Error::from)
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
@@ -114,7 +79,8 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
-/// The default cache directory: `$XDG_CACHE_HOME/ferrygate` or `~/.cache/ferrygate`.
+/// The default cache directory: `$XDG_CACHE_HOME/ferrygate/wasm` or
+/// `~/.cache/ferrygate/wasm`.
 pub fn default_dir() -> Option<PathBuf> {
     let from = |var: &str| {
         std::env::var_os(var)

@@ -15,8 +15,10 @@ use wasmtime::Store;
 
 use super::bindings::{auth, route, transform};
 use super::cache::ContentHash;
+use super::capabilities::{Import, Verdict};
 use super::runtime::Runtime;
 use super::store::{State, Tag};
+use super::stubs::Refused;
 use crate::config::{Grant, OnError, PluginConfig, PluginKind, PluginLimits};
 use crate::metrics::{Cause, PluginCounters};
 
@@ -64,6 +66,7 @@ impl CallError {
             Cause::memory => "the plugin ran out of memory",
             Cause::bad_output => "the plugin gave an unusable answer",
             Cause::unavailable => "the plugin is unavailable",
+            Cause::refused => "the plugin called an interface it is not granted",
         }
     }
 }
@@ -91,11 +94,13 @@ pub struct Plugin {
     limits: PluginLimits,
     tag: Arc<Tag>,
     pre: Pre,
+    imports: Vec<Import>,
     idle: Mutex<Vec<Warm>>,
     max_idle: usize,
     runtime: Arc<Runtime>,
     pub(super) counters: PluginCounters,
     pub(super) stats: Stats,
+    pub(super) recorder: Option<super::recording::Recorder>,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -119,7 +124,9 @@ pub(super) struct Parts {
     pub settings: PluginConfig,
     pub tag: Arc<Tag>,
     pub pre: Pre,
+    pub imports: Vec<Import>,
     pub counters: PluginCounters,
+    pub recorder: Option<super::recording::Recorder>,
 }
 
 impl Plugin {
@@ -136,11 +143,13 @@ impl Plugin {
             limits: parts.limits,
             tag: parts.tag,
             pre: parts.pre,
+            imports: parts.imports,
             idle: Mutex::new(Vec::new()),
             max_idle: (2 * cores).max(4),
             runtime,
             counters: parts.counters,
             stats: Stats::default(),
+            recorder: parts.recorder,
         }
     }
 
@@ -157,6 +166,11 @@ impl Plugin {
     /// The version label.
     pub fn version(&self) -> &str {
         &self.tag.version
+    }
+
+    /// Each import of the component with its verdict (`ferrygate check`).
+    pub fn imports(&self) -> &[Import] {
+        &self.imports
     }
 
     /// What `GET /v1/plugins` shows about this plugin.
@@ -177,6 +191,12 @@ impl Plugin {
             "hash": format!("sha256:{}", self.hash),
             "loaded_at": loaded_at,
             "grants": grants,
+            "stubbed": self
+                .imports
+                .iter()
+                .filter(|i| matches!(i.verdict, Verdict::Stubbed { .. }))
+                .map(|i| i.name.as_str())
+                .collect::<Vec<_>>(),
             "calls": self.counters.calls.get(),
             "errors": self.counters.failures(),
             "last_error": self
@@ -256,6 +276,8 @@ impl Plugin {
                 Cause::memory,
                 format!("memory cap of {} MiB reached", self.limits.memory_mib),
             )
+        } else if let Some(refused) = error.downcast_ref::<Refused>() {
+            self.error(Cause::refused, refused.to_string())
         } else if error.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt)
             || store.data().past_deadline()
         {
@@ -302,7 +324,10 @@ impl Plugin {
         }
         .await;
         match created {
-            Ok((exports, Ok(()))) => Ok(Warm { store, exports }),
+            Ok((exports, Ok(()))) => {
+                store.data_mut().mark_started();
+                Ok(Warm { store, exports })
+            }
             Ok((_, Err(reason))) => {
                 Err(self.error(Cause::unavailable, format!("rejected its config: {reason}")))
             }

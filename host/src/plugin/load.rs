@@ -1,17 +1,20 @@
 //! Turning a `[plugins.NAME]` entry into a ready [`Plugin`]: read, hash,
-//! compile (or load the cached artifact), check its imports against its
-//! grants, check it exports its kind's world, and start one instance so that
-//! its `init` accepts the config. Any failure names the plugin and the reason.
+//! classify its imports against its grants (before compiling, so a refused
+//! import costs milliseconds, and every refused import is named), compile (or
+//! load the cached artifact), link stubs for the ungranted WASI it imports,
+//! check it exports its kind's world, and start one instance so that its
+//! `init` accepts the config. Any failure names the plugin and the reason.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::bindings::{auth, route, transform};
 use super::cache::ContentHash;
-use super::capabilities;
 use super::instance::{Parts, Plugin, Pre};
+use super::recording::Recorder;
 use super::runtime::{CompileError, Runtime};
 use super::store::Tag;
+use super::{capabilities, stubs};
 use crate::config::{PluginConfig, PluginKind};
 use crate::metrics::PluginMetrics;
 
@@ -36,11 +39,11 @@ pub enum Problem {
     /// Not a component, or not one wasmtime accepts.
     #[error(transparent)]
     Compile(#[from] CompileError),
-    /// It imports an interface its grants do not allow.
+    /// It imports what the gateway cannot link: one line per refused import.
     #[error(
-        "imports `{0}`, which is not granted: plugins get logging and their config only (see `grants`)"
+        "has imports the gateway cannot provide (plugins get logging, their config, and WASI that refuses every call unless granted):{0}"
     )]
-    Ungranted(String),
+    Refused(String),
     /// It does not export the world its kind requires.
     #[error("does not implement the `{kind}` world (ferrygate:plugin/{kind}): {detail}")]
     WrongWorld {
@@ -94,17 +97,32 @@ pub async fn build(
         path: path.to_owned(),
         problem,
     };
+    if bytes.get(..8) == Some(b"\0asm\x01\0\0\0") {
+        return Err(fail(Problem::Compile(CompileError::CoreModule)));
+    }
+    let imports = capabilities::read_imports(&bytes)
+        .map_err(|e| fail(Problem::Compile(CompileError::Unreadable(e))))?;
+    let imports = capabilities::classify(&imports, &config.grants);
+    if let Some(list) = capabilities::refusals(&imports) {
+        return Err(fail(Problem::Refused(list)));
+    }
     let compiling = Arc::clone(runtime);
     let component = tokio::task::spawn_blocking(move || compiling.compile(&bytes, &hash))
         .await
         .map_err(|e| fail(Problem::Task(e.to_string())))?
         .map_err(|e| fail(Problem::Compile(e)))?;
-    if let Some(import) =
-        capabilities::ungranted_import(runtime.engine(), &component, &config.grants)
-    {
-        return Err(fail(Problem::Ungranted(import)));
-    }
-    let pre = prelink(runtime, &component, config.kind).map_err(fail)?;
+    let pre = prelink(runtime, &component, config.kind, &imports).map_err(fail)?;
+    let recorder = match &config.record {
+        Some(record) => Some(
+            Recorder::open(&record.path, u64::from(record.max_mib) << 20).map_err(|e| {
+                fail(Problem::Start(format!(
+                    "cannot open the recording {}: {e}",
+                    record.path.display()
+                )))
+            })?,
+        ),
+        None => None,
+    };
     let version = hash.short();
     let tag = Arc::new(Tag {
         name: name.to_owned(),
@@ -124,7 +142,9 @@ pub async fn build(
             settings: config.clone(),
             tag,
             pre,
+            imports,
             counters: metrics.for_plugin(name, &version),
+            recorder,
         },
     ));
     // Start one instance now: it proves the config is accepted, and the
@@ -141,15 +161,18 @@ fn prelink(
     runtime: &Runtime,
     component: &wasmtime::component::Component,
     kind: PluginKind,
+    imports: &[capabilities::Import],
 ) -> Result<Pre, Problem> {
     let wrong_world = |error: wasmtime::Error| Problem::WrongWorld {
         kind: kind.as_str(),
         detail: format!("{error:#}"),
     };
-    let instance_pre = runtime
-        .linker()
-        .instantiate_pre(component)
-        .map_err(wrong_world)?;
+    // A copy per component: the stubs depend on what it imports. Cloning
+    // copies the name table only (microseconds), not the host functions.
+    let mut linker = runtime.linker().clone();
+    stubs::link(&mut linker, runtime.engine(), component, imports)
+        .map_err(|e| Problem::Start(format!("cannot link stubs: {e:#}")))?;
+    let instance_pre = linker.instantiate_pre(component).map_err(wrong_world)?;
     Ok(match kind {
         PluginKind::Auth => Pre::Auth(auth::AuthPre::new(instance_pre).map_err(wrong_world)?),
         PluginKind::Route => Pre::Route(route::RoutePre::new(instance_pre).map_err(wrong_world)?),

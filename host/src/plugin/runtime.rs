@@ -4,7 +4,6 @@
 //! Owns how components are compiled and what they may import; it never calls
 //! a plugin (that is `instance`) and never decides what a call means (hooks).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +11,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::bindings;
-use super::cache::{self, ArtifactCache, ContentHash};
+use super::cache::{self, ContentHash};
 use super::store::State;
 use crate::config::WasmConfig;
 
@@ -24,13 +23,13 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 pub struct Runtime {
     engine: Engine,
     linker: Linker<State>,
-    cache: Option<ArtifactCache>,
+    cache: Option<wasmtime::Cache>,
 }
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runtime")
-            .field("cache", &self.cache)
+            .field("cache", &self.cache.as_ref().map(|c| c.directory()))
             .finish_non_exhaustive()
     }
 }
@@ -43,6 +42,9 @@ pub enum CompileError {
         "is a core WebAssembly module, not a component: build it for `wasm32-wasip2`, or wrap it with `wasm-tools component new`"
     )]
     CoreModule,
+    /// Its import list cannot be read: not a component, or truncated.
+    #[error("is not a valid WebAssembly component: {0}")]
+    Unreadable(#[from] super::capabilities::ReadError),
     /// Not WebAssembly, truncated, or rejected by the compiler.
     #[error("is not a valid WebAssembly component: {0:#}")]
     Invalid(wasmtime::Error),
@@ -61,25 +63,30 @@ impl Runtime {
             .max_memory_size(usize::try_from(config.max_memory_mib)? << 20)
             // Keep a few idle slots warm so new instances reuse their pages.
             .max_unused_warm_slots(instances.min(64));
+        let cache = if config.cache {
+            open_cache(config)
+        } else {
+            None
+        };
         let mut wasm = Config::new();
         wasm.epoch_interruption(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            // Cranelift compiles a component's functions on all cores (the
+            // default; stated because big JS/Python components rely on it).
+            .parallel_compilation(true)
+            .cache(cache.clone());
         let engine = Engine::new(&wasm).map_err(anyhow::Error::from)?;
         spawn_epoch_ticker(&engine)?;
 
         let mut linker = Linker::new(&engine);
-        // Full WASI is linked, but an instance only reaches what its import
-        // check allowed, and its context is empty: no env, args, files or
+        // Full WASI is linked here; each plugin links through a copy in which
+        // every ungranted WASI interface it imports is shadowed by refusing
+        // stubs (`stubs`), and its context is empty: no env, args, files or
         // network, stdin empty, stdout/stderr discarded.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
         bindings::auth::Auth::add_to_linker::<State, HasSelf<State>>(&mut linker, |state| state)
             .map_err(anyhow::Error::from)?;
 
-        let cache = if config.cache {
-            open_cache(config.cache_dir.clone(), &engine)
-        } else {
-            None
-        };
         Ok(Arc::new(Self {
             engine,
             linker,
@@ -97,35 +104,36 @@ impl Runtime {
         &self.linker
     }
 
-    /// Compiles `bytes`, or loads its cached artifact. CPU-heavy on a miss:
-    /// call it from a blocking thread.
-    pub fn compile(&self, bytes: &[u8], hash: &ContentHash) -> Result<Component, CompileError> {
-        if let Some(component) = self.cache.as_ref().and_then(|c| c.load(&self.engine, hash)) {
-            return Ok(component);
-        }
+    /// Compiles `bytes`, or loads its cached artifact (wasmtime's cache,
+    /// keyed by content and compiler settings). CPU-heavy on a miss: call it
+    /// from a blocking thread. `_hash` labels the version; the cache hashes
+    /// the bytes itself.
+    pub fn compile(&self, bytes: &[u8], _hash: &ContentHash) -> Result<Component, CompileError> {
         if bytes.get(..8) == Some(b"\0asm\x01\0\0\0") {
             return Err(CompileError::CoreModule);
         }
-        let component =
-            Component::from_binary(&self.engine, bytes).map_err(CompileError::Invalid)?;
-        if let Some(cache) = &self.cache {
-            cache.store(hash, &component);
-        }
-        Ok(component)
+        Component::from_binary(&self.engine, bytes).map_err(CompileError::Invalid)
+    }
+
+    /// The artifact cache's hits and misses since start, if it is on.
+    pub fn cache_counts(&self) -> Option<(usize, usize)> {
+        self.cache
+            .as_ref()
+            .map(|cache| (cache.cache_hits(), cache.cache_misses()))
     }
 }
 
-fn open_cache(dir: Option<PathBuf>, engine: &Engine) -> Option<ArtifactCache> {
-    let Some(dir) = dir.or_else(cache::default_dir) else {
+fn open_cache(config: &WasmConfig) -> Option<wasmtime::Cache> {
+    let Some(dir) = config.cache_dir.clone().or_else(cache::default_dir) else {
         tracing::warn!(
             "no cache directory (set [wasm] cache_dir or HOME): plugins compile at every start"
         );
         return None;
     };
-    match ArtifactCache::open(&dir, engine) {
+    match cache::open(&dir, u64::from(config.cache_max_mib) << 20) {
         Ok(cache) => Some(cache),
         Err(error) => {
-            tracing::warn!(dir = %dir.display(), %error, "cannot open the plugin cache: plugins compile at every start");
+            tracing::warn!(dir = %dir.display(), error = %format!("{error:#}"), "cannot open the plugin cache: plugins compile at every start");
             None
         }
     }

@@ -46,6 +46,7 @@ pub struct State {
     hit_memory_cap: bool,
     deadline: Instant,
     log_lines_left: u32,
+    started: bool,
 }
 
 impl std::fmt::Debug for State {
@@ -74,6 +75,7 @@ impl State {
             hit_memory_cap: false,
             deadline: Instant::now(),
             log_lines_left: LOG_LINES_PER_CALL,
+            started: false,
         };
         let mut store = Store::new(runtime.engine(), state);
         store.limiter(|state| state);
@@ -101,6 +103,17 @@ impl State {
     /// Whether the instance tried to grow past its memory cap.
     pub fn hit_memory_cap(&self) -> bool {
         self.hit_memory_cap
+    }
+
+    /// Marks the instance started: `init` has returned, and stubbed clocks
+    /// and randomness refuse every call from now on (see `stubs::startup`).
+    pub fn mark_started(&mut self) {
+        self.started = true;
+    }
+
+    /// Whether `init` has returned.
+    pub fn started(&self) -> bool {
+        self.started
     }
 
     /// Whether the current call's time is up.

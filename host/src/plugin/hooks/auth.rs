@@ -5,6 +5,7 @@ use crate::metrics::Cause;
 use crate::plugin::bindings::Identity;
 use crate::plugin::bindings::auth::exports::ferrygate::plugin::authenticate::Verdict;
 use crate::plugin::instance::{CallError, Exports, Plugin};
+use crate::plugin::recording;
 
 pub use crate::plugin::bindings::auth::exports::ferrygate::plugin::authenticate::ConnectRequest;
 
@@ -30,6 +31,15 @@ pub enum AuthOutcome {
 impl Plugin {
     /// Asks the auth plugin about one connection attempt.
     pub async fn authenticate(&self, request: &ConnectRequest) -> Result<AuthOutcome, CallError> {
+        let result = self.authenticate_once(request).await;
+        if let Some(recorder) = &self.recorder {
+            let live = recording::auth_decision(&result);
+            recorder.write(&self.name, &recording::connect_input(request, live));
+        }
+        result
+    }
+
+    async fn authenticate_once(&self, request: &ConnectRequest) -> Result<AuthOutcome, CallError> {
         let verdict = self
             .call(async |store, exports| match exports {
                 Exports::Auth(auth) => {

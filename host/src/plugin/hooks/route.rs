@@ -15,6 +15,7 @@ use crate::plugin::bindings::route::exports::ferrygate::plugin::router::{
     self, Decision, RouteRequest,
 };
 use crate::plugin::instance::{CallError, Exports, Plugin};
+use crate::plugin::recording;
 use crate::protocol::ChannelName;
 
 /// Most channels one fan-out decision may name.
@@ -50,6 +51,22 @@ pub enum Routed {
 impl Plugin {
     /// Asks the route plugin where `action` on `channel` goes.
     pub async fn route(
+        &self,
+        action: Action,
+        channel: &ChannelName,
+        connection: &Connection,
+        data: Option<&str>,
+    ) -> Result<Routed, CallError> {
+        let result = self.route_once(action, channel, connection, data).await;
+        if let Some(recorder) = &self.recorder {
+            let live = recording::route_decision(&result);
+            let input = recording::route_input(action, channel.as_str(), connection, data, live);
+            recorder.write(&self.name, &input);
+        }
+        result
+    }
+
+    async fn route_once(
         &self,
         action: Action,
         channel: &ChannelName,

@@ -10,6 +10,7 @@ use crate::plugin::bindings::transform::exports::ferrygate::plugin::transformer:
     Direction, Message, Outcome,
 };
 use crate::plugin::instance::{CallError, Exports, Plugin};
+use crate::plugin::recording;
 use crate::protocol::ChannelName;
 
 /// The checked outcome.
@@ -25,6 +26,28 @@ impl Plugin {
     /// Transforms one inbound payload published on `channel` by `connection`
     /// (`None` for the HTTP API). `max_bytes` bounds the result.
     pub async fn transform_inbound(
+        &self,
+        channel: &ChannelName,
+        connection: Option<&Connection>,
+        data: &str,
+        max_bytes: usize,
+    ) -> Result<Transformed, CallError> {
+        let result = self
+            .transform_once(channel, connection, data, max_bytes)
+            .await;
+        if let Some(recorder) = &self.recorder {
+            let input = recording::Input::Publish {
+                channel: channel.as_str().to_owned(),
+                connection: connection.map(recording::Conn::of),
+                data: serde_json::from_str(data).unwrap_or(serde_json::Value::Null),
+                live: Some(recording::transform_decision(&result)),
+            };
+            recorder.write(&self.name, &input);
+        }
+        result
+    }
+
+    async fn transform_once(
         &self,
         channel: &ChannelName,
         connection: Option<&Connection>,

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Issue 14: JavaScript and Python plugins next to Rust, on the binaries in
+# BIN_DIR (default target/release):
+#   1. `ferrygate check` time on a manifest naming the plugin, cold (empty
+#      artifact cache) and warm;
+#   2. new-version serving time: the .wasm renamed over (a copy made unique by
+#      a trailing custom section, so it compiles cold), polled until
+#      GET /v1/plugins shows the new version; then the previous file back
+#      (a rollback: a cached artifact);
+#   3. disk used by the artifact cache after it all.
+# No grants anywhere: the manifests are what a new user writes.
+# Usage: cargo xtask build-plugins && bash bench/langs.sh   (ROUNDS=3)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+bin=${BIN_DIR:-$root/target/release}/ferrygate
+rounds=${ROUNDS:-3}
+dist=$root/plugins/dist
+key=bench-key
+port=18096
+dir=$(mktemp -d)
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$dir"; }
+trap cleanup EXIT
+
+manifest() { # lang file kind config
+  cat >"$dir/$1.toml" <<TOML
+[server]
+listen = "127.0.0.1:$port"
+api_key = "$key"
+allow_anonymous = true
+[wasm]
+cache_dir = "$dir/cache-$1"
+[plugins.p]
+kind = "$3"
+path = "$1.wasm"
+limits = { memory_mib = 64, time_ms = 500 }
+config = $4
+TOML
+  cp "$dist/$2.wasm" "$dir/$1.wasm"
+}
+unique() { { cat "$1"; printf '\x00\x0e\x05bench'; head -c 8 /dev/urandom; } >"$2"; }
+version_of() { sha256sum "$1" | cut -c1-12; }
+serving() { curl -sf -H "Authorization: Bearer $key" "http://127.0.0.1:$port/v1/plugins" | grep -q "\"version\":\"$1\""; }
+swap_ms() { # lang newfile
+  local want t0; want=$(version_of "$2"); t0=$(date +%s%N)
+  mv "$2" "$dir/$1.wasm"
+  until serving "$want"; do
+    (( $(date +%s%N) - t0 < 600000000000 )) || { echo "not serving after 600 s" >&2; exit 1; }
+    sleep 0.02
+  done
+  echo $(( ($(date +%s%N) - t0) / 1000000 ))
+}
+secs() { local t0; t0=$(date +%s%N); "$@" >/dev/null; echo "$(( ($(date +%s%N) - t0) / 1000000 )) ms"; }
+
+for spec in "rust json_redact transform { remove = [\"/card\"] }" \
+            "js profanity_filter transform { words = [\"darn\"] }" \
+            "python room_rules route { prefix = \"room.\" }"; do
+  read -r lang file kind config <<<"$spec"
+  manifest "$lang" "$file" "$kind" "$config"
+  echo "$lang ($file, $(du -h "$dist/$file.wasm" | cut -f1)): check cold $(secs "$bin" check --config "$dir/$lang.toml"), warm $(secs "$bin" check --config "$dir/$lang.toml")"
+  "$bin" serve --config "$dir/$lang.toml" 2>>"$dir/serve.log" & pids+=($!); server=$!
+  for _ in $(seq 600); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
+  for i in $(seq "$rounds"); do
+    cp "$dir/$lang.wasm" "$dir/prev.wasm"
+    unique "$dist/$file.wasm" "$dir/new.wasm"
+    cold=$(swap_ms "$lang" "$dir/new.wasm")
+    back=$(swap_ms "$lang" "$dir/prev.wasm")
+    echo "  round $i: new version serving after $cold ms (compiled), rollback to the previous file $back ms (cached)"
+  done
+  kill "$server"; wait "$server" 2>/dev/null || true
+  echo "  artifact cache on disk: $(du -sh "$dir/cache-$lang" | cut -f1)"
+done
