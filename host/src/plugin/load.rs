@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::bindings::{auth, route, transform};
+use super::bindings::{self, auth, route, transform};
 use super::cache::ContentHash;
 use super::capabilities;
 use super::instance::{Parts, Plugin, Pre};
@@ -41,6 +41,15 @@ pub enum Problem {
         "imports `{0}`, which is not granted: plugins get logging and their config only (see `grants`)"
     )]
     Ungranted(String),
+    /// It was built against another version of the WIT package.
+    #[error(
+        "was built against WIT ferrygate:plugin@{found}, but this gateway loads ferrygate:plugin@{}: rebuild it with ferrygate-sdk 0.2 (or against wit/ of this release)",
+        super::bindings::WIT_VERSION
+    )]
+    WitVersion {
+        /// The version the component names.
+        found: String,
+    },
     /// It does not export the world its kind requires.
     #[error("does not implement the `{kind}` world (ferrygate:plugin/{kind}): {detail}")]
     WrongWorld {
@@ -99,6 +108,9 @@ pub async fn build(
         .await
         .map_err(|e| fail(Problem::Task(e.to_string())))?
         .map_err(|e| fail(Problem::Compile(e)))?;
+    if let Some(found) = bindings::other_wit_version(runtime.engine(), &component) {
+        return Err(fail(Problem::WitVersion { found }));
+    }
     if let Some(import) =
         capabilities::ungranted_import(runtime.engine(), &component, &config.grants)
     {
