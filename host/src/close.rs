@@ -62,9 +62,7 @@ impl CloseReason {
     pub fn close_text(self, drain: std::time::Duration) -> std::borrow::Cow<'static, str> {
         match self {
             Self::Draining => {
-                let spread = u64::try_from(drain.as_millis()).unwrap_or(u64::MAX).max(1);
-                let wait = rand::random_range(0..spread);
-                format!(r#"{{"reconnect_in_ms":{wait}}}"#).into()
+                format!(r#"{{"reconnect_in_ms":{}}}"#, reconnect_hint_ms(drain)).into()
             }
             Self::TokenExpired => "token expired".into(),
             other => other.as_str().into(),
@@ -90,5 +88,16 @@ impl CloseReason {
     /// Whether the gateway sends a close frame (a client that closed already got its echo).
     pub const fn sends_close_frame(self) -> bool {
         !matches!(self, Self::ClientClosed)
+    }
+}
+
+/// The drain hint: a wait in milliseconds drawn uniformly from `[0, drain)`
+/// (0 for a zero drain period), told to a client closed by a drain.
+pub fn reconnect_hint_ms(drain: std::time::Duration) -> u64 {
+    let spread = u64::try_from(drain.as_millis()).unwrap_or(u64::MAX);
+    if spread == 0 {
+        0
+    } else {
+        rand::random_range(0..spread)
     }
 }

@@ -33,7 +33,8 @@ use crate::gateway::Gateway;
 use crate::hub::Subscriber;
 use crate::outbox::Outbox;
 use crate::plugin::{Connection, Identity};
-use crate::protocol::Frame;
+use crate::outbox::Next;
+use crate::protocol::{ChannelName, Frame, RequestId, Since};
 
 pub use lifetime::{Lifetime, now_unix_ms};
 pub use websocket::run;
@@ -143,6 +144,23 @@ impl Session {
     /// The token lifetime: expiry and the request a refresh repeats.
     pub fn lifetime(&self) -> &Lifetime {
         &self.login
+    }
+
+    /// Subscribes to each of `channels` as `subscribe` requests with ids 0,
+    /// 1, ... from the client would (the same route decisions, limits and
+    /// recovery), for a receive-only transport; returns every frame queued
+    /// meanwhile, in order: each request's reply (acks and errors are queued
+    /// before the subscribe returns) and the pushes that followed.
+    pub async fn subscribe_all(&mut self, channels: Vec<(ChannelName, Option<Since>)>) -> Vec<Frame> {
+        for (index, (channel, since)) in channels.into_iter().enumerate() {
+            self.subscribe(RequestId::number(index), channel, since)
+                .await;
+        }
+        let mut frames = Vec::new();
+        while let Some(Next::Frames) =
+            futures_util::FutureExt::now_or_never(self.outbox.next(&mut frames, usize::MAX))
+        {}
+        frames
     }
 
     /// Leaves every channel, deregisters and counts the close; only the first
