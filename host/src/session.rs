@@ -31,9 +31,9 @@ use crate::close::CloseReason;
 use crate::connections::{ConnId, Registration, Slot, UserId};
 use crate::gateway::Gateway;
 use crate::hub::Subscriber;
+use crate::outbox::Next;
 use crate::outbox::Outbox;
 use crate::plugin::{Connection, Identity};
-use crate::outbox::Next;
 use crate::protocol::{ChannelName, Frame, RequestId, Since};
 
 pub use lifetime::{Lifetime, now_unix_ms};
@@ -151,7 +151,10 @@ impl Session {
     /// recovery), for a receive-only transport; returns every frame queued
     /// meanwhile, in order: each request's reply (acks and errors are queued
     /// before the subscribe returns) and the pushes that followed.
-    pub async fn subscribe_all(&mut self, channels: Vec<(ChannelName, Option<Since>)>) -> Vec<Frame> {
+    pub async fn subscribe_all(
+        &mut self,
+        channels: Vec<(ChannelName, Option<Since>)>,
+    ) -> Vec<Frame> {
         for (index, (channel, since)) in channels.into_iter().enumerate() {
             self.subscribe(RequestId::number(index), channel, since)
                 .await;
@@ -159,7 +162,8 @@ impl Session {
         let mut frames = Vec::new();
         while let Some(Next::Frames) =
             futures_util::FutureExt::now_or_never(self.outbox.next(&mut frames, usize::MAX))
-        {}
+        {
+        }
         frames
     }
 

@@ -10,9 +10,7 @@ use crate::support::sse::Stream;
 use crate::support::{TestGateway, http};
 
 fn history_manifest(server: &str) -> String {
-    format!(
-        "{server}\n[[routes]]\nchannels = \"hist.*\"\nhistory = {{ size = 100, ttl_s = 60 }}\n"
-    )
+    format!("{server}\n[[routes]]\nchannels = \"hist.*\"\nhistory = {{ size = 100, ttl_s = 60 }}\n")
 }
 
 #[tokio::test]
@@ -40,7 +38,10 @@ async fn sse_receives_the_same_pushes_as_a_websocket_and_counts_as_a_connection(
     drop(sse);
     let deadline = tokio::time::Instant::now() + crate::support::PATIENCE;
     while gateway.metric("ferrygate_sse_streams").await > 0.0 {
-        assert!(tokio::time::Instant::now() < deadline, "stream never released");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "stream never released"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert_eq!(gateway.metric("ferrygate_connections").await, 1.0);
@@ -89,15 +90,25 @@ async fn sse_recovers_what_it_missed_with_last_event_id_on_a_history_channel() {
         assert!(event.id.is_some());
     }
     publish(6).await;
-    assert_eq!(again.next_event().await.expect("live").json()["data"]["n"], 6);
+    assert_eq!(
+        again.next_event().await.expect("live").json()["data"]["n"],
+        6
+    );
 
     // The same through the query parameter, and a malformed id: recovered:false.
-    let path = format!("/sse?channel=hist.a&lastEventID={}", last_id.replace(':', "%3A"));
+    let path = format!(
+        "/sse?channel=hist.a&lastEventID={}",
+        last_id.replace(':', "%3A")
+    );
     let mut by_query = Stream::open(gateway.addr, &path, &[]).await;
     let recovery = by_query.next_event().await.expect("recovery event");
     assert_eq!(recovery.json()["recovered"], true);
-    let mut garbled =
-        Stream::open(gateway.addr, "/sse?channel=hist.a", &[("Last-Event-ID", "garbage")]).await;
+    let mut garbled = Stream::open(
+        gateway.addr,
+        "/sse?channel=hist.a",
+        &[("Last-Event-ID", "garbage")],
+    )
+    .await;
     assert_eq!(garbled.status, 200);
     let recovery = garbled.next_event().await.expect("recovery event");
     assert_eq!(recovery.event.as_deref(), Some("recovery"));
@@ -157,7 +168,12 @@ async fn sse_is_refused_before_it_starts_with_a_clear_status() {
             "config = {{ hs256_secret = \"{SECRET}\", issuer = \"ferrygate-tests\", audience = \"chat\" }}"
         ),
     );
-    let acl = section("acl", "route", "channel_acl", r#"config = { public = ["chat.>"] }"#);
+    let acl = section(
+        "acl",
+        "route",
+        "channel_acl",
+        r#"config = { public = ["chat.>"] }"#,
+    );
     let gateway = TestGateway::start(&format!(
         "max_connections = 2\n{auth}{acl}[[routes]]\nchannels = \">\"\nroute = \"acl\"\n"
     ))
@@ -169,7 +185,11 @@ async fn sse_is_refused_before_it_starts_with_a_clear_status() {
         (with_token("/sse?channel=bad*name"), 400, "bad_request"),
         ("/sse?channel=chat.a".to_owned(), 401, "unauthorized"),
         (with_token("/sse?channel=user.bob"), 403, "forbidden"),
-        (with_token("/sse?channel=chat.a&channel=user.bob"), 403, "forbidden"),
+        (
+            with_token("/sse?channel=chat.a&channel=user.bob"),
+            403,
+            "forbidden",
+        ),
     ] {
         let refused = Stream::open(gateway.addr, &path, &[]).await;
         assert_eq!(refused.status, status, "{path}: {}", refused.body);

@@ -98,7 +98,10 @@ pub(super) async fn stream(State(gateway): State<Arc<Gateway>>, request: Request
         .filter(|channel| crate::history::policy_for(&plugins, channel).is_some())
         .cloned()
         .collect();
-    let since = match last_event_id.as_deref().map(|id| cursor::parse(id, &history)) {
+    let since = match last_event_id
+        .as_deref()
+        .map(|id| cursor::parse(id, &history))
+    {
         Some(Ok(since)) => since,
         // Not ours (or from another manifest): recover nothing, say so.
         Some(Err(cursor::Malformed)) | None => HashMap::new(),
@@ -120,10 +123,7 @@ pub(super) async fn stream(State(gateway): State<Arc<Gateway>>, request: Request
     let mut session = Session::open(Arc::clone(&gateway), accepted);
     let span = session.span();
     let requested: Vec<ChannelName> = asked.iter().map(|(c, _)| c.clone()).collect();
-    let frames = session
-        .subscribe_all(asked)
-        .instrument(span.clone())
-        .await;
+    let frames = session.subscribe_all(asked).instrument(span.clone()).await;
     let opening = match events::opening(&requested, frames, last_event_id.is_some()) {
         Ok(opening) => opening,
         Err(refusal) => {

@@ -33,7 +33,9 @@ impl Lifetime {
     /// wait, so a refresh that moved the expiry is seen on the next one.
     pub async fn expired(&self) {
         match self.expires_at_unix_ms {
-            Some(at) => tokio::time::sleep(Duration::from_millis(at.saturating_sub(now_unix_ms()))).await,
+            Some(at) => {
+                tokio::time::sleep(Duration::from_millis(at.saturating_sub(now_unix_ms()))).await
+            }
             None => std::future::pending().await,
         }
     }

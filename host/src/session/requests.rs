@@ -28,7 +28,12 @@ impl Session {
         }
     }
 
-    pub(super) async fn subscribe(&mut self, id: RequestId, channel: ChannelName, since: Option<Since>) {
+    pub(super) async fn subscribe(
+        &mut self,
+        id: RequestId,
+        channel: ChannelName,
+        since: Option<Since>,
+    ) {
         if self.subscriptions.contains(&channel) {
             self.reply(subscribe_ack(&id, since.is_some(), None));
             return;

@@ -259,7 +259,11 @@ pub(super) fn live(
         if state.done {
             return None;
         }
-        let events: Vec<Event> = match state.outbox.0.next(&mut state.frames, MAX_BATCH_BYTES).await
+        let events: Vec<Event> = match state
+            .outbox
+            .0
+            .next(&mut state.frames, MAX_BATCH_BYTES)
+            .await
         {
             Next::Frames => {
                 let Live {
@@ -316,9 +320,7 @@ mod tests {
         assert_eq!(opening.events.len(), 3, "id, push with offset, plain push");
         assert_eq!(opening.cursor.id().as_deref(), Some("E:5"));
         let next = Frame::push_at(&ch("a"), "{\n\"y\":2}", 6, "E");
-        assert!(
-            translate(&mut opening.cursor, &opening.asked_for, &next).is_some()
-        );
+        assert!(translate(&mut opening.cursor, &opening.asked_for, &next).is_some());
         assert_eq!(opening.cursor.id().as_deref(), Some("E:6"));
         assert!(translate(&mut opening.cursor, &opening.asked_for, &Frame::ping()).is_none());
         assert_eq!(one_line("{\r\n\"y\":2}"), "{  \"y\":2}");

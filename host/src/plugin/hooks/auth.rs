@@ -3,8 +3,8 @@
 
 use super::wrong_kind;
 use crate::metrics::Cause;
-use crate::plugin::bindings::{Admission, Identity};
 use crate::plugin::bindings::auth::exports::ferrygate::plugin::authenticate::Verdict;
+use crate::plugin::bindings::{Admission, Identity};
 use crate::plugin::instance::{CallError, Exports, Plugin};
 
 pub use crate::plugin::bindings::auth::exports::ferrygate::plugin::authenticate::ConnectRequest;
