@@ -20,6 +20,8 @@ pub enum CloseReason {
     IdleTimeout,
     /// The client sent a close frame or went away.
     ClientClosed,
+    /// The identity's expiry passed without a successful `refresh`.
+    TokenExpired,
 }
 
 impl CloseReason {
@@ -33,6 +35,7 @@ impl CloseReason {
             Self::InvalidUtf8 => 1007,
             Self::IdleTimeout => 1001,
             Self::ClientClosed => 1000,
+            Self::TokenExpired => 4001,
         }
     }
 
@@ -46,6 +49,23 @@ impl CloseReason {
             Self::InvalidUtf8 => "invalid_utf8",
             Self::IdleTimeout => "idle_timeout",
             Self::ClientClosed => "client_closed",
+            Self::TokenExpired => "token_expired",
+        }
+    }
+
+    /// The reason text of the close frame: [`CloseReason::as_str`], except
+    /// for a drain, whose text is the reconnect hint `{"reconnect_in_ms":N}`
+    /// with N drawn uniformly from `[0, drain)` (so that the clients of a
+    /// drained instance reconnect spread over the drain period, on top of the
+    /// closes themselves being spread over it), and for an expiry (`token
+    /// expired`, SPEC 3).
+    pub fn close_text(self, drain: std::time::Duration) -> std::borrow::Cow<'static, str> {
+        match self {
+            Self::Draining => {
+                format!(r#"{{"reconnect_in_ms":{}}}"#, reconnect_hint_ms(drain)).into()
+            }
+            Self::TokenExpired => "token expired".into(),
+            other => other.as_str().into(),
         }
     }
 
@@ -60,12 +80,24 @@ impl CloseReason {
             | Self::TooLarge
             | Self::ProtocolViolation
             | Self::InvalidUtf8
-            | Self::IdleTimeout => false,
+            | Self::IdleTimeout
+            | Self::TokenExpired => false,
         }
     }
 
     /// Whether the gateway sends a close frame (a client that closed already got its echo).
     pub const fn sends_close_frame(self) -> bool {
         !matches!(self, Self::ClientClosed)
+    }
+}
+
+/// The drain hint: a wait in milliseconds drawn uniformly from `[0, drain)`
+/// (0 for a zero drain period), told to a client closed by a drain.
+pub fn reconnect_hint_ms(drain: std::time::Duration) -> u64 {
+    let spread = u64::try_from(drain.as_millis()).unwrap_or(u64::MAX);
+    if spread == 0 {
+        0
+    } else {
+        rand::random_range(0..spread)
     }
 }

@@ -1,5 +1,5 @@
 //! Everything served over HTTP on the gateway's one listener: health,
-//! readiness, metrics, the `/v1/` API and the `/ws` upgrade.
+//! readiness, metrics, the `/v1/` API, the `/ws` upgrade and the `/sse` stream.
 //!
 //! Routing and JSON shapes live here; the work is done by the gateway's parts
 //! (broker, connections, metrics). Errors are JSON bodies of the form
@@ -9,6 +9,7 @@
 mod api;
 mod auth;
 mod bearer;
+mod sse;
 mod upgrade;
 
 use std::net::SocketAddr;
@@ -32,6 +33,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     let body_limit = gateway.config.server.max_frame_bytes + 1024;
     Router::new()
         .route("/ws", get(upgrade::websocket))
+        .route("/sse", get(sse::stream))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -8,6 +8,7 @@
 mod broker;
 mod history;
 mod plugin;
+mod session;
 
 pub use plugin::{Cause, PluginCounters, PluginMetrics, ReloadOutcome};
 
@@ -22,6 +23,7 @@ use crate::protocol::ErrorCode;
 
 pub use broker::{BrokerMetrics, Malformed, MessageKind, PublishFailure};
 pub use history::HistoryMetrics;
+pub use session::{RefreshOutcome, SessionMetrics};
 
 /// A label drawn from a fixed set of names.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -105,6 +107,8 @@ pub struct Metrics {
     pub broker: BrokerMetrics,
     /// History appends, replays and failed recoveries.
     pub history: HistoryMetrics,
+    /// Token refreshes and SSE streams.
+    pub sessions: SessionMetrics,
 }
 
 impl Default for Metrics {
@@ -133,27 +137,28 @@ impl Metrics {
             plugins: PluginMetrics::new(),
             broker: BrokerMetrics::default(),
             history: HistoryMetrics::default(),
+            sessions: SessionMetrics::default(),
             registry: Registry::with_prefix("ferrygate"),
         };
         let r = &mut metrics.registry;
         r.register(
             "connections",
-            "Open WebSocket sessions",
+            "Open sessions (WebSocket and SSE)",
             metrics.connections.clone(),
         );
         r.register(
             "connections_opened",
-            "WebSocket sessions opened",
+            "Sessions opened (WebSocket and SSE)",
             metrics.connections_opened.clone(),
         );
         r.register(
             "upgrades_refused",
-            "WebSocket upgrades refused, by reason",
+            "WebSocket upgrades and SSE streams refused, by reason",
             metrics.upgrades_refused.clone(),
         );
         r.register(
             "disconnects",
-            "WebSocket sessions closed, by reason",
+            "Sessions closed (WebSocket and SSE), by reason",
             metrics.disconnects.clone(),
         );
         r.register(
@@ -202,6 +207,7 @@ impl Metrics {
             metrics.direct_delivered.clone(),
         );
         metrics.plugins.register(r);
+        metrics.sessions.register(r);
         metrics
             .broker
             .register(metrics.registry.sub_registry_with_prefix("broker"));

@@ -1,38 +1,43 @@
-//! One client's WebSocket session, from `welcome` to close.
+//! One client's session, from admission to close, whatever carries it.
 //!
-//! A session is one task running two halves side by side: the `reader` parses
-//! client frames and acts on them (subscribe, publish, ...), the `writer`
-//! drains the session's [`Outbox`] to the socket in batches and sends pings.
-//! Replies and pushes share the outbox, so a client sees them in the order
-//! they happened. When either half ends, the other is told why and the close
-//! code reaches the client (see [`CloseReason`](crate::close::CloseReason)).
+//! A session owns what a client has on this instance: its registration in
+//! [`Connections`](crate::connections::Connections) (so `max_connections`,
+//! direct messages and the drain see it), its [`Outbox`], its subscriptions,
+//! its budgets and its token lifetime. Transports are small adapters around
+//! it: [`websocket`] reads requests from a socket and writes the outbox to
+//! it; the SSE stream (`crate::http::sse`) subscribes once and turns the
+//! outbox into events. Replies and pushes share the outbox, so a client sees
+//! them in the order they happened.
 //!
 //! A session touches the hub and the broker only through their APIs, and
 //! cleans up every subscription it made when it ends, however it ends.
 
+mod lifetime;
 mod rate;
 mod reader;
 mod recover;
+mod refresh;
 mod requests;
 mod rpc;
 mod socket;
 mod subscriptions;
+pub mod websocket;
 mod writer;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::TcpStream;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tracing::Instrument;
-
-use crate::connections::{ConnId, Slot, UserId};
+use crate::close::CloseReason;
+use crate::connections::{ConnId, Registration, Slot, UserId};
 use crate::gateway::Gateway;
 use crate::hub::Subscriber;
+use crate::outbox::Next;
 use crate::outbox::Outbox;
 use crate::plugin::{Connection, Identity};
-use crate::protocol::Frame;
+use crate::protocol::{ChannelName, Frame, RequestId, Since};
+
+pub use lifetime::{Lifetime, now_unix_ms};
+pub use websocket::run;
 
 use rate::TokenBucket;
 use subscriptions::Subscriptions;
@@ -46,130 +51,149 @@ pub struct Accepted {
     pub remote: SocketAddr,
     /// Who the auth plugin says the client is.
     pub identity: Identity,
+    /// Until when, and the request to repeat on a `refresh`.
+    pub lifetime: Lifetime,
 }
 
-/// Runs one session on an upgraded socket until it closes. `leftover` holds
-/// bytes the HTTP layer read past the handshake; they are the first frames.
-pub async fn run(
-    socket: TcpStream,
-    leftover: Vec<u8>,
-    ws_config: WebSocketConfig,
-    gateway: Arc<Gateway>,
-    accepted: Accepted,
-) {
-    let outbox = Arc::new(Outbox::new(gateway.config.server.max_queued_bytes));
-    let close_grace = gateway.config.server.close_grace();
-    let user = accepted.identity.user.as_deref().map(UserId::from);
-    let registration = accepted.slot.register(user.clone(), Arc::clone(&outbox));
-    let conn = registration.conn().clone();
-    // The welcome follows the broker's confirmation of the user's subject
-    // (bounded by `[broker] timeout_ms`); without it the session still
-    // starts: direct messages are at most once, and the subscription is
-    // retried with the broker.
-    if let Some(user) = &user
-        && let Err(error) = gateway.broker.user_online(user).await
-    {
-        tracing::debug!(%conn, "{error}");
-    }
-    let span = tracing::info_span!(
-        "conn",
-        id = %conn,
-        remote = %accepted.remote,
-        user = accepted.identity.user.as_deref().unwrap_or("-"),
-    );
-    async move {
-        gateway.metrics.connections.inc();
-        gateway.metrics.connections_opened.inc();
-        tracing::debug!("session open");
-        outbox.push(Frame::welcome(
-            &conn,
-            accepted.identity.user.as_deref(),
-            &gateway.node,
-        ));
-
-        let (read_half, write_half) = socket.into_split();
-        let read_side = socket::ReadSide::new(read_half, Arc::clone(&outbox));
-        let mut ws = WebSocketStream::from_partially_read(
-            read_side,
-            leftover,
-            Role::Server,
-            Some(ws_config),
-        )
-        .await;
-        let mut session = Session::new(
-            Arc::clone(&gateway),
-            conn,
-            accepted.identity,
-            Arc::clone(&outbox),
-        );
-        let reason = {
-            let reader = reader::run(&mut ws, &mut session);
-            let writer = writer::run(write_half, &outbox, &gateway);
-            tokio::pin!(reader, writer);
-            tokio::select! {
-                reason = &mut reader => {
-                    outbox.close(reason);
-                    let _ = tokio::time::timeout(close_grace, &mut writer).await;
-                    reason
-                }
-                reason = &mut writer => {
-                    // Give the client a moment to echo our close frame.
-                    let _ = tokio::time::timeout(close_grace, &mut reader).await;
-                    reason
-                }
-            }
-        };
-        session.leave_all();
-        drop(registration);
-        if let Some(user) = &user {
-            gateway.broker.user_offline(user);
-        }
-        gateway.metrics.connections.dec();
-        gateway.metrics.disconnected(reason);
-        tracing::debug!(
-            reason = reason.as_str(),
-            code = reason.code(),
-            "session closed"
-        );
-    }
-    .instrument(span)
-    .await;
-}
-
-/// The reader's state: what this connection is subscribed to and its budgets.
-struct Session {
+/// See the module docs.
+pub struct Session {
     gateway: Arc<Gateway>,
     conn: ConnId,
     /// The connection as plugins see it: its id and identity.
     connection: Connection,
+    login: Lifetime,
     outbox: Arc<Outbox>,
     subscriptions: Subscriptions,
     requests: TokenBucket,
     publishes: TokenBucket,
+    refreshes: TokenBucket,
     /// The rpcs awaiting an answer, bounded.
     rpcs: rpc::InFlight,
+    remote: SocketAddr,
+    /// `None` once the session is closed.
+    registration: Option<Registration>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("conn", &self.conn)
+            .field("remote", &self.remote)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Session {
-    fn new(gateway: Arc<Gateway>, conn: ConnId, identity: Identity, outbox: Arc<Outbox>) -> Self {
+    /// Registers the admitted client (counted in `/metrics` and in
+    /// `max_connections` until [`Session::close`]) with an empty outbox.
+    /// Resolves once the broker confirmed the subscription to the user's
+    /// subject (at most `[broker] timeout_ms`), so that the transport's
+    /// `welcome` follows it: a backend that sends to a user it saw connect
+    /// does not race the subscription. Without a confirmation the session
+    /// still opens: direct messages are at most once, and the subscription
+    /// is retried with the broker.
+    pub async fn open(gateway: Arc<Gateway>, accepted: Accepted) -> Self {
         let config = &gateway.config.server;
+        let outbox = Arc::new(Outbox::new(config.max_queued_bytes));
+        let user = accepted.identity.user.as_deref().map(UserId::from);
+        let registration = accepted.slot.register(user.clone(), Arc::clone(&outbox));
+        let conn = registration.conn().clone();
+        if let Some(user) = &user
+            && let Err(error) = gateway.broker.user_online(user).await
+        {
+            tracing::debug!(%conn, "{error}");
+        }
+        gateway.metrics.connections.inc();
+        gateway.metrics.connections_opened.inc();
         let requests = TokenBucket::new(config.request_rate);
         let publishes = TokenBucket::new(config.publish_rate);
         let rpcs = rpc::InFlight::new(config.max_inflight_rpc_per_connection);
         let connection = Connection {
             id: conn.to_string(),
-            identity,
+            identity: accepted.identity,
         };
+        tracing::debug!(conn = %conn, remote = %accepted.remote, "session open");
         Self {
             gateway,
             conn,
             connection,
+            login: accepted.lifetime,
             outbox,
             subscriptions: Subscriptions::default(),
             requests,
             publishes,
+            refreshes: TokenBucket::new(refresh::REFRESH_RATE),
             rpcs,
+            remote: accepted.remote,
+            registration: Some(registration),
         }
+    }
+
+    /// The tracing span of this session's work.
+    pub fn span(&self) -> tracing::Span {
+        tracing::info_span!(
+            "conn",
+            id = %self.conn,
+            remote = %self.remote,
+            user = self.connection.identity.user.as_deref().unwrap_or("-"),
+        )
+    }
+
+    /// The connection id, as sent in `welcome`.
+    pub fn conn(&self) -> &ConnId {
+        &self.conn
+    }
+
+    /// The session's outbound queue, which its transport drains.
+    pub fn outbox(&self) -> &Arc<Outbox> {
+        &self.outbox
+    }
+
+    /// The token lifetime: expiry and the request a refresh repeats.
+    pub fn lifetime(&self) -> &Lifetime {
+        &self.login
+    }
+
+    /// Subscribes to each of `channels` as `subscribe` requests with ids 0,
+    /// 1, ... from the client would (the same route decisions, limits and
+    /// recovery), for a receive-only transport; returns every frame queued
+    /// meanwhile, in order: each request's reply (acks and errors are queued
+    /// before the subscribe returns) and the pushes that followed.
+    pub async fn subscribe_all(
+        &mut self,
+        channels: Vec<(ChannelName, Option<Since>)>,
+    ) -> Vec<Frame> {
+        for (index, (channel, since)) in channels.into_iter().enumerate() {
+            self.subscribe(RequestId::number(index), channel, since)
+                .await;
+        }
+        let mut frames = Vec::new();
+        while let Some(Next::Frames) =
+            futures_util::FutureExt::now_or_never(self.outbox.next(&mut frames, usize::MAX))
+        {
+        }
+        frames
+    }
+
+    /// Leaves every channel, deregisters and counts the close; only the first
+    /// call acts.
+    pub fn close(&mut self, reason: CloseReason) {
+        let Some(registration) = self.registration.take() else {
+            return;
+        };
+        self.leave_all();
+        drop(registration);
+        if let Some(user) = &self.connection.identity.user {
+            self.gateway.broker.user_offline(user);
+        }
+        self.gateway.metrics.connections.dec();
+        self.gateway.metrics.disconnected(reason);
+        tracing::debug!(
+            conn = %self.conn,
+            reason = reason.as_str(),
+            code = reason.code(),
+            "session closed"
+        );
     }
 
     fn subscriber(&self) -> Subscriber {
@@ -199,7 +223,8 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        // A session future dropped mid-way (runtime shutdown) still leaves the hub clean.
-        self.leave_all();
+        // A session future dropped mid-way (runtime shutdown) still leaves the
+        // hub and the registry clean.
+        self.close(CloseReason::ClientClosed);
     }
 }

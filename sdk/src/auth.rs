@@ -1,5 +1,11 @@
 //! Plugins of kind `auth` (WIT world `auth`): decide, once per connection
-//! attempt and before the upgrade, who may open a WebSocket.
+//! attempt and before the upgrade, who may open a WebSocket or an SSE stream,
+//! and again when a connected client sends `refresh` with a new token.
+//!
+//! An admission may carry an expiry ([`Verdict::allow_until`], for example a
+//! token's `exp`): the gateway tells the client (`expires_at` in `welcome`)
+//! and closes the connection with 4001 at that time unless a `refresh` with a
+//! newer token extended it.
 //!
 //! ```no_run
 //! use ferrygate_sdk::{Auth, ConnectRequest, Identity, Result, Verdict};
@@ -17,7 +23,7 @@
 //!             return Ok(Verdict::unauthorized("missing token"));
 //!         };
 //!         Ok(match config.keys.get(token) {
-//!             Some(user) => Verdict::Allow(Identity::for_user(user.as_str())),
+//!             Some(user) => Verdict::allow(Identity::for_user(user.as_str())),
 //!             None => Verdict::unauthorized("unknown key"),
 //!         })
 //!     }
@@ -41,10 +47,12 @@ pub trait Auth {
     fn authenticate(config: &Self::Config, request: &ConnectRequest) -> Result<Verdict>;
 }
 
-/// An HTTP upgrade request to `GET /ws`.
+/// An HTTP upgrade request to `GET /ws`, a `GET /sse`, or a `refresh` on a
+/// connection already open (then every field but `token` and `now_unix_ms`
+/// repeats the connection's original request).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectRequest {
-    /// The request path, without the query (`/ws`).
+    /// The request path, without the query (`/ws` or `/sse`).
     pub path: String,
     /// The raw query string without `?` (may be empty), percent-encoded as
     /// the client sent it.
@@ -55,6 +63,8 @@ pub struct ConnectRequest {
     pub remote_address: String,
     /// The token, if the client sent one: from `Authorization: Bearer T`,
     /// else `?token=T`, else a `Sec-WebSocket-Protocol` entry `bearer.T`.
+    /// For a refresh, the token the `refresh` request carries (the headers
+    /// and query still hold the original one).
     pub token: Option<String>,
     /// The gateway's time in milliseconds since the Unix epoch: plugins have
     /// no clock, so check expiry against this.
@@ -76,11 +86,22 @@ impl ConnectRequest {
     }
 }
 
+/// An admitted connection: who it is and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admission {
+    /// Who the client is.
+    pub identity: Identity,
+    /// When the identity stops being valid, in milliseconds since the Unix
+    /// epoch; `None` for never. A time already past refuses the connection
+    /// (401) or the refresh (`forbidden`).
+    pub expires_at_unix_ms: Option<u64>,
+}
+
 /// The outcome of a connection attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// Admit the connection as this identity.
-    Allow(Identity),
+    /// Admit the connection (or accept the refresh).
+    Allow(Admission),
     /// Refuse it before the upgrade.
     Deny {
         /// 401 (who are you?) or 403 (not allowed); any other value is sent
@@ -92,6 +113,23 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// Admit as `identity`, with no expiry.
+    pub fn allow(identity: Identity) -> Self {
+        Self::Allow(Admission {
+            identity,
+            expires_at_unix_ms: None,
+        })
+    }
+
+    /// Admit as `identity` until `expires_at_unix_ms` (milliseconds since the
+    /// Unix epoch).
+    pub fn allow_until(identity: Identity, expires_at_unix_ms: u64) -> Self {
+        Self::Allow(Admission {
+            identity,
+            expires_at_unix_ms: Some(expires_at_unix_ms),
+        })
+    }
+
     /// Refuse with 401: the client did not prove who it is.
     pub fn unauthorized(reason: impl Into<String>) -> Self {
         Self::Deny {
@@ -159,7 +197,10 @@ pub fn call<P: Auth>(
         now_unix_ms: request.now_unix_ms,
     };
     match crate::runtime::or_fail("authenticate", P::authenticate(config, &request)) {
-        Verdict::Allow(identity) => wit::Verdict::Allow(identity.into()),
+        Verdict::Allow(admission) => wit::Verdict::Allow(wit::Admission {
+            identity: admission.identity.into(),
+            expires_at_unix_ms: admission.expires_at_unix_ms,
+        }),
         Verdict::Deny { status, reason } => wit::Verdict::Deny(wit::Denial { status, reason }),
     }
 }

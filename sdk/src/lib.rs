@@ -61,7 +61,7 @@ mod runtime;
 pub mod transform;
 pub mod types;
 
-pub use auth::{Auth, ConnectRequest, Verdict};
+pub use auth::{Admission, Auth, ConnectRequest, Verdict};
 pub use error::{Error, NoConfig, Result, parse_config};
 pub use route::{Action, Decision, Route, RouteRequest};
 pub use serde_json;

@@ -35,3 +35,5 @@ mod reload_stream;
 mod rpc;
 mod secrets;
 mod session;
+mod sse;
+mod token_lifetime;

@@ -4,6 +4,7 @@ pub mod binary;
 pub mod canary;
 pub mod plugins;
 pub mod relay;
+pub mod sse;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

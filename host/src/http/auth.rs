@@ -1,12 +1,13 @@
-//! Who is connecting: runs the auth plugin on a `GET /ws` request, before the
-//! upgrade, and turns its verdict into an identity or an HTTP refusal.
+//! Who is connecting: runs the auth plugin on a `GET /ws` (or `GET /sse`)
+//! request, before the upgrade, and turns its verdict into an identity and
+//! its lifetime, or an HTTP refusal.
 //!
 //! Finds the token where SPEC 3 allows it (Authorization header, `?token=`,
 //! or a `bearer.<T>` subprotocol entry) so plugins need not; the plugin still
 //! sees every header and the query, and decides alone.
 
 use std::net::SocketAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
 
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::Response;
@@ -16,20 +17,22 @@ use crate::gateway::Gateway;
 use crate::metrics::UpgradeRefusal;
 use crate::plugin::Identity;
 use crate::plugin::hooks::{AuthOutcome, ConnectRequest};
+use crate::session::{Lifetime, now_unix_ms};
 
 /// The prefix that marks a token among the offered subprotocols.
 pub const SUBPROTOCOL_TOKEN_PREFIX: &str = "bearer.";
 
-/// The identity for the connection, or the response that refuses it.
+/// The identity for the connection and its lifetime, or the response that
+/// refuses it.
 pub(super) async fn authenticate(
     gateway: &Gateway,
     uri: &Uri,
     headers: &HeaderMap,
     remote: SocketAddr,
-) -> Result<Identity, Response> {
+) -> Result<(Identity, Lifetime), Response> {
     let plugins = gateway.plugins.current();
     let Some(plugin) = plugins.auth() else {
-        return Ok(Identity::anonymous());
+        return Ok((Identity::anonymous(), Lifetime::default()));
     };
     let request = ConnectRequest {
         path: uri.path().to_owned(),
@@ -42,12 +45,19 @@ pub(super) async fn authenticate(
             .collect(),
         remote_address: remote.to_string(),
         token: token(uri, headers),
-        now_unix_ms: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        now_unix_ms: now_unix_ms(),
     };
     match plugin.authenticate(&request).await {
-        Ok(AuthOutcome::Allow(identity)) => Ok(identity),
+        Ok(AuthOutcome::Allow(admission)) => {
+            let lifetime = Lifetime {
+                expires_at_unix_ms: admission.expires_at_unix_ms,
+                request: Some(Arc::new(ConnectRequest {
+                    token: None,
+                    ..request
+                })),
+            };
+            Ok((admission.identity, lifetime))
+        }
         Ok(AuthOutcome::Deny { status, reason }) => {
             gateway.metrics.upgrade_refused(UpgradeRefusal::Auth);
             let (status, code) = if status == 401 {

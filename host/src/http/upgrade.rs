@@ -68,9 +68,9 @@ pub(super) async fn websocket(
             "no peer address",
         );
     };
-    let identity =
+    let (identity, lifetime) =
         match super::auth::authenticate(&gateway, request.uri(), request.headers(), remote).await {
-            Ok(identity) => identity,
+            Ok(admitted) => admitted,
             Err(refusal) => return refusal,
         };
     let subprotocol = offers_subprotocol(request.headers());
@@ -87,6 +87,7 @@ pub(super) async fn websocket(
                         slot,
                         remote,
                         identity,
+                        lifetime,
                     };
                     let socket = parts.io.into_inner();
                     // Copy the few bytes read past the handshake: the buffer
@@ -150,7 +151,7 @@ fn handshake_key(method: &Method, headers: &HeaderMap) -> Result<String, &'stati
         .ok_or("missing or malformed `Sec-WebSocket-Key`")
 }
 
-fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
+pub(super) fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
     if allowed.is_empty() {
         return true;
     }

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::bindings::{auth, route, transform};
+use super::bindings::{self, auth, route, transform};
 use super::cache::ContentHash;
 use super::instance::{Parts, Plugin, Pre};
 use super::recording::Recorder;
@@ -44,6 +44,15 @@ pub enum Problem {
         "has imports the gateway cannot provide (plugins get logging, their config, and WASI that refuses every call unless granted):{0}"
     )]
     Refused(String),
+    /// It was built against another version of the WIT package.
+    #[error(
+        "was built against WIT ferrygate:plugin@{found}, but this gateway loads ferrygate:plugin@{}: rebuild it with ferrygate-sdk 0.2 (or against wit/ of this release)",
+        super::bindings::WIT_VERSION
+    )]
+    WitVersion {
+        /// The version the component names.
+        found: String,
+    },
     /// It does not export the world its kind requires.
     #[error("does not implement the `{kind}` world (ferrygate:plugin/{kind}): {detail}")]
     WrongWorld {
@@ -111,6 +120,9 @@ pub async fn build(
         .await
         .map_err(|e| fail(Problem::Task(e.to_string())))?
         .map_err(|e| fail(Problem::Compile(e)))?;
+    if let Some(found) = bindings::other_wit_version(runtime.engine(), &component) {
+        return Err(fail(Problem::WitVersion { found }));
+    }
     let pre = prelink(runtime, &component, config.kind, &imports).map_err(fail)?;
     let recorder = match &config.record {
         Some(record) => Some(

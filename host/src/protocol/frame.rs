@@ -22,13 +22,24 @@ const FIN: u8 = 0x80;
 pub struct Frame(Bytes);
 
 impl Frame {
-    /// `{"op":"welcome","conn":..,"user":..,"node":..}`, the first frame of a session.
-    pub fn welcome(conn: &str, user: Option<&str>, node: &str) -> Self {
+    /// `{"op":"welcome","conn":..,"user":..,"node":..}`, the first frame of a
+    /// session, with `"expires_at"` (Unix seconds) when the identity expires.
+    pub fn welcome(conn: &str, user: Option<&str>, node: &str, expires_at: Option<u64>) -> Self {
         let user = user.map_or_else(|| "null".to_owned(), json_string);
+        let expires = expires_at.map_or_else(String::new, |at| format!(r#","expires_at":{at}"#));
         Self::text(&format!(
-            r#"{{"op":"welcome","conn":{},"user":{user},"node":{}}}"#,
+            r#"{{"op":"welcome","conn":{},"user":{user},"node":{}{expires}}}"#,
             json_string(conn),
             json_string(node)
+        ))
+    }
+
+    /// `{"op":"unsubscribed","channel":..,"reason":..}`: the server removed a
+    /// subscription (after a refresh that no longer allows it).
+    pub fn unsubscribed(channel: &ChannelName, reason: &str) -> Self {
+        Self::text(&format!(
+            r#"{{"op":"unsubscribed","channel":"{channel}","reason":{}}}"#,
+            json_string(reason)
         ))
     }
 
@@ -188,10 +199,19 @@ mod tests {
     #[test]
     fn frames_are_the_documented_json() {
         assert_eq!(
-            value(&Frame::welcome("c1", None, "n\"1")),
+            value(&Frame::welcome("c1", None, "n\"1", None)),
             json!({"op":"welcome","conn":"c1","user":null,"node":"n\"1"})
         );
-        assert_eq!(value(&Frame::welcome("c1", Some("u"), "n"))["user"], "u");
+        let welcome = value(&Frame::welcome("c1", Some("u"), "n", Some(1_800_000_000)));
+        assert_eq!(welcome["user"], "u");
+        assert_eq!(welcome["expires_at"], 1_800_000_000);
+        assert_eq!(
+            value(&Frame::unsubscribed(
+                &ChannelName::new("a.b").expect("valid"),
+                "no \"way\""
+            )),
+            json!({"op":"unsubscribed","channel":"a.b","reason":"no \"way\""})
+        );
         assert_eq!(value(&Frame::ok(&id("\"a\""))), json!({"id":"a","ok":true}));
         assert_eq!(
             value(&Frame::ok_with(&id("2"), "[1]")),

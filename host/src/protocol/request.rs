@@ -18,6 +18,12 @@ pub const MAX_ID_BYTES: usize = 64;
 pub struct RequestId(Box<str>);
 
 impl RequestId {
+    /// The number `n` as an id, for requests the gateway makes on a client's
+    /// behalf (an SSE stream's subscribes).
+    pub fn number(n: usize) -> Self {
+        Self(n.to_string().into())
+    }
+
     /// The id as JSON text.
     pub fn as_json(&self) -> &str {
         &self.0
@@ -55,6 +61,12 @@ pub enum Request<'a> {
     },
     /// Liveness check answered with `ok`.
     Ping,
+    /// Re-run the auth plugin with a new token (same user), extending the
+    /// connection's lifetime and replacing its claims.
+    Refresh {
+        /// The new token.
+        token: String,
+    },
 }
 
 /// A stream position for recovery: `{"epoch":"...","offset":N}`.
@@ -81,6 +93,8 @@ struct Fields<'a> {
     data: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "present")]
     since: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    token: Option<&'a RawValue>,
 }
 
 /// Keeps an explicit `null` as `Some(null)`: only a missing field is `None`.
@@ -155,8 +169,11 @@ fn parse_op<'a>(fields: &Fields<'a>) -> Result<Request<'a>, ProtocolError> {
             data: fields.data,
         }),
         "ping" => Ok(Request::Ping),
+        "refresh" => Ok(Request::Refresh {
+            token: string_field("token", fields.token)?,
+        }),
         other => Err(ProtocolError::bad_request(format!(
-            "unknown op {other:?}; expected subscribe, unsubscribe, publish, rpc or ping"
+            "unknown op {other:?}; expected subscribe, unsubscribe, publish, rpc, ping or refresh"
         ))),
     }
 }
@@ -220,6 +237,8 @@ mod tests {
         assert!(matches!(req, Ok(Request::Rpc { data: None, .. })));
         let (_, req) = parse_request(r#"{"op":"ping","id":5,"extra":"ignored"}"#);
         assert!(matches!(req, Ok(Request::Ping)));
+        let (_, req) = parse_request(r#"{"op":"refresh","id":7,"token":"t.u.v"}"#);
+        assert!(matches!(req, Ok(Request::Refresh { token }) if token == "t.u.v"));
     }
 
     #[test]
@@ -248,6 +267,14 @@ mod tests {
             "missing field `data`"
         );
         assert_eq!(error_of(r#"{"op":7,"id":1}"#).1, "`op` must be a string");
+        assert_eq!(
+            error_of(r#"{"op":"refresh","id":1}"#).1,
+            "missing field `token`"
+        );
+        assert_eq!(
+            error_of(r#"{"op":"refresh","id":1,"token":5}"#).1,
+            "`token` must be a string"
+        );
         assert!(
             error_of(r#"{"op":"subscribe","id":1,"channel":"c","since":5}"#)
                 .1

@@ -15,7 +15,11 @@ where
 {
     let idle_timeout = session.gateway.config.server.idle_timeout();
     loop {
-        let message = match tokio::time::timeout(idle_timeout, stream.next()).await {
+        let next = tokio::select! {
+            next = tokio::time::timeout(idle_timeout, stream.next()) => next,
+            () = session.login.expired() => return CloseReason::TokenExpired,
+        };
+        let message = match next {
             Err(_elapsed) => return CloseReason::IdleTimeout,
             Ok(None) => return CloseReason::ClientClosed,
             Ok(Some(Err(error))) => return classify(&error),

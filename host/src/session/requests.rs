@@ -24,10 +24,16 @@ impl Session {
             Request::Publish { channel, data } => self.publish(id, &channel, data).await,
             Request::Rpc { method, data } => self.rpc(id, method, data).await,
             Request::Ping => self.reply(Frame::ok(&id)),
+            Request::Refresh { token } => self.refresh(id, token).await,
         }
     }
 
-    async fn subscribe(&mut self, id: RequestId, channel: ChannelName, since: Option<Since>) {
+    pub(super) async fn subscribe(
+        &mut self,
+        id: RequestId,
+        channel: ChannelName,
+        since: Option<Since>,
+    ) {
         if self.subscriptions.contains(&channel) {
             self.reply(subscribe_ack(&id, since.is_some(), None));
             return;

@@ -19,6 +19,11 @@ impl Subscriptions {
         self.requested.contains_key(requested)
     }
 
+    /// The channels the client asked for, in no particular order.
+    pub fn requested(&self) -> Vec<ChannelName> {
+        self.requested.keys().cloned().collect()
+    }
+
     /// How many of `targets` are not joined yet (duplicates counted once).
     pub fn count_new(&self, targets: &[ChannelName]) -> usize {
         let mut seen: Vec<&ChannelName> = Vec::with_capacity(targets.len());

@@ -89,7 +89,8 @@ pub(super) async fn run(
             }
             Next::Close(reason) => {
                 if reason.sends_close_frame() {
-                    batch.extend([Frame::close(reason.code(), reason.as_str())]);
+                    let text = reason.close_text(config.drain_period());
+                    batch.extend([Frame::close(reason.code(), &text)]);
                     let _ = tokio::time::timeout(
                         config.close_grace(),
                         socket.write_all_buf(&mut batch),

@@ -6,7 +6,10 @@
 //! `channels_claim`).
 //!
 //! Expiry (`exp`) and not-before (`nbf`) are checked against the gateway's
-//! time (`now-unix-ms`), since plugins have no clock. Every refusal is a 401
+//! time (`now-unix-ms`), since plugins have no clock; `exp` (plus `leeway_s`)
+//! becomes the admission's expiry, so the gateway closes the connection
+//! (4001) when the token runs out unless the client sends `refresh` with a
+//! newer token of the same `sub`. Every refusal is a 401
 //! with a short reason: `missing token`, `malformed token`, `unsupported
 //! algorithm`, `bad signature`, `expired`, `not yet valid`, `wrong issuer`,
 //! `wrong audience`, `missing sub`, `missing exp`, `invalid <claim> claim`.
@@ -15,7 +18,7 @@
 //! config = { hs256_secret = "${JWT_SECRET}", issuer = "example", audience = "chat", leeway_s = 30 }
 //! ```
 
-use ferrygate_sdk::{Auth, ConnectRequest, Identity, Result, Verdict, log};
+use ferrygate_sdk::{Admission, Auth, ConnectRequest, Identity, Result, Verdict, log};
 
 mod config;
 mod token;
@@ -33,9 +36,12 @@ impl Auth for JwtAuth {
             _ => return Ok(Verdict::unauthorized("missing token")),
         };
         Ok(match token::verify(config, token, request.now_unix_ms) {
-            Ok(verified) => Verdict::Allow(Identity {
-                user: Some(verified.user),
-                claims: verified.claims,
+            Ok(verified) => Verdict::Allow(Admission {
+                identity: Identity {
+                    user: Some(verified.user),
+                    claims: verified.claims,
+                },
+                expires_at_unix_ms: verified.expires_at_unix_ms,
             }),
             Err(rejection) => {
                 let reason = rejection.to_string();

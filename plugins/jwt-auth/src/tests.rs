@@ -89,9 +89,15 @@ fn good_tokens_are_admitted_with_sub_and_claims() {
     let config = config(json!({}));
     let claims = claims(json!({}));
     for token in [hs256(SECRET, &claims), rs256(&claims)] {
-        let Verdict::Allow(identity) = authenticate(&config, Some(&token)) else {
+        let Verdict::Allow(admission) = authenticate(&config, Some(&token)) else {
             panic!("a good token is refused");
         };
+        assert_eq!(
+            admission.expires_at_unix_ms,
+            Some((NOW_S + 600) * 1000),
+            "exp becomes the expiry"
+        );
+        let identity = admission.identity;
         assert_eq!(identity.user.as_deref(), Some("alice"));
         let passed_on = identity.claims_json().expect("claims are an object");
         assert_eq!(Value::Object(passed_on), claims);
@@ -123,7 +129,7 @@ fn expired_tokens_are_refused_unless_within_leeway() {
     let lenient = config(json!({ "leeway_s": 30 }));
     assert!(matches!(
         authenticate(&lenient, Some(&token)),
-        Verdict::Allow(_)
+        Verdict::Allow(admission) if admission.expires_at_unix_ms.is_some_and(|ms| ms > NOW_S * 1000)
     ));
     let at_the_second = hs256(SECRET, &claims(json!({ "exp": NOW_S })));
     assert_eq!(
@@ -160,7 +166,7 @@ fn a_token_without_exp_is_refused_unless_allowed() {
     let allowing = config(json!({ "require_exp": false }));
     assert!(matches!(
         authenticate(&allowing, Some(&token)),
-        Verdict::Allow(_)
+        Verdict::Allow(admission) if admission.expires_at_unix_ms.is_none()
     ));
 }
 

@@ -20,6 +20,9 @@ pub struct Verified {
     pub user: String,
     /// The claims, as the JSON object text the token carried.
     pub claims: String,
+    /// `exp` plus the configured leeway, in milliseconds since the Unix
+    /// epoch: when the token stops being accepted; `None` without `exp`.
+    pub expires_at_unix_ms: Option<u64>,
 }
 
 /// Why a token is refused.
@@ -76,7 +79,7 @@ pub fn verify(config: &Config, token: &str, now_unix_ms: u64) -> Result<Verified
     let claims_text = decode(claims)?;
     let claims: Map<String, Value> =
         serde_json::from_slice(&claims_text).map_err(|_| Rejection::Malformed)?;
-    check_time(config, &claims, now_unix_ms)?;
+    let expires_at_unix_ms = check_time(config, &claims, now_unix_ms)?;
     check_issuer_and_audience(config, &claims)?;
     if let Some(name) = &config.channels_claim
         && let Some(channels) = claims.get(name)
@@ -93,7 +96,11 @@ pub fn verify(config: &Config, token: &str, now_unix_ms: u64) -> Result<Verified
         _ => return Err(Rejection::MissingSub),
     };
     let claims = String::from_utf8(claims_text).map_err(|_| Rejection::Malformed)?;
-    Ok(Verified { user, claims })
+    Ok(Verified {
+        user,
+        claims,
+        expires_at_unix_ms,
+    })
 }
 
 fn decode(segment: &str) -> Result<Vec<u8>, Rejection> {
@@ -128,23 +135,30 @@ fn verify_rs256(config: &Config, signed: &str, signature: &[u8]) -> Result<(), R
         .map_err(|_| Rejection::BadSignature)
 }
 
-fn check_time(config: &Config, claims: &Map<String, Value>, now_ms: u64) -> Result<(), Rejection> {
-    match seconds_claim(claims, "exp")? {
+/// Checks `exp` and `nbf`; returns the deadline `exp` sets (with leeway), in
+/// milliseconds since the Unix epoch.
+fn check_time(
+    config: &Config,
+    claims: &Map<String, Value>,
+    now_ms: u64,
+) -> Result<Option<u64>, Rejection> {
+    let deadline_ms = match seconds_claim(claims, "exp")? {
         Some(exp_s) => {
             let deadline_ms = exp_s.saturating_mul(1000).saturating_add(config.leeway_ms);
             if now_ms >= deadline_ms {
                 return Err(Rejection::Expired);
             }
+            Some(deadline_ms)
         }
         None if config.require_exp => return Err(Rejection::MissingExp),
-        None => {}
-    }
+        None => None,
+    };
     if let Some(nbf_s) = seconds_claim(claims, "nbf")?
         && now_ms.saturating_add(config.leeway_ms) < nbf_s.saturating_mul(1000)
     {
         return Err(Rejection::NotYetValid);
     }
-    Ok(())
+    Ok(deadline_ms)
 }
 
 /// A NumericDate claim in whole seconds (fractions are cut off).

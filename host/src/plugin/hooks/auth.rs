@@ -1,9 +1,10 @@
-//! `auth`: one call per connection attempt, before the upgrade.
+//! `auth`: one call per connection attempt, before the upgrade, and one per
+//! `refresh`.
 
 use super::wrong_kind;
 use crate::metrics::Cause;
-use crate::plugin::bindings::Identity;
 use crate::plugin::bindings::auth::exports::ferrygate::plugin::authenticate::Verdict;
+use crate::plugin::bindings::{Admission, Identity};
 use crate::plugin::instance::{CallError, Exports, Plugin};
 use crate::plugin::recording;
 
@@ -17,8 +18,9 @@ const MAX_CLAIMS_BYTES: usize = 16 * 1024;
 /// The checked verdict.
 #[derive(Debug, Clone)]
 pub enum AuthOutcome {
-    /// Admit the connection as this identity.
-    Allow(Identity),
+    /// Admit the connection as this identity, until the admission's expiry
+    /// (always in the future of the request's `now_unix_ms`).
+    Allow(Admission),
     /// Refuse with HTTP `status` (401 or 403) and a reason for the client.
     Deny {
         /// 401 or 403.
@@ -51,8 +53,19 @@ impl Plugin {
             })
             .await?;
         match verdict {
-            Verdict::Allow(identity) => match check_identity(&identity) {
-                Ok(()) => Ok(AuthOutcome::Allow(identity)),
+            // An expiry already past admits nobody: fail closed.
+            Verdict::Allow(admission)
+                if admission
+                    .expires_at_unix_ms
+                    .is_some_and(|at| at <= request.now_unix_ms) =>
+            {
+                Ok(AuthOutcome::Deny {
+                    status: 401,
+                    reason: "token expired".to_owned(),
+                })
+            }
+            Verdict::Allow(admission) => match check_identity(&admission.identity) {
+                Ok(()) => Ok(AuthOutcome::Allow(admission)),
                 Err(problem) => {
                     let error = self.error(Cause::bad_output, problem);
                     self.record(&error);

@@ -1,7 +1,7 @@
 //! `route`: one call per subscribe, publish or rpc on a channel bound to the
 //! plugin.
 //!
-//! WIT `ferrygate:plugin@0.1.0` has only the `subscribe` and `publish`
+//! WIT `ferrygate:plugin@0.2.0` has only the `subscribe` and `publish`
 //! actions, and a component-model enum cannot gain a case without breaking
 //! every plugin already built against it. So an rpc is presented as a
 //! `publish` whose channel is the method and whose data is the rpc's data: a

@@ -12,7 +12,7 @@ wit_bindgen::generate!({
     pub_export_macro: true,
     export_macro_name: "export_route_world",
         with: {
-            "ferrygate:plugin/types@0.1.0": ferrygate_sdk_auth_world::ferrygate::plugin::types,
-            "ferrygate:plugin/host@0.1.0": ferrygate_sdk_auth_world::ferrygate::plugin::host,
+            "ferrygate:plugin/types@0.2.0": ferrygate_sdk_auth_world::ferrygate::plugin::types,
+            "ferrygate:plugin/host@0.2.0": ferrygate_sdk_auth_world::ferrygate::plugin::host,
         },
 });
