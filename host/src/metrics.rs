@@ -8,6 +8,7 @@
 mod broker;
 mod history;
 mod plugin;
+mod presence;
 
 pub use plugin::{Cause, PluginCounters, PluginMetrics, ReloadOutcome};
 
@@ -22,6 +23,7 @@ use crate::protocol::ErrorCode;
 
 pub use broker::{BrokerMetrics, Malformed, MessageKind, PublishFailure};
 pub use history::HistoryMetrics;
+pub use presence::PresenceMetrics;
 
 /// A label drawn from a fixed set of names.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -105,6 +107,8 @@ pub struct Metrics {
     pub broker: BrokerMetrics,
     /// History appends, replays and failed recoveries.
     pub history: HistoryMetrics,
+    /// Presence entries, heartbeats, join/leave pushes and queries.
+    pub presence: PresenceMetrics,
 }
 
 impl Default for Metrics {
@@ -133,6 +137,7 @@ impl Metrics {
             plugins: PluginMetrics::new(),
             broker: BrokerMetrics::default(),
             history: HistoryMetrics::default(),
+            presence: PresenceMetrics::default(),
             registry: Registry::with_prefix("ferrygate"),
         };
         let r = &mut metrics.registry;
@@ -208,6 +213,9 @@ impl Metrics {
         metrics
             .history
             .register(metrics.registry.sub_registry_with_prefix("history"));
+        metrics
+            .presence
+            .register(metrics.registry.sub_registry_with_prefix("presence"));
         metrics
     }
 

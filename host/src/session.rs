@@ -10,6 +10,7 @@
 //! A session touches the hub and the broker only through their APIs, and
 //! cleans up every subscription it made when it ends, however it ends.
 
+mod presence;
 mod rate;
 mod reader;
 mod recover;
@@ -180,9 +181,11 @@ impl Session {
 
     fn leave_all(&mut self) {
         let joined = self.subscriptions.clear();
+        let user = self.connection.identity.user.as_deref();
         for channel in &joined {
             self.gateway.hub.unsubscribe(channel, &self.conn);
             self.gateway.broker.leave(channel);
+            self.gateway.presence.leave(channel, user, &self.conn);
         }
         self.gateway
             .metrics

@@ -7,6 +7,7 @@ pub mod acked;
 pub mod backend;
 pub mod faults;
 pub mod nats_cluster;
+pub mod presence;
 pub mod redis_cluster;
 pub mod scenarios;
 
@@ -93,7 +94,9 @@ impl BrokerServer {
         let mut command = match self.kind {
             Kind::Nats => {
                 let mut c = Command::new("nats-server");
-                c.args(["-a", "127.0.0.1", "-p", &port]);
+                // JetStream (presence buckets, history streams) in the server's folder.
+                c.args(["-a", "127.0.0.1", "-p", &port, "-js", "-sd"])
+                    .arg(&self.dir.0);
                 c
             }
             Kind::Redis => {

@@ -27,6 +27,7 @@ mod plugin_auth;
 mod plugin_check;
 mod plugin_limits;
 mod plugin_route;
+mod presence;
 mod reload;
 mod reload_stream;
 mod rpc;

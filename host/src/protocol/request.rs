@@ -55,6 +55,15 @@ pub enum Request<'a> {
     },
     /// Liveness check answered with `ok`.
     Ping,
+    /// Who is in a presence channel: one page, as `GET /v1/presence`.
+    Presence {
+        /// The channel asked about.
+        channel: ChannelName,
+        /// `limit` as the client wrote it (JSON text), checked by the query.
+        limit: Option<&'a str>,
+        /// `cursor`, a `next_cursor` from an earlier page.
+        cursor: Option<String>,
+    },
 }
 
 /// A stream position for recovery: `{"epoch":"...","offset":N}`.
@@ -81,6 +90,10 @@ struct Fields<'a> {
     data: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "present")]
     since: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    limit: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    cursor: Option<&'a RawValue>,
 }
 
 /// Keeps an explicit `null` as `Some(null)`: only a missing field is `None`.
@@ -155,8 +168,16 @@ fn parse_op<'a>(fields: &Fields<'a>) -> Result<Request<'a>, ProtocolError> {
             data: fields.data,
         }),
         "ping" => Ok(Request::Ping),
+        "presence" => Ok(Request::Presence {
+            channel: channel_field("channel", fields.channel)?,
+            limit: fields.limit.map(RawValue::get),
+            cursor: fields
+                .cursor
+                .map(|raw| string_field("cursor", Some(raw)))
+                .transpose()?,
+        }),
         other => Err(ProtocolError::bad_request(format!(
-            "unknown op {other:?}; expected subscribe, unsubscribe, publish, rpc or ping"
+            "unknown op {other:?}; expected subscribe, unsubscribe, publish, rpc, ping or presence"
         ))),
     }
 }
@@ -220,6 +241,15 @@ mod tests {
         assert!(matches!(req, Ok(Request::Rpc { data: None, .. })));
         let (_, req) = parse_request(r#"{"op":"ping","id":5,"extra":"ignored"}"#);
         assert!(matches!(req, Ok(Request::Ping)));
+        let (_, req) = parse_request(r#"{"op":"presence","id":6,"channel":"c","limit":5}"#);
+        assert!(matches!(
+            req,
+            Ok(Request::Presence {
+                limit: Some("5"),
+                cursor: None,
+                ..
+            })
+        ));
     }
 
     #[test]
