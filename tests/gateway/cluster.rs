@@ -63,6 +63,16 @@ impl BrokerServer {
         server
     }
 
+    /// A `nats-server` with JetStream, storing in the server's own folder
+    /// (so a restart keeps what it stored).
+    pub fn start_jetstream() -> Self {
+        let mut server = Self::reserve(Kind::Nats);
+        let store = server.dir.0.display().to_string();
+        server.args = vec!["-js".to_owned(), "-sd".to_owned(), store];
+        server.restart();
+        server
+    }
+
     /// Picks a free port but starts nothing there yet (see [`Self::restart`]).
     pub fn reserve(kind: Kind) -> Self {
         Self {
@@ -94,9 +104,7 @@ impl BrokerServer {
         let mut command = match self.kind {
             Kind::Nats => {
                 let mut c = Command::new("nats-server");
-                // JetStream (presence buckets, history streams) in the server's folder.
-                c.args(["-a", "127.0.0.1", "-p", &port, "-js", "-sd"])
-                    .arg(&self.dir.0);
+                c.args(["-a", "127.0.0.1", "-p", &port]);
                 c
             }
             Kind::Redis => {

@@ -19,6 +19,13 @@ use crate::support::{Client, PATIENCE};
 /// What the contract allows for a dead instance's entries to go.
 const DEAD_PATIENCE: Duration = Duration::from_secs(30);
 
+fn server(kind: Kind) -> BrokerServer {
+    match kind {
+        Kind::Nats => BrokerServer::start_jetstream(),
+        Kind::Redis => BrokerServer::start(kind),
+    }
+}
+
 fn three(server: &BrokerServer) -> Vec<Instance> {
     let tail = manifest_tail();
     (0..3).map(|_| Instance::start(server, &tail)).collect()
@@ -60,7 +67,7 @@ fn names(names: &[&str]) -> HashSet<String> {
 }
 
 async fn tabs_on_several_instances_count_once_and_join_and_leave_once(kind: Kind) {
-    let server = BrokerServer::start(kind);
+    let server = server(kind);
     let gateways = three(&server);
     let mut watchers = watchers(&gateways, "room.1").await;
 
@@ -147,7 +154,7 @@ async fn tabs_on_several_instances_count_once_and_join_and_leave_once(kind: Kind
 }
 
 async fn a_killed_instance_leaves_within_30_s_and_a_drained_one_at_once(kind: Kind) {
-    let server = BrokerServer::start(kind);
+    let server = server(kind);
     let mut gateways = three(&server);
     let mut watchers = watchers(&gateways[..1], "room.k").await;
     let watcher = &mut watchers[0];
@@ -197,7 +204,7 @@ async fn a_killed_instance_leaves_within_30_s_and_a_drained_one_at_once(kind: Ki
 }
 
 async fn paging_through_5000_members_returns_each_once(kind: Kind) {
-    let server = BrokerServer::start(kind);
+    let server = server(kind);
     let gateways = three(&server);
     let addrs: Vec<_> = gateways.iter().map(|g| g.addr).collect();
     let clients = crowd(&addrs, "crowd.big", 5_000).await;

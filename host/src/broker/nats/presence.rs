@@ -104,17 +104,26 @@ impl NatsPresence {
             .get_or_try_init(|| async {
                 let name = format!("{}_presence", self.prefix.replace('.', "_"));
                 let js = async_nats::jetstream::new(self.client.clone());
-                let kv = match js.get_key_value(&name).await {
-                    Ok(kv) => kv,
-                    Err(_) => js
-                        .create_key_value(kv::Config {
-                            bucket: name.clone(),
-                            history: 1,
-                            ..Default::default()
-                        })
-                        .await
-                        .map_err(|e| unavailable("bucket", e))?,
+                // The bucket's stream, made by hand with the key-value
+                // conventions: async-nats' own `create_key_value` cannot read
+                // nats-server 2.9's answer.
+                let config = async_nats::jetstream::stream::Config {
+                    name: format!("KV_{name}"),
+                    subjects: vec![format!("$KV.{name}.>")],
+                    max_messages_per_subject: 1,
+                    discard: async_nats::jetstream::stream::DiscardPolicy::New,
+                    allow_direct: true,
+                    allow_rollup: true,
+                    deny_delete: true,
+                    ..Default::default()
                 };
+                js.get_or_create_stream(config)
+                    .await
+                    .map_err(|e| unavailable("bucket", e))?;
+                let kv = js
+                    .get_key_value(&name)
+                    .await
+                    .map_err(|e| unavailable("bucket", e))?;
                 let stream = js
                     .get_stream(format!("KV_{name}"))
                     .await
