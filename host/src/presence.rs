@@ -205,6 +205,10 @@ pub fn event_frame(channel: &ChannelName, kind: EventKind, data: &str) -> Frame 
     ))
 }
 
+/// Longest cursor accepted, in bytes of hex (a 2 KiB user id): bounds the
+/// work a bad query can cause.
+pub const MAX_CURSOR_BYTES: usize = 4096;
+
 /// The opaque `next_cursor` after `user`: its bytes in lowercase hex.
 pub fn encode_cursor(user: &str) -> String {
     user.bytes().map(|b| format!("{b:02x}")).collect()
@@ -212,7 +216,7 @@ pub fn encode_cursor(user: &str) -> String {
 
 /// The inverse of [`encode_cursor`]; `None` for text it cannot have made.
 pub fn decode_cursor(cursor: &str) -> Option<String> {
-    if cursor.is_empty() || cursor.len() % 2 != 0 || cursor.len() > 4096 {
+    if cursor.is_empty() || !cursor.len().is_multiple_of(2) || cursor.len() > MAX_CURSOR_BYTES {
         return None;
     }
     let bytes = (0..cursor.len())

@@ -24,15 +24,16 @@ pub fn manifest_tail() -> String {
         "auth",
         "auth",
         "jwt_auth",
+        // Thousands of connects on a busy debug build: room for slow calls.
         &format!(
-            "config = {{ hs256_secret = \"{SECRET}\", issuer = \"ferrygate-tests\", audience = \"chat\" }}"
+            "limits = {{ memory_mib = 16, time_ms = 2000 }}\nconfig = {{ hs256_secret = \"{SECRET}\", issuer = \"ferrygate-tests\", audience = \"chat\" }}"
         ),
     );
     let acl = section(
         "acl",
         "route",
         "channel_acl",
-        r#"config = { public = ["room.*", "crowd.*", "plain.*"] }"#,
+        "limits = { memory_mib = 16, time_ms = 2000 }\nconfig = { public = [\"room.*\", \"crowd.*\", \"plain.*\"] }",
     );
     let routes = "\n[[routes]]\nchannels = \"room.*\"\nroute = \"acl\"\npresence = true\njoin_leave = true\n\n\
                   [[routes]]\nchannels = [\"user.*\", \"crowd.*\"]\nroute = \"acl\"\npresence = true\n\n\
@@ -126,7 +127,7 @@ pub async fn all_pages(addrs: &[SocketAddr], channel: &str, limit: usize) -> Vec
 }
 
 /// `n` users named `m00000`.. each subscribed to `channel`, spread over
-/// `addrs` in turn, connecting 20 at a time.
+/// `addrs` in turn, connecting 10 at a time.
 pub async fn crowd(addrs: &[SocketAddr], channel: &str, n: usize) -> Vec<Client> {
     futures_util::stream::iter(0..n)
         .map(|i| async move {
@@ -134,7 +135,7 @@ pub async fn crowd(addrs: &[SocketAddr], channel: &str, n: usize) -> Vec<Client>
             client.subscribe(channel).await;
             client
         })
-        .buffer_unordered(20)
+        .buffer_unordered(10)
         .collect()
         .await
 }

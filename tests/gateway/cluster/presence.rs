@@ -214,9 +214,18 @@ async fn paging_through_5000_members_returns_each_once(kind: Kind) {
     let mut sorted = seen.clone();
     sorted.sort();
     assert_eq!(seen, sorted, "pages come in id order");
+    // A write that timed out under this load is retried at the next
+    // heartbeat: the total converges within one.
     for gateway in &gateways {
-        let (_, page) = crate::presence::presence(gateway.addr, "crowd.big?limit=1").await;
-        assert_eq!(page["connections"], 5_000, "{page}");
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            let (_, page) = crate::presence::presence(gateway.addr, "crowd.big?limit=1").await;
+            if page["connections"] == 5_000 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{page}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
     drop(clients);
 }

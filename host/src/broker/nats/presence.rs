@@ -70,6 +70,8 @@ pub struct NatsPresence {
     mine: Mutex<HashMap<ChannelName, HashMap<Member, u32>>>,
     /// The revision of this node's last heartbeat.
     beat: Mutex<Option<u64>>,
+    /// Writes of this node's `t` keys, one at a time.
+    totals: tokio::sync::Mutex<()>,
 }
 
 fn hex(text: &str) -> String {
@@ -91,6 +93,7 @@ impl NatsPresence {
             bucket: OnceCell::new(),
             mine: Mutex::new(HashMap::new()),
             beat: Mutex::new(None),
+            totals: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -293,7 +296,7 @@ impl PresenceStore for NatsPresence {
         self.bounded(self.timeout, async move {
             let bucket = self.bucket().await?;
             let channel_hex = hex(channel.as_str());
-            let (old, total) = {
+            let old = {
                 let mut mine = self.mine.lock();
                 let members = mine.entry(channel.clone()).or_default();
                 let old = if count == 0 {
@@ -302,11 +305,10 @@ impl PresenceStore for NatsPresence {
                     members.insert(member.clone(), count)
                 }
                 .unwrap_or(0);
-                let total: u64 = members.values().map(|&n| u64::from(n)).sum();
                 if members.is_empty() {
                     mine.remove(channel);
                 }
-                (old, total)
+                old
             };
             let change = match member {
                 Member::User(user) => {
@@ -326,6 +328,14 @@ impl PresenceStore for NatsPresence {
                     after: u64::from(count),
                 },
             };
+            // One `t` write at a time, the total read under the turn, so
+            // the last write holds the latest total.
+            let _turn = self.totals.lock().await;
+            let total: u64 = self
+                .mine
+                .lock()
+                .get(channel)
+                .map_or(0, |members| members.values().map(|&n| u64::from(n)).sum());
             let key = format!("t.{channel_hex}.{}", self.node);
             if total == 0 {
                 bucket
