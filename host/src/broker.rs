@@ -168,6 +168,9 @@ pub trait Broker: Send + Sync + fmt::Debug {
         timeout: Duration,
     ) -> BoxFuture<'a, Result<String, RpcError>>;
 
+    /// This broker's presence store (see [`crate::presence`]).
+    fn presence(&self) -> std::sync::Arc<dyn crate::presence::PresenceStore>;
+
     /// Whether messages can currently cross instances (`/readyz` reports it).
     fn is_connected(&self) -> bool;
 

@@ -14,6 +14,7 @@ use crate::connections::Connections;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::plugin::{LivePlugins, Outcome, Reloader, StartError};
+use crate::presence::Presence;
 
 /// See the module docs.
 #[derive(Debug)]
@@ -30,6 +31,8 @@ pub struct Gateway {
     pub connections: Arc<Connections>,
     /// The bus every publish goes through.
     pub broker: Arc<dyn Broker>,
+    /// Who is in which presence channel (this instance's side).
+    pub presence: Arc<Presence>,
     /// The plugins in use now.
     pub plugins: LivePlugins,
     /// Rebuilds `plugins` from the manifest file (hot reload).
@@ -107,17 +110,23 @@ impl Gateway {
                 .await?,
             ),
         };
-        Ok(Arc::new(Self {
+        let presence = Arc::new(Presence::new(broker.presence(), Arc::clone(&parts.metrics)));
+        let gateway = Arc::new(Self {
             config,
             node: parts.node,
             metrics: parts.metrics,
             hub: parts.hub,
             connections: parts.connections,
             broker,
+            presence,
             plugins,
             reloader: Reloader::new(manifest),
             draining: AtomicBool::new(false),
-        }))
+        });
+        tokio::spawn(crate::presence::tracker::heartbeat(Arc::downgrade(
+            &gateway,
+        )));
+        Ok(gateway)
     }
 
     /// Reloads the plugins and routes from the manifest (see

@@ -10,6 +10,7 @@ mod api;
 mod auth;
 mod bearer;
 mod sse;
+mod presence;
 mod upgrade;
 
 use std::net::SocketAddr;
@@ -41,6 +42,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/v1/send", post(api::send))
         .route("/v1/plugins", get(api::plugins))
         .route("/v1/reload", post(api::reload))
+        .route("/v1/presence/{channel}", get(presence::presence))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .fallback(not_found)
         .with_state(gateway)

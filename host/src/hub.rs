@@ -183,6 +183,20 @@ impl Hub {
             .count()
     }
 
+    /// Pushes a ready `frame` (a join or leave) to every local subscriber
+    /// of `channel`; returns how many it was queued for.
+    pub fn deliver_frame(&self, channel: &ChannelName, frame: &Frame) -> usize {
+        let mut shard = self.shard(channel).lock();
+        let Some(members) = shard.get_mut(channel) else {
+            return 0;
+        };
+        members
+            .iter_mut()
+            .map(|m| m.offer(self, None, frame))
+            .filter(|&taken| taken)
+            .count()
+    }
+
     /// Number of channels with at least one local subscriber.
     pub fn channel_count(&self) -> usize {
         self.shards.iter().map(|shard| shard.lock().len()).sum()

@@ -39,6 +39,7 @@ pub mod logging;
 pub mod metrics;
 pub mod outbox;
 pub mod plugin;
+pub mod presence;
 pub mod protocol;
 pub mod server;
 pub mod session;

@@ -9,6 +9,7 @@ mod broker;
 mod history;
 mod plugin;
 mod session;
+mod presence;
 
 pub use plugin::{Cause, PluginCounters, PluginMetrics, ReloadOutcome};
 
@@ -24,6 +25,7 @@ use crate::protocol::ErrorCode;
 pub use broker::{BrokerMetrics, Malformed, MessageKind, PublishFailure};
 pub use history::HistoryMetrics;
 pub use session::{RefreshOutcome, SessionMetrics};
+pub use presence::PresenceMetrics;
 
 /// A label drawn from a fixed set of names.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -109,6 +111,8 @@ pub struct Metrics {
     pub history: HistoryMetrics,
     /// Token refreshes and SSE streams.
     pub sessions: SessionMetrics,
+    /// Presence entries, heartbeats, join/leave pushes and queries.
+    pub presence: PresenceMetrics,
 }
 
 impl Default for Metrics {
@@ -138,6 +142,7 @@ impl Metrics {
             broker: BrokerMetrics::default(),
             history: HistoryMetrics::default(),
             sessions: SessionMetrics::default(),
+            presence: PresenceMetrics::default(),
             registry: Registry::with_prefix("ferrygate"),
         };
         let r = &mut metrics.registry;
@@ -214,6 +219,9 @@ impl Metrics {
         metrics
             .history
             .register(metrics.registry.sub_registry_with_prefix("history"));
+        metrics
+            .presence
+            .register(metrics.registry.sub_registry_with_prefix("presence"));
         metrics
     }
 

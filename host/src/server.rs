@@ -55,7 +55,8 @@ pub async fn run(
     accept.abort();
 }
 
-/// Flips readiness, refuses new upgrades, closes every session, then waits
+/// Flips readiness, refuses new upgrades, closes every session, removes this
+/// instance's presence entries, then waits
 /// (at most `[broker] timeout_ms`) until the broker has every acknowledged publish.
 pub async fn drain(gateway: &Gateway) {
     let server = &gateway.config.server;
@@ -73,6 +74,8 @@ pub async fn drain(gateway: &Gateway) {
             server.close_grace(),
         )
         .await;
+    // Presence entries go now, not when they would expire.
+    gateway.presence.drain(&gateway.plugins.current()).await;
     // What was acknowledged must reach the broker before the process exits.
     gateway.broker.flush(gateway.config.broker.timeout()).await;
     tracing::info!(remaining = gateway.connections.len(), "drain complete");

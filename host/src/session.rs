@@ -13,6 +13,7 @@
 //! cleans up every subscription it made when it ends, however it ends.
 
 mod lifetime;
+mod presence;
 mod rate;
 mod reader;
 mod recover;
@@ -210,9 +211,11 @@ impl Session {
 
     fn leave_all(&mut self) {
         let joined = self.subscriptions.clear();
+        let user = self.connection.identity.user.as_deref();
         for channel in &joined {
             self.gateway.hub.unsubscribe(channel, &self.conn);
             self.gateway.broker.leave(channel);
+            self.gateway.presence.leave(channel, user, &self.conn);
         }
         self.gateway
             .metrics

@@ -7,6 +7,7 @@ pub mod acked;
 pub mod backend;
 pub mod faults;
 pub mod nats_cluster;
+pub mod presence;
 pub mod redis_cluster;
 pub mod scenarios;
 
@@ -58,6 +59,16 @@ pub fn free_port() -> u16 {
 impl BrokerServer {
     pub fn start(kind: Kind) -> Self {
         let mut server = Self::reserve(kind);
+        server.restart();
+        server
+    }
+
+    /// A `nats-server` with JetStream, storing in the server's own folder
+    /// (so a restart keeps what it stored).
+    pub fn start_jetstream() -> Self {
+        let mut server = Self::reserve(Kind::Nats);
+        let store = server.dir.0.display().to_string();
+        server.args = vec!["-js".to_owned(), "-sd".to_owned(), store];
         server.restart();
         server
     }

@@ -30,6 +30,7 @@ mod plugin_check;
 mod plugin_langs;
 mod plugin_limits;
 mod plugin_route;
+mod presence;
 mod reload;
 mod reload_stream;
 mod rpc;

@@ -72,6 +72,15 @@ pub fn request(data: &[u8]) {
             assert_json("an rpc push", Frame::push(&method, "null").as_str());
         }
         Ok(Request::Ping) => {}
+        Ok(Request::Presence { channel, .. }) => {
+            let data = ferrygate::presence::event_data("u", None);
+            let frame = ferrygate::presence::event_frame(
+                &channel,
+                ferrygate::presence::EventKind::Join,
+                &data,
+            );
+            assert_json("a join push", frame.as_str());
+        }
         Err(error) => assert_json("an error reply", Frame::error(id.as_ref(), &error).as_str()),
     }
 }

@@ -2,7 +2,9 @@
 //! and connections are named in subjects.
 //!
 //! The gateway publishes `{"ferrygate":1,"node":"<node id>","data":<payload>}`;
-//! on a channel with history the broker adds `"offset":N,"epoch":"E"`.
+//! on a channel with history the broker adds `"offset":N,"epoch":"E"`; a
+//! presence event (join/leave) says `"presence":"join"|"leave"` and its
+//! `data` is `{"user":..,"conn":..}`.
 //! A backend may publish the same envelope, or just the payload (any JSON
 //! value). A JSON object whose `ferrygate` key is a number is read as an
 //! envelope and must be version 1 with `data`; anything else is a raw payload.
@@ -26,6 +28,8 @@ pub struct Decoded<'a> {
     pub node: Option<String>,
     /// The message's history position (offset, epoch), on channels with history.
     pub at: Option<(u64, String)>,
+    /// A presence event (`"presence":"join"|"leave"`) rather than a message.
+    pub presence: Option<crate::presence::EventKind>,
 }
 
 #[derive(Deserialize)]
@@ -38,6 +42,8 @@ struct Probe<'a> {
     offset: Option<u64>,
     #[serde(default)]
     epoch: Option<String>,
+    #[serde(default)]
+    presence: Option<String>,
     #[serde(borrow, default, deserialize_with = "present")]
     data: Option<&'a RawValue>,
 }
@@ -52,6 +58,13 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValu
 pub fn encode(node: &str, data: &str) -> String {
     // Node ids are base-36, so they need no JSON escaping.
     format!(r#"{{"ferrygate":{VERSION},"node":"{node}","data":{data}}}"#)
+}
+
+/// The envelope of a presence event on a channel: `data` is
+/// `{"user":..,"conn":..}` (JSON text), `kind` says join or leave.
+pub fn encode_presence(node: &str, kind: crate::presence::EventKind, data: &str) -> String {
+    let kind = kind.as_str();
+    format!(r#"{{"ferrygate":{VERSION},"node":"{node}","presence":"{kind}","data":{data}}}"#)
 }
 
 /// Bytes [`encode`] adds around `data` for `node`: `{"ferrygate":1,"node":"","data":}`
@@ -131,11 +144,18 @@ pub fn decode(payload: &[u8], max_bytes: usize) -> Result<Decoded<'_>, Malformed
             }
             _ => return Err(Malformed::BadEnvelope),
         };
+        let presence = match probe.presence.as_deref() {
+            None => None,
+            Some(kind) => {
+                Some(crate::presence::EventKind::parse(kind).ok_or(Malformed::BadEnvelope)?)
+            }
+        };
         return match (version, probe.data) {
             (1, Some(data)) => Ok(Decoded {
                 data: data.get(),
                 node: probe.node,
                 at,
+                presence,
             }),
             _ => Err(Malformed::BadEnvelope),
         };
@@ -144,6 +164,7 @@ pub fn decode(payload: &[u8], max_bytes: usize) -> Result<Decoded<'_>, Malformed
         data: trimmed,
         node: None,
         at: None,
+        presence: None,
     })
 }
 

@@ -80,6 +80,11 @@ impl Inbound {
         match route {
             Route::Channel(channel) => {
                 broker.received(MessageKind::Channel);
+                if let Some(kind) = decoded.presence {
+                    let frame = crate::presence::event_frame(&channel, kind, decoded.data);
+                    self.hub.deliver_frame(&channel, &frame);
+                    return;
+                }
                 match decoded.at {
                     None => {
                         self.hub.deliver(&channel, decoded.data);

@@ -3,7 +3,9 @@
 //! [`SizeLimit`], so a payload accepted here is accepted on NATS and Redis too.
 //! Channels with history keep it in a [`MemoryHistory`], swept every
 //! [`SWEEP_EVERY`] by a task that ends
-//! with the broker.
+//! with the broker. Presence lives in a [`MemoryPresence`].
+
+mod presence;
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -19,7 +21,10 @@ use crate::history::memory::{MemoryHistory, SWEEP_EVERY};
 use crate::history::{HistoryRead, Position};
 use crate::hub::Hub;
 use crate::metrics::{Metrics, PublishFailure};
+use crate::presence::PresenceStore;
 use crate::protocol::{ChannelName, Frame};
+
+pub use presence::MemoryPresence;
 
 /// Delivers straight into this process's hub and sessions.
 #[derive(Debug)]
@@ -29,6 +34,7 @@ pub struct MemoryBroker {
     metrics: Arc<Metrics>,
     limit: SizeLimit,
     history: Arc<MemoryHistory>,
+    presence: Arc<MemoryPresence>,
 }
 
 impl MemoryBroker {
@@ -43,9 +49,11 @@ impl MemoryBroker {
     ) -> Self {
         let history = Arc::new(MemoryHistory::new());
         tokio::spawn(sweep(Arc::downgrade(&history), Arc::clone(&metrics)));
+        let presence = Arc::new(MemoryPresence::new(Arc::clone(&hub)));
         Self {
             hub,
             connections,
+            presence,
             metrics,
             limit,
             history,
@@ -136,6 +144,10 @@ impl Broker for MemoryBroker {
 
     fn is_connected(&self) -> bool {
         true
+    }
+
+    fn presence(&self) -> Arc<dyn PresenceStore> {
+        Arc::clone(&self.presence) as Arc<dyn PresenceStore>
     }
 
     fn fits(&self, data: &str) -> Result<(), BrokerError> {

@@ -7,10 +7,12 @@
 //! arrives is checked and delivered by [`Inbound`]. While the connection is
 //! down or unresponsive ([`Health`], probed by a server round trip,
 //! `probe`), publishes are refused `unavailable` (direct messages reach
-//! local sockets only), never put into async-nats' reconnect buffer. See
+//! local sockets only), never put into async-nats' reconnect buffer.
+//! Presence lives in a JetStream key-value bucket (`nats/presence.rs`). See
 //! `docs/architecture.md`, "Broker layer".
 
 mod connect;
+mod presence;
 mod probe;
 mod subscriptions;
 
@@ -50,6 +52,7 @@ pub struct NatsBroker {
     limit: SizeLimit,
     /// `[broker] timeout_ms`.
     timeout: Duration,
+    presence: Arc<presence::NatsPresence>,
 }
 
 impl NatsBroker {
@@ -111,8 +114,15 @@ impl NatsBroker {
                 },
             )
         };
+        let presence = Arc::new(presence::NatsPresence::new(
+            client.clone(),
+            prefix.clone(),
+            Arc::clone(&node),
+            config.timeout(),
+        ));
         let broker = Self {
             client,
+            presence,
             limit: SizeLimit::new(&node, max_bytes),
             node,
             prefix,
@@ -295,6 +305,10 @@ impl Broker for NatsBroker {
 
     fn is_connected(&self) -> bool {
         self.client.connection_state() == State::Connected && self.health.is_responsive()
+    }
+
+    fn presence(&self) -> Arc<dyn crate::presence::PresenceStore> {
+        Arc::clone(&self.presence) as Arc<dyn crate::presence::PresenceStore>
     }
 
     fn fits(&self, data: &str) -> Result<(), BrokerError> {

@@ -7,10 +7,12 @@
 //! both clients and the reader of the subscriber's messages. While a
 //! connection is down or unresponsive (a PING on each, [`Health`]), publishes
 //! are refused `unavailable` (direct messages reach local sockets only);
-//! after a reconnect every wanted subscription is made again.
+//! after a reconnect every wanted subscription is made again. Presence
+//! lives in hashes and sorted sets (`redis/presence.rs`).
 
 mod connect;
 mod history;
+mod presence;
 mod publisher;
 mod reader;
 mod rpc;
@@ -54,6 +56,7 @@ pub struct RedisBroker {
     /// `[broker] timeout_ms`.
     timeout: Duration,
     history: history::RedisHistory,
+    presence: Arc<presence::RedisPresence>,
 }
 
 impl RedisBroker {
@@ -124,6 +127,7 @@ impl RedisBroker {
                 },
             )
         };
+        let (commands_for_presence, node_for_presence) = (commands.clone(), Arc::clone(&node));
         let broker = Self {
             limit: SizeLimit::new(&node, max_bytes),
             health,
@@ -139,6 +143,13 @@ impl RedisBroker {
             pending,
             publisher,
             history: history::RedisHistory::new(config.prefix.clone()),
+            presence: Arc::new(presence::RedisPresence::new(
+                commands_for_presence,
+                config.prefix.clone(),
+                node_for_presence,
+                config.cluster,
+                config.timeout(),
+            )),
         };
         startup::await_first_connection(config, "Redis", || broker.is_connected()).await?;
         Ok(broker)
@@ -351,6 +362,10 @@ impl Broker for RedisBroker {
             }
         }
         .boxed()
+    }
+
+    fn presence(&self) -> Arc<dyn crate::presence::PresenceStore> {
+        Arc::clone(&self.presence) as Arc<dyn crate::presence::PresenceStore>
     }
 
     fn is_connected(&self) -> bool {

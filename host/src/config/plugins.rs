@@ -144,6 +144,14 @@ pub struct RouteConfig {
     /// Keep the last messages of each matching channel for recovery.
     #[serde(default)]
     pub history: Option<super::HistoryConfig>,
+    /// Track who is subscribed to each matching channel, across instances
+    /// (`GET /v1/presence/{channel}`, op `presence`).
+    #[serde(default)]
+    pub presence: bool,
+    /// Push `join`/`leave` to the channel's subscribers when a user's first
+    /// connection joins and its last one leaves; needs `presence`.
+    #[serde(default)]
+    pub join_leave: bool,
 }
 
 fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ChannelPattern>, D::Error> {
@@ -339,6 +347,12 @@ pub(super) fn validate(
             history
                 .validate()
                 .map_err(|reason| invalid(&["routes"], reason))?;
+        }
+        if route.join_leave && !route.presence {
+            return Err(invalid(
+                &["routes"],
+                "`join_leave = true` needs `presence = true` on the same route",
+            ));
         }
         if !route.outbound.is_empty() {
             return Err(invalid(

@@ -25,6 +25,10 @@ pub struct Route {
     pub inbound: Vec<Arc<Plugin>>,
     /// The route's `history`: its channels keep their last messages.
     pub history: Option<crate::config::HistoryConfig>,
+    /// The route's `presence`: its channels' subscribers are tracked.
+    pub presence: bool,
+    /// The route's `join_leave`: join and leave pushes (implies `presence`).
+    pub join_leave: bool,
 }
 
 impl Route {
@@ -129,6 +133,8 @@ impl PluginSet {
                     .cloned()
                     .collect(),
                 history: route.history,
+                presence: route.presence,
+                join_leave: route.join_leave,
             })
             .collect();
         Self {

@@ -67,6 +67,15 @@ pub enum Request<'a> {
         /// The new token.
         token: String,
     },
+    /// Who is in a presence channel: one page, as `GET /v1/presence`.
+    Presence {
+        /// The channel asked about.
+        channel: ChannelName,
+        /// `limit` as the client wrote it (JSON text), checked by the query.
+        limit: Option<&'a str>,
+        /// `cursor`, a `next_cursor` from an earlier page.
+        cursor: Option<String>,
+    },
 }
 
 /// A stream position for recovery: `{"epoch":"...","offset":N}`.
@@ -95,6 +104,10 @@ struct Fields<'a> {
     since: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "present")]
     token: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    limit: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    cursor: Option<&'a RawValue>,
 }
 
 /// Keeps an explicit `null` as `Some(null)`: only a missing field is `None`.
@@ -172,8 +185,16 @@ fn parse_op<'a>(fields: &Fields<'a>) -> Result<Request<'a>, ProtocolError> {
         "refresh" => Ok(Request::Refresh {
             token: string_field("token", fields.token)?,
         }),
+        "presence" => Ok(Request::Presence {
+            channel: channel_field("channel", fields.channel)?,
+            limit: fields.limit.map(RawValue::get),
+            cursor: fields
+                .cursor
+                .map(|raw| string_field("cursor", Some(raw)))
+                .transpose()?,
+        }),
         other => Err(ProtocolError::bad_request(format!(
-            "unknown op {other:?}; expected subscribe, unsubscribe, publish, rpc, ping or refresh"
+            "unknown op {other:?}; expected subscribe, unsubscribe, publish, rpc, ping, refresh or presence"
         ))),
     }
 }
@@ -239,6 +260,15 @@ mod tests {
         assert!(matches!(req, Ok(Request::Ping)));
         let (_, req) = parse_request(r#"{"op":"refresh","id":7,"token":"t.u.v"}"#);
         assert!(matches!(req, Ok(Request::Refresh { token }) if token == "t.u.v"));
+        let (_, req) = parse_request(r#"{"op":"presence","id":6,"channel":"c","limit":5}"#);
+        assert!(matches!(
+            req,
+            Ok(Request::Presence {
+                limit: Some("5"),
+                cursor: None,
+                ..
+            })
+        ));
     }
 
     #[test]

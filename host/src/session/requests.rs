@@ -1,5 +1,5 @@
 //! What each client request does: subscribe, unsubscribe, publish, ping
-//! (rpc in `rpc.rs`).
+//! (rpc in `rpc.rs`, presence in `presence.rs`).
 //!
 //! Subscribes and publishes on a channel bound by `[[routes]]` first ask the
 //! route plugin (allow, deny, rewrite, fan-out, rpc, drop); publishes then run
@@ -25,6 +25,14 @@ impl Session {
             Request::Rpc { method, data } => self.rpc(id, method, data).await,
             Request::Ping => self.reply(Frame::ok(&id)),
             Request::Refresh { token } => self.refresh(id, token).await,
+            Request::Presence {
+                channel,
+                limit,
+                cursor,
+            } => {
+                let page = crate::presence::query::PageRequest::parse(limit, cursor.as_deref());
+                self.presence(id, channel, page).await;
+            }
         }
     }
 
@@ -101,25 +109,29 @@ impl Session {
             && let Some(policy) = crate::history::policy_for(&plugins, target)
         {
             let target = target.clone();
-            return self
-                .subscribe_kept(id, channel, target, since, policy, routed)
+            self.subscribe_kept(id, channel.clone(), target.clone(), since, policy, routed)
                 .await;
+            if self.subscriptions.contains(&channel) {
+                self.join_presence(&[target]).await;
+            }
+            return;
         }
         if since.is_some() {
             let unrecovered = Err(crate::history::recovery::Unrecovered::NoHistory);
             self.gateway.metrics.history.recovery(unrecovered);
         }
         let mut ack = Some(subscribe_ack(&id, since.is_some(), routed.as_deref()));
-        for target in joining {
+        for target in &joining {
             // The ack rides with the first join, so no push of that channel
             // can overtake it.
             self.gateway
                 .hub
-                .subscribe(&target, self.subscriber(), ack.take());
+                .subscribe(target, self.subscriber(), ack.take());
         }
         if let Some(ack) = ack {
             self.reply(ack);
         }
+        self.join_presence(&joining).await;
     }
 
     fn unsubscribe(&mut self, id: RequestId, channel: &ChannelName) {
@@ -140,6 +152,8 @@ impl Session {
             let result = self.gateway.hub.unsubscribe(&target, &self.conn);
             debug_assert_ne!(result, Unsubscribed::NotSubscribed, "session and hub agree");
             self.gateway.broker.leave(&target);
+            let user = self.connection.identity.user.as_deref();
+            self.gateway.presence.leave(&target, user, &self.conn);
             self.gateway.metrics.subscriptions.dec();
         }
         true

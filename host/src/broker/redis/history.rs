@@ -82,15 +82,15 @@ end
 return {epoch, last, first, entries}
 "#;
 
-/// A Lua script and its SHA once loaded.
+/// A Lua script and its SHA once loaded (shared with `presence`).
 #[derive(Debug)]
-struct Script {
+pub(super) struct Script {
     text: &'static str,
     sha: Mutex<Option<Arc<str>>>,
 }
 
 impl Script {
-    const fn new(text: &'static str) -> Self {
+    pub(super) const fn new(text: &'static str) -> Self {
         Self {
             text,
             sha: Mutex::new(None),
@@ -99,10 +99,10 @@ impl Script {
 
     /// EVALSHA with `keys` and `args`, loading the script when Redis does
     /// not know it (first use, restart, `SCRIPT FLUSH`).
-    async fn run(
+    pub(super) async fn run(
         &self,
         client: &Client,
-        keys: [String; 2],
+        keys: &[String],
         args: Vec<String>,
     ) -> Result<Value, fred::error::Error> {
         let cached = self.sha.lock().clone();
@@ -110,10 +110,10 @@ impl Script {
             Some(sha) => sha,
             None => self.load(client).await?,
         };
-        match Self::evalsha(client, &sha, &keys, &args).await {
+        match Self::evalsha(client, &sha, keys, &args).await {
             Err(error) if error.details().starts_with("NOSCRIPT") => {
                 let sha = self.load(client).await?;
-                Self::evalsha(client, &sha, &keys, &args).await
+                Self::evalsha(client, &sha, keys, &args).await
             }
             result => result,
         }
@@ -130,12 +130,12 @@ impl Script {
     async fn evalsha(
         client: &Client,
         sha: &str,
-        keys: &[String; 2],
+        keys: &[String],
         args: &[String],
     ) -> Result<Value, fred::error::Error> {
         let command = CustomCommand::new_static("EVALSHA", ClusterHash::FirstKey, false);
-        let mut all = Vec::with_capacity(4 + args.len());
-        all.extend([sha.to_owned(), "2".to_owned()]);
+        let mut all = Vec::with_capacity(2 + keys.len() + args.len());
+        all.extend([sha.to_owned(), keys.len().to_string()]);
         all.extend(keys.iter().cloned());
         all.extend(args.iter().cloned());
         client.custom(command, all).await
@@ -188,7 +188,7 @@ impl RedisHistory {
         ];
         let reply = self
             .append
-            .run(client, self.keys(channel), args)
+            .run(client, &self.keys(channel), args)
             .await
             .map_err(unavailable)?;
         let mut fields = reply.into_array().into_iter();
@@ -220,7 +220,7 @@ impl RedisHistory {
         ];
         let reply = self
             .read
-            .run(client, self.keys(channel), args)
+            .run(client, &self.keys(channel), args)
             .await
             .map_err(unavailable)?;
         let mut fields = reply.into_array().into_iter();
