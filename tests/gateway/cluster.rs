@@ -62,6 +62,16 @@ impl BrokerServer {
         server
     }
 
+    /// A `nats-server` with JetStream, storing in the server's own folder
+    /// (so a restart keeps what it stored).
+    pub fn start_jetstream() -> Self {
+        let mut server = Self::reserve(Kind::Nats);
+        let store = server.dir.0.display().to_string();
+        server.args = vec!["-js".to_owned(), "-sd".to_owned(), store];
+        server.restart();
+        server
+    }
+
     /// Picks a free port but starts nothing there yet (see [`Self::restart`]).
     pub fn reserve(kind: Kind) -> Self {
         Self {

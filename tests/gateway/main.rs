@@ -18,6 +18,7 @@ mod drain;
 mod fail_closed;
 mod fanout;
 mod history;
+mod history_nats;
 mod history_redis;
 mod hot;
 mod http_api;
