@@ -3,14 +3,16 @@
 #   fanout  fan-out to SUBSCRIBERS on one channel, history off then on, for the
 #           memory, nats (nats-server -js) and redis brokers: delivered rate,
 #           latency and server CPU per step (the same channel, the same rates)
+#   storm   reconnect storm, nats and redis: two instances A and B; CLIENTS
+#           clients subscribe on A, leave, MISSED messages are published on B,
+#           all reconnect to B with `since` at once (ferrygate-load recover):
+#           time until all recovered exactly, broker and gateway CPU, failures
 #   memory  memory per channel of history in the memory broker: CHANNELS
 #           channels get one 100-byte message each; the gateway's VmRSS and
 #           `ferrygate_history_bytes` before and after
-# The reconnect storm (1,000 clients drained from A recover on B) needs a
-# `recover` mode in ferrygate-load that is not built yet.
 # Servers (gateway and broker) run on CPU 0, the load tool on CPU 1.
 # Results: bench-results/history-*. Run through `cargo xtask bench-history
-# [fanout|memory|all]`, which builds first.
+# [fanout|storm|memory|all]`, which builds first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +22,8 @@ subscribers=${SUBSCRIBERS:-1000}
 rates=${RATES:-1000,2000,4000}
 step_secs=${STEP_SECS:-5}
 channels=${CHANNELS:-10000}
+clients=${CLIENTS:-1000}
+missed=${MISSED:-100}
 server_cpu=${SERVER_CPU:-0}
 load_cpu=${LOAD_CPU:-1}
 out=bench-results
@@ -49,6 +53,7 @@ manifest() {
   if [[ $2 == on ]]; then
     printf '\n[[routes]]\nchannels = "bench"\nhistory = { size = 1000, ttl_s = 300 }\n'
     printf '\n[[routes]]\nchannels = "h.*"\nhistory = { size = 10, ttl_s = 300 }\n'
+    printf '\n[[routes]]\nchannels = "storm.*"\nhistory = { size = 1000, ttl_s = 300 }\n'
   fi
 }
 
@@ -64,11 +69,12 @@ start_broker() {
   esac
 }
 
-start_gateway() { # broker history
-  manifest "$1" "$2" >"$tmp/ferrygate.toml"
-  taskset -c "$server_cpu" "$gateway" serve --config "$tmp/ferrygate.toml" 2>"$out/history-ferrygate.log" &
+start_gateway() { # broker history [listen port]
+  local port=${3:-18080}
+  manifest "$1" "$2" | sed "s/127.0.0.1:18080/127.0.0.1:$port/" >"$tmp/ferrygate-$port.toml"
+  taskset -c "$server_cpu" "$gateway" serve --config "$tmp/ferrygate-$port.toml" 2>"$out/history-ferrygate-$port.log" &
   gateway_pid=$!; pids+=($!)
-  for _ in $(seq 100); do curl -sf http://127.0.0.1:18080/readyz >/dev/null && return; sleep 0.1; done
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && return; sleep 0.1; done
   echo "ferrygate did not start" >&2; exit 1
 }
 
@@ -87,6 +93,22 @@ if [[ $what == all || $what == fanout ]]; then
       stop "$gateway_pid" "$broker_pid"
       rm -rf "$tmp/js"
     done
+  done
+fi
+
+if [[ $what == all || $what == storm ]]; then
+  for broker in ${brokers//,/ }; do
+    [[ $broker == memory ]] && continue # one instance: nothing to reconnect to
+    start_broker "$broker"
+    start_gateway "$broker" on 18080; pid_a=$gateway_pid
+    start_gateway "$broker" on 18082; pid_b=$gateway_pid
+    echo "== reconnect storm, $broker: $clients clients, $missed missed each" >&2
+    taskset -c "$load_cpu" "$load" --max-secs 600 recover --url ws://127.0.0.1:18080/ws \
+      --reconnect-url ws://127.0.0.1:18082/ws --clients "$clients" --missed "$missed" \
+      --channel storm --server-pid "$pid_b" --broker-pid "$broker_pid" \
+      --json "$out/history-storm-$broker.json"
+    stop "$pid_a" "$pid_b" "$broker_pid"
+    rm -rf "$tmp/js"
   done
 fi
 
