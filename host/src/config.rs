@@ -139,13 +139,13 @@ impl Config {
         let kept_here = match self.broker.kind {
             BrokerKind::Memory => true,
             BrokerKind::Redis => !self.broker.cluster,
-            BrokerKind::Nats => false,
+            BrokerKind::Nats => true,
         };
         if !kept_here && self.routes.iter().any(|r| r.history.is_some()) {
             return Err(ConfigError::Invalid {
                 key: "routes".to_owned(),
-                reason: "`history` is kept by the `memory` broker and a single Redis server \
-                         so far; NATS and Redis Cluster history are not implemented yet"
+                reason: "`history` is kept by the `memory` broker, NATS (JetStream) and a \
+                         single Redis server; Redis Cluster history is not implemented yet"
                     .to_owned(),
                 location: Location::of_key(text, &["routes"]),
                 path: None,

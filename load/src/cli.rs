@@ -27,6 +27,9 @@ pub enum Command {
     /// Short-lived clients, one after another: connect, subscribe, publish,
     /// receive, disconnect; samples the server's memory as it goes (soak).
     Churn(ChurnArgs),
+    /// A reconnect storm on channels with history: clients subscribed on one
+    /// instance reconnect to another with `since` and must recover exactly.
+    Recover(RecoverArgs),
 }
 
 /// Which server protocol to speak.
@@ -190,6 +193,34 @@ pub struct ChurnArgs {
     #[arg(long, default_value_t = 10_000)]
     pub sample_every: u64,
     /// Write results (every sample) as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Instance B, where the clients reconnect and the missed messages are published.
+    #[arg(long)]
+    pub reconnect_url: String,
+    /// Clients in the storm.
+    #[arg(long, default_value_t = 1000)]
+    pub clients: usize,
+    /// Clients use channels `<channel>.0` to `<channel>.<channels - 1>`, in turn
+    /// (their route must keep history).
+    #[arg(long, default_value = "storm")]
+    pub channel: String,
+    /// Distinct channels.
+    #[arg(long, default_value_t = 1)]
+    pub channels: usize,
+    /// Messages each channel gets while the clients are away.
+    #[arg(long, default_value_t = 100)]
+    pub missed: u64,
+    /// Broker process id, for its CPU during the storm.
+    #[arg(long)]
+    pub broker_pid: Option<u32>,
+    /// Write the result as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
 }

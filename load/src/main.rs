@@ -2,7 +2,9 @@
 //!
 //! `conns` measures the server's memory per idle connection; `fanout` steps a
 //! publisher through target rates against many subscribers and reports the
-//! highest sustained one. Both also speak NATS over WebSocket, as a baseline.
+//! highest sustained one; `churn` cycles short-lived clients; `recover` is a
+//! reconnect storm on channels with history. `conns` and `fanout` also speak
+//! NATS over WebSocket, as a baseline.
 
 mod churn;
 mod cli;
@@ -16,6 +18,7 @@ mod net;
 mod payload;
 mod procfs;
 mod publisher;
+mod recover;
 mod report;
 mod seq;
 mod stats;
@@ -66,6 +69,7 @@ fn run(cli: Cli) -> Result<()> {
                 Command::Conns(args) => conns::run(args).await,
                 Command::Fanout(args) => fanout::run(args, threads).await,
                 Command::Churn(args) => churn::run(args).await,
+                Command::Recover(args) => recover::run(args).await,
             }
         };
         tokio::time::timeout(limit, work).await

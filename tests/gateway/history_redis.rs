@@ -13,7 +13,7 @@ const ROUTES: &str = "\n[[routes]]\nchannels = \"room.*\"\nhistory = { size = 10
                       [[routes]]\nchannels = \"small.*\"\nhistory = { size = 3, ttl_s = 60 }\n";
 
 /// Subscribes (with `since` when given) and returns the reply's `result`.
-async fn subscribe(client: &mut Client, channel: &str, since: Option<(&str, u64)>) -> Value {
+pub async fn subscribe(client: &mut Client, channel: &str, since: Option<(&str, u64)>) -> Value {
     let mut request = json!({"op":"subscribe","channel":channel});
     if let Some((epoch, offset)) = since {
         request["since"] = json!({"epoch":epoch,"offset":offset});
@@ -23,7 +23,7 @@ async fn subscribe(client: &mut Client, channel: &str, since: Option<(&str, u64)
     reply["result"].clone()
 }
 
-async fn publish_n(
+pub async fn publish_n(
     instance: std::net::SocketAddr,
     channel: &str,
     range: std::ops::RangeInclusive<u64>,

@@ -14,6 +14,10 @@
 //! - `bench-fanout [ARGS...]`: build release binaries and run `bench/fanout.sh`.
 //! - `bench-cluster [ARGS...]`: build release binaries and run `bench/cluster.sh`
 //!   (fan-out across two instances on NATS and on Redis).
+//! - `bench-history [fanout|storm|memory|all]`: build release binaries and
+//!   run `bench/history.sh` (fan-out with history on and off on memory, NATS
+//!   with JetStream and Redis; a reconnect storm with `since`; memory per
+//!   channel of history).
 //! - `bench-reload`: build the plugins and release binaries and run
 //!   `bench/reload.sh` (hot reload: time to serve, latency during swaps).
 //! - `fuzz [TARGET|all] [SECONDS]`: fuzz one target or all of them
@@ -46,11 +50,14 @@ fn main() -> ExitCode {
         Some("bench-cluster") => {
             ensure_broker_servers().and_then(|()| bench_script("bench/cluster.sh", &args[1..]))
         }
+        Some("bench-history") => {
+            ensure_broker_servers().and_then(|()| bench_script("bench/history.sh", &args[1..]))
+        }
         Some("fuzz") => fuzz::long(&args[1..]),
         Some("soak") => plugins::build().and_then(|()| bench_script("bench/soak.sh", &args[1..])),
         _ => {
             eprintln!(
-                "usage: cargo xtask <run [ARGS...] | test | build-plugins | bench-fanout [ARGS...] | bench-cluster [ARGS...] | bench-reload | fuzz [TARGET|all] [SECONDS] | soak>"
+                "usage: cargo xtask <run [ARGS...] | test | build-plugins | bench-fanout [ARGS...] | bench-cluster [ARGS...] | bench-history [ARGS...] | bench-reload | fuzz [TARGET|all] [SECONDS] | soak>"
             );
             return ExitCode::from(2);
         }

@@ -89,6 +89,8 @@ impl Inbound {
                     None => {
                         self.hub.deliver(&channel, decoded.data);
                     }
+                    // Offset 0 is a position marker (a NATS history's), never a message.
+                    Some((0, _)) => {}
                     Some((offset, epoch)) => {
                         let frame = Frame::push_at(&channel, decoded.data, offset, &epoch);
                         let at = crate::history::Position {

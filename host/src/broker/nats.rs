@@ -13,6 +13,7 @@
 
 mod connect;
 mod presence;
+mod history;
 mod probe;
 mod subscriptions;
 
@@ -31,7 +32,8 @@ use super::health::Health;
 use super::inbound::Inbound;
 use super::interest::{self, Interest, Topic};
 use super::{Broker, BrokerError, Caller, RpcError, Target, envelope, startup};
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, HistoryConfig};
+use crate::history::{HistoryRead, Position};
 use crate::metrics::{MessageKind, Metrics, PublishFailure};
 use crate::protocol::ChannelName;
 
@@ -53,6 +55,7 @@ pub struct NatsBroker {
     /// `[broker] timeout_ms`.
     timeout: Duration,
     presence: Arc<presence::NatsPresence>,
+    history: history::NatsHistory,
 }
 
 impl NatsBroker {
@@ -120,7 +123,14 @@ impl NatsBroker {
             Arc::clone(&node),
             config.timeout(),
         ));
+        let history = history::NatsHistory::new(
+            async_nats::jetstream::new(client.clone()),
+            &prefix,
+            Arc::clone(&node),
+            max_bytes,
+        );
         let broker = Self {
+            history,
             client,
             presence,
             limit: SizeLimit::new(&node, max_bytes),
@@ -218,6 +228,19 @@ impl NatsBroker {
     }
 }
 
+/// `work` within `limit`, else `unavailable` saying that JetStream did not `what`.
+async fn within<T>(
+    limit: Duration,
+    what: &str,
+    work: impl Future<Output = Result<T, BrokerError>>,
+) -> Result<T, BrokerError> {
+    tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+        Err(BrokerError::Unavailable(format!(
+            "JetStream did not {what} within {limit:?}"
+        )))
+    })
+}
+
 fn unavailable() -> BrokerError {
     BrokerError::Unavailable("NATS is disconnected or not answering".to_owned())
 }
@@ -233,6 +256,44 @@ impl Broker for NatsBroker {
             let subject = subscriptions::subject(&self.prefix, &Topic::Channel(channel.clone()));
             self.publish_envelope(subject, data, MessageKind::Channel)
                 .await
+        }
+        .boxed()
+    }
+
+    fn publish_kept<'a>(
+        &'a self,
+        channel: &'a ChannelName,
+        data: &'a str,
+        policy: &'a HistoryConfig,
+    ) -> BoxFuture<'a, Result<Position, BrokerError>> {
+        async move {
+            // No local-only fallback: a message history cannot keep is refused.
+            self.admit(data)?;
+            self.limit.check_kept(data)?;
+            let append = self.history.append(channel, data, policy);
+            let kept = within(self.timeout, "keep the message", append).await;
+            match &kept {
+                Ok(_) => self.metrics.broker.sent(MessageKind::Channel),
+                Err(_) => self.metrics.broker.publish_failed(PublishFailure::Error),
+            }
+            kept
+        }
+        .boxed()
+    }
+
+    fn history<'a>(
+        &'a self,
+        channel: &'a ChannelName,
+        policy: &'a HistoryConfig,
+        after: Option<u64>,
+        max: usize,
+    ) -> BoxFuture<'a, Result<HistoryRead, BrokerError>> {
+        async move {
+            if !self.is_connected() {
+                return Err(unavailable());
+            }
+            let read = self.history.read(channel, policy, after, max);
+            within(self.timeout, "read the history", read).await
         }
         .boxed()
     }

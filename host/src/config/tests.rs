@@ -261,11 +261,6 @@ fn route_history_is_bounded_and_needs_a_broker_that_keeps_it() {
         ("{ size = 10, ttl_s = 5, max = 1 }", "", "max"),
         (
             "{ size = 10, ttl_s = 5 }",
-            "[broker]\nkind = \"nats\"\n",
-            "not implemented yet",
-        ),
-        (
-            "{ size = 10, ttl_s = 5 }",
             "[broker]\nkind = \"redis\"\ncluster = true\n",
             "not implemented yet",
         ),
@@ -280,4 +275,8 @@ fn route_history_is_bounded_and_needs_a_broker_that_keeps_it() {
         "[server]\nallow_anonymous = true\n[broker]\nkind = \"redis\"\n{route}{{ size = 10, ttl_s = 5 }}\n"
     ))
     .expect("a single Redis server keeps history");
+    parse(&format!(
+        "[server]\nallow_anonymous = true\n[broker]\nkind = \"nats\"\n{route}{{ size = 10, ttl_s = 5 }}\n"
+    ))
+    .expect("NATS keeps history in JetStream");
 }

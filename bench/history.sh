@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Benchmarks of issue 10 (history and recovery):
+#   fanout  fan-out to SUBSCRIBERS on one channel, history off then on, for the
+#           memory, nats (nats-server -js) and redis brokers: delivered rate,
+#           latency and server CPU per step (the same channel, the same rates)
+#   storm   reconnect storm, nats and redis: two instances A and B; CLIENTS
+#           clients subscribe on A, leave, MISSED messages are published on B,
+#           all reconnect to B with `since` at once (ferrygate-load recover):
+#           time until all recovered exactly, broker and gateway CPU, failures
+#   memory  memory per channel of history in the memory broker: CHANNELS
+#           channels get one 100-byte message each; the gateway's VmRSS and
+#           `ferrygate_history_bytes` before and after
+# Servers (gateway and broker) run on CPU 0, the load tool on CPU 1.
+# Results: bench-results/history-*. Run through `cargo xtask bench-history
+# [fanout|storm|memory|all]`, which builds first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+what=${1:-all}
+brokers=${BROKERS:-memory,nats,redis}
+subscribers=${SUBSCRIBERS:-1000}
+rates=${RATES:-1000,2000,4000}
+step_secs=${STEP_SECS:-5}
+channels=${CHANNELS:-10000}
+clients=${CLIENTS:-1000}
+missed=${MISSED:-100}
+server_cpu=${SERVER_CPU:-0}
+load_cpu=${LOAD_CPU:-1}
+out=bench-results
+mkdir -p "$out"
+load=target/release/ferrygate-load
+gateway=target/release/ferrygate
+tmp=$(mktemp -d)
+ulimit -n "$(ulimit -Hn)"
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.1; done; echo "nothing on port $1" >&2; exit 1; }
+
+# manifest BROKER HISTORY(on|off) > file
+manifest() {
+  cat bench/ferrygate.toml
+  case $1 in
+    nats) printf '\n[broker]\nkind = "nats"\nurls = ["nats://127.0.0.1:14222"]\n' ;;
+    redis) printf '\n[broker]\nkind = "redis"\nurls = ["redis://127.0.0.1:16379"]\n' ;;
+  esac
+  if [[ $2 == on ]]; then
+    printf '\n[[routes]]\nchannels = "bench"\nhistory = { size = 1000, ttl_s = 300 }\n'
+    printf '\n[[routes]]\nchannels = "h.*"\nhistory = { size = 10, ttl_s = 300 }\n'
+    printf '\n[[routes]]\nchannels = "storm.*"\nhistory = { size = 1000, ttl_s = 300 }\n'
+  fi
+}
+
+start_broker() {
+  case $1 in
+    nats)
+      taskset -c "$server_cpu" nats-server -a 127.0.0.1 -p 14222 -js -sd "$tmp/js" 2>"$out/history-nats-server.log" &
+      broker_pid=$!; pids+=($!); wait_port 14222 ;;
+    redis)
+      taskset -c "$server_cpu" redis-server --bind 127.0.0.1 --port 16379 --save '' --appendonly no >"$out/history-redis-server.log" 2>&1 &
+      broker_pid=$!; pids+=($!); wait_port 16379 ;;
+    *) broker_pid= ;;
+  esac
+}
+
+start_gateway() { # broker history [listen port]
+  local port=${3:-18080}
+  manifest "$1" "$2" | sed "s/127.0.0.1:18080/127.0.0.1:$port/" >"$tmp/ferrygate-$port.toml"
+  taskset -c "$server_cpu" "$gateway" serve --config "$tmp/ferrygate-$port.toml" 2>"$out/history-ferrygate-$port.log" &
+  gateway_pid=$!; pids+=($!)
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && return; sleep 0.1; done
+  echo "ferrygate did not start" >&2; exit 1
+}
+
+stop() { for pid in "$@"; do [[ -n $pid ]] && { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }; done; }
+
+if [[ $what == all || $what == fanout ]]; then
+  for broker in ${brokers//,/ }; do
+    for history in off on; do
+      start_broker "$broker"
+      start_gateway "$broker" "$history"
+      echo "== fan-out, $broker, history $history" >&2
+      taskset -c "$load_cpu" "$load" --max-secs 600 fanout --target ferrygate \
+        --url ws://127.0.0.1:18080/ws --channel bench --subscribers "$subscribers" \
+        --rates "$rates" --step-secs "$step_secs" --no-stop --sources 127.0.0.1-8 \
+        --server-pid "$gateway_pid" --json "$out/history-fanout-$broker-$history.json"
+      stop "$gateway_pid" "$broker_pid"
+      rm -rf "$tmp/js"
+    done
+  done
+fi
+
+if [[ $what == all || $what == storm ]]; then
+  for broker in ${brokers//,/ }; do
+    [[ $broker == memory ]] && continue # one instance: nothing to reconnect to
+    start_broker "$broker"
+    start_gateway "$broker" on 18080; pid_a=$gateway_pid
+    start_gateway "$broker" on 18082; pid_b=$gateway_pid
+    echo "== reconnect storm, $broker: $clients clients, $missed missed each" >&2
+    taskset -c "$load_cpu" "$load" --max-secs 600 recover --url ws://127.0.0.1:18080/ws \
+      --reconnect-url ws://127.0.0.1:18082/ws --clients "$clients" --missed "$missed" \
+      --channel storm --server-pid "$pid_b" --broker-pid "$broker_pid" \
+      --json "$out/history-storm-$broker.json"
+    stop "$pid_a" "$pid_b" "$broker_pid"
+    rm -rf "$tmp/js"
+  done
+fi
+
+if [[ $what == all || $what == memory ]]; then
+  start_gateway memory on
+  rss() { awk '/VmRSS/ {print $2}' "/proc/$gateway_pid/status"; }
+  kept() { sleep 1.5; curl -s http://127.0.0.1:18080/metrics | awk '$1 == "ferrygate_history_bytes" {print $2}'; }
+  before_rss=$(rss); before_kept=$(kept)
+  payload=$(printf '"%098d"' 0) # 100 bytes of JSON
+  for ((n = 0; n < channels; n++)); do
+    printf 'url = "http://127.0.0.1:18080/v1/publish"\nheader = "Authorization: Bearer %s"\nheader = "Content-Type: application/json"\ndata = "{\\"channel\\":\\"h.%d\\",\\"data\\":%s}"\noutput = "/dev/null"\n' \
+      "${FERRYGATE_API_KEY:-bench-key}" "$n" "${payload//\"/\\\"}"
+  done >"$tmp/curl.cfg"
+  curl -s --fail-early -K "$tmp/curl.cfg"
+  after_rss=$(rss); after_kept=$(kept)
+  echo "memory per channel of history ($channels channels, one 100-byte message each):" \
+    "VmRSS $(((after_rss - before_rss) * 1024 / channels)) bytes," \
+    "ferrygate_history_bytes $(((${after_kept%.*} - ${before_kept%.*}) / channels)) bytes" | tee "$out/history-memory.txt"
+  stop "$gateway_pid"
+fi
