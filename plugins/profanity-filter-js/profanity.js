@@ -9,7 +9,7 @@
 //
 // Built by `cargo xtask build-plugins` with componentize-js's default command:
 //   componentize-js --wit wit --world-name transform -o profanity_filter.wasm profanity.js
-import { config, log } from 'ferrygate:plugin/host@0.1.0';
+import { config, log } from 'ferrygate:plugin/host@0.2.0';
 
 let settings = null;
 

@@ -26,7 +26,11 @@ export function deny(reason: string): Decision;
 export function rewrite(channel: string): Decision;
 export function fanOut(channels: string[]): Decision;
 export type Verdict =
-  | { tag: 'allow'; val: Identity }
+  | { tag: 'allow'; val: { identity: Identity; expiresAtUnixMs?: bigint } }
   | { tag: 'deny'; val: { status: number; reason: string } };
-export function admit(user: string | undefined, claims?: { [key: string]: Json }): Verdict;
+export function admit(
+  user: string | undefined,
+  claims?: { [key: string]: Json },
+  expiresAtUnixMs?: number,
+): Verdict;
 export function refuse(status: number, reason: string): Verdict;

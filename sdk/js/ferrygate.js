@@ -5,7 +5,7 @@
 // modules of the source's folder when it builds.
 //
 //   import { config, log, keep, drop, parse } from './ferrygate.js';
-import { config as rawConfig, log as hostLog } from 'ferrygate:plugin/host@0.1.0';
+import { config as rawConfig, log as hostLog } from 'ferrygate:plugin/host@0.2.0';
 
 let parsed = null;
 
@@ -47,9 +47,16 @@ export const deny = (reason) => ({ tag: 'deny', val: reason });
 export const rewrite = (channel) => ({ tag: 'rewrite', val: channel });
 export const fanOut = (channels) => ({ tag: 'fan-out', val: channels });
 
-/** Auth verdicts: admit `user` (undefined: a guest) with `claims`, or refuse. */
-export const admit = (user, claims = {}) => ({
+/**
+ * Auth verdicts: admit `user` (undefined: a guest) with `claims`, until
+ * `expiresAtUnixMs` (milliseconds since the Unix epoch; undefined: no
+ * expiry), or refuse.
+ */
+export const admit = (user, claims = {}, expiresAtUnixMs = undefined) => ({
   tag: 'allow',
-  val: { user, claims: JSON.stringify(claims) },
+  val: {
+    identity: { user, claims: JSON.stringify(claims) },
+    expiresAtUnixMs: expiresAtUnixMs === undefined ? undefined : BigInt(expiresAtUnixMs),
+  },
 });
 export const refuse = (status, reason) => ({ tag: 'deny', val: { status, reason } });

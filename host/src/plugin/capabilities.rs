@@ -185,6 +185,16 @@ fn verdict(name: &str, kind: ItemKind, grants: &[Grant]) -> Verdict {
     }
     // `wasi:io/streams@0.2.3` → `wasi:io/streams`
     let interface = name.split('@').next().unwrap_or(name);
+    let version = name.split_once('@').map(|(_, version)| version);
+    if interface.starts_with("ferrygate:plugin/")
+        && let Some(version) = version
+        && version != super::bindings::WIT_VERSION
+    {
+        return Verdict::Refused(format!(
+            "built against WIT ferrygate:plugin@{version}, but this gateway loads ferrygate:plugin@{}: rebuild it against the gateway's `wit/` (docs/plugins.md, \"WIT versions\")",
+            super::bindings::WIT_VERSION
+        ));
+    }
     if ALWAYS.contains(&interface) {
         return Verdict::Linked;
     }
@@ -201,9 +211,10 @@ fn verdict(name: &str, kind: ItemKind, grants: &[Grant]) -> Verdict {
         };
     }
     if interface.starts_with("ferrygate:plugin/") {
-        return Verdict::Refused(
-            "not an interface of this gateway's WIT package (ferrygate:plugin@0.1.0: host, types); rebuild against the gateway's `wit/`".to_owned(),
-        );
+        return Verdict::Refused(format!(
+            "not an interface of this gateway's WIT package (ferrygate:plugin@{}: host, types); rebuild against the gateway's `wit/`",
+            super::bindings::WIT_VERSION
+        ));
     }
     Verdict::Refused(
         "an unknown interface, neither WASI nor ferrygate:plugin: no implementation exists in the gateway".to_owned(),
@@ -239,7 +250,8 @@ mod tests {
             "wasi:sockets/tcp@0.2.0",
             "wasi:http/types@0.2.0",
             "acme:db/query",
-            "ferrygate:plugin/rpc@0.1.0",
+            "ferrygate:plugin/rpc@0.2.0",
+            "ferrygate:plugin/host@0.1.0",
         ]);
         let verdicts: Vec<Verdict> = classify(&imports, &[Grant::Random])
             .into_iter()
@@ -257,6 +269,11 @@ mod tests {
         assert_eq!(verdicts[4], Verdict::Stubbed { grant: None });
         assert!(matches!(verdicts[5], Verdict::Refused(_)));
         assert!(matches!(verdicts[6], Verdict::Refused(_)));
+        assert!(
+            matches!(&verdicts[7], Verdict::Refused(why) if why.contains("ferrygate:plugin@0.1.0")),
+            "{:?}",
+            verdicts[7]
+        );
     }
 
     #[test]

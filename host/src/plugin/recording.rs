@@ -145,9 +145,10 @@ impl Input {
 /// The decision of an auth call, as recorded and printed.
 pub fn auth_decision(result: &Result<AuthOutcome, CallError>) -> Value {
     match result {
-        Ok(AuthOutcome::Allow(identity)) => json!({"allow": {
-            "user": identity.user,
-            "claims": serde_json::from_str::<Value>(&identity.claims).unwrap_or(Value::Null),
+        Ok(AuthOutcome::Allow(admission)) => json!({"allow": {
+            "user": admission.identity.user,
+            "claims": serde_json::from_str::<Value>(&admission.identity.claims).unwrap_or(Value::Null),
+            "expires_at_unix_ms": admission.expires_at_unix_ms,
         }}),
         Ok(AuthOutcome::Deny { status, reason }) => {
             json!({"deny": {"status": status, "reason": reason}})

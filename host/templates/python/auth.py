@@ -3,7 +3,14 @@ config.keys (token -> user id); refuses the others."""
 
 from ferrygate_plugin import ConfigError, config, log
 from wit_world import exports
-from wit_world.exports.authenticate import ConnectRequest, Denial, Verdict, Verdict_Allow, Verdict_Deny
+from wit_world.exports.authenticate import (
+    Admission,
+    ConnectRequest,
+    Denial,
+    Verdict,
+    Verdict_Allow,
+    Verdict_Deny,
+)
 from wit_world.imports.types import Identity
 
 
@@ -21,4 +28,6 @@ class Authenticate(exports.Authenticate):
         user = config()["keys"].get(request.token)
         if not isinstance(user, str):
             return Verdict_Deny(Denial(401, "unknown token"))
-        return Verdict_Allow(Identity(user, "{}"))
+        # No expiry: keys do not expire. Pass a Unix time in ms to have the
+        # gateway close the connection (4001) then unless it refreshes.
+        return Verdict_Allow(Admission(Identity(user, "{}"), None))

@@ -24,7 +24,7 @@ impl Auth for Plugin {
             return Ok(Verdict::unauthorized("missing token"));
         };
         Ok(match config.keys.get(token) {
-            Some(user) => Verdict::Allow(Identity::for_user(user.as_str())),
+            Some(user) => Verdict::allow(Identity::for_user(user.as_str())),
             None => Verdict::unauthorized("unknown token"),
         })
     }
