@@ -249,11 +249,23 @@ export class Client extends Emitter<ClientEvents> {
     socket.onmessage = (event) => {
       if (typeof event.data === "string") this.onFrame(event.data);
     };
-    socket.onclose = (event) => {
+    // Handled once, whichever comes first: the close event; an error before
+    // the open (some WebSocket implementations, e.g. Node 20's, then never
+    // fire close); or no welcome within the request timeout.
+    const finish = (code: number, reason: string) => {
+      clearTimeout(handshakeTimer);
       if (this.socket !== socket) return;
       this.socket = undefined;
-      void this.onClosed(event.code, event.reason, opened, token);
+      if (socket.readyState !== socket.CLOSED) socket.close();
+      void this.onClosed(code, reason, opened, token);
     };
+    const handshakeTimer = setTimeout(() => {
+      if (this.state !== "connected") finish(1006, "no welcome in time");
+    }, this.options.requestTimeoutMs ?? 10_000);
+    socket.onerror = () => {
+      if (!opened) finish(1006, "");
+    };
+    socket.onclose = (event) => finish(event.code, event.reason);
   }
 
   private onFrame(text: string): void {
