@@ -19,7 +19,7 @@ export const PATIENCE_MS = 10_000;
 
 export const HISTORY_ROUTE = `
 [[routes]]
-channels = "room.*"
+channels = "room.>"
 history = { size = 100, ttl_s = 60 }
 `;
 
