@@ -85,6 +85,7 @@ export class Client extends Emitter<ClientEvents> {
   private readonly subs = new Map<string, Subscription>();
   private reconnectTimer?: ReturnType<typeof setTimeout>;
   private refreshTimer?: ReturnType<typeof setTimeout>;
+  private handshakeTimer?: ReturnType<typeof setTimeout>;
   private waiters: Array<() => void> = [];
   private stopped = true;
 
@@ -115,6 +116,7 @@ export class Client extends Emitter<ClientEvents> {
     this.stopped = true;
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.refreshTimer);
+    clearTimeout(this.handshakeTimer);
     this.socket?.close(1000);
     this.socket = undefined;
     this.sse?.close();
@@ -262,6 +264,7 @@ export class Client extends Emitter<ClientEvents> {
     const handshakeTimer = setTimeout(() => {
       if (this.state !== "connected") finish(1006, "no welcome in time");
     }, this.options.requestTimeoutMs ?? 10_000);
+    this.handshakeTimer = handshakeTimer;
     socket.onerror = () => {
       if (!opened) finish(1006, "");
     };
@@ -309,6 +312,7 @@ export class Client extends Emitter<ClientEvents> {
   }
 
   private onWelcome(welcome: Welcome, transport: "ws" | "sse"): void {
+    clearTimeout(this.handshakeTimer);
     this.welcome = welcome;
     this.transport = transport;
     this.attempt = 0;

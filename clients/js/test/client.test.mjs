@@ -34,6 +34,8 @@ test("connect, subscribe, publish, unsubscribe, typed errors", async () => {
 
   // rpc on the in-process broker: `unavailable`, as a FerrygateError.
   await assert.rejects(client.rpc("orders.get", {}), (e) => e instanceof FerrygateError && e.code === "unavailable");
+  // One Subscription per channel.
+  assert.throws(() => client.subscribe("room.one", { onMessage: () => {} }), (e) => e.code === "bad_request");
   // A bad channel name: `bad_request`, reported to the subscription, the connection stays.
   const errors = [];
   const bad = client.subscribe("a..b", { onMessage: () => {}, onError: (e) => errors.push(e.code) });
