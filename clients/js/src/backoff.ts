@@ -48,3 +48,30 @@ export function parseDrainHint(reason: string): number | undefined {
   }
   return undefined;
 }
+
+/** Close code of a token that expired without a refresh (SPEC §3). */
+export const CLOSE_TOKEN_EXPIRED = 4001;
+/** Close code of a draining gateway (SPEC §3). */
+export const CLOSE_DRAINING = 1012;
+
+/**
+ * How long to wait before reconnecting after a close with `code` and `reason`
+ * on the `attempt`-th failure in a row (0-based), and whether that counts as
+ * one more failure:
+ * - 1012 with `{"reconnect_in_ms":N}`: uniform in [0, N] (the drain hint);
+ * - 4001 after a welcome: the first backoff step (a fresh token is fetched);
+ * - anything else (1012 without hint, 1013, a cut, a failed open): full-jitter backoff.
+ */
+export function reconnectDelay(
+  code: number,
+  reason: string,
+  attempt: number,
+  options: BackoffOptions = {},
+  random: () => number = Math.random,
+  wasConnected = true,
+): { delayMs: number; failure: boolean } {
+  const hint = code === CLOSE_DRAINING ? parseDrainHint(reason) : undefined;
+  if (hint !== undefined) return { delayMs: drainDelay(hint, random), failure: false };
+  if (code === CLOSE_TOKEN_EXPIRED && wasConnected) return { delayMs: backoffDelay(0, options, random), failure: false };
+  return { delayMs: backoffDelay(attempt, options, random), failure: true };
+}

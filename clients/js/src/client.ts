@@ -2,7 +2,7 @@
 // WebSocket (or the receive-only SSE fallback) with reconnects, recovery of
 // every subscription from its last position, and token refresh (SPEC §3, §4).
 
-import { backoffDelay, drainDelay, parseDrainHint, type BackoffOptions } from "./backoff.js";
+import { backoffDelay, reconnectDelay, type BackoffOptions } from "./backoff.js";
 import { Emitter, type Off } from "./emitter.js";
 import { FerrygateError } from "./errors.js";
 import { probeStatus } from "./probe.js";
@@ -410,13 +410,9 @@ export class Client extends Emitter<ClientEvents> {
       this.wsFailures++;
     }
     this.urlIndex++;
-    const random = this.options.random;
-    const hint = code === 1012 ? parseDrainHint(reason) : undefined;
-    let delay: number;
-    if (hint !== undefined) delay = drainDelay(hint, random);
-    else if (code === 4001 && wasConnected) delay = backoffDelay(0, this.options.backoff, random);
-    else delay = backoffDelay(this.attempt++, this.options.backoff, random);
-    this.scheduleReconnect(delay);
+    const next = reconnectDelay(code, reason, this.attempt, this.options.backoff, this.options.random, wasConnected);
+    if (next.failure) this.attempt++;
+    this.scheduleReconnect(next.delayMs);
   }
 
   private scheduleReconnect(delayMs: number): void {

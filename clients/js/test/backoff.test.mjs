@@ -1,7 +1,7 @@
 // The reconnect delays: drawn many times, they spread over their whole window.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { backoffDelay, drainDelay, parseDrainHint } from "../dist/index.js";
+import { backoffDelay, drainDelay, parseDrainHint, reconnectDelay } from "../dist/index.js";
 
 const SAMPLES = 1000;
 const BUCKETS = 10;
@@ -23,6 +23,19 @@ test("1,000 drain delays for a hint of N ms spread over [0, N]", () => {
   const hint = parseDrainHint('{"reconnect_in_ms":8000}');
   assert.equal(hint, 8000);
   assertSpread(Array.from({ length: SAMPLES }, () => drainDelay(hint)), hint);
+  // The client's own decision for a 1012 with that reason, whatever the attempt count.
+  const delays = Array.from({ length: SAMPLES }, (_, k) => reconnectDelay(1012, '{"reconnect_in_ms":8000}', k % 7));
+  assert.ok(delays.every((d) => d.failure === false));
+  assertSpread(delays.map((d) => d.delayMs), 8000);
+});
+
+test("the close code picks the delay: 1013 and a hint-less 1012 back off, 4001 retries soon", () => {
+  const options = { baseMs: 100, maxMs: 10_000 };
+  const max = () => 0.999999;
+  assert.deepEqual(reconnectDelay(1013, "", 5, options, max), { delayMs: 3199, failure: true });
+  assert.deepEqual(reconnectDelay(1012, "draining", 2, options, max), { delayMs: 399, failure: true });
+  assert.deepEqual(reconnectDelay(4001, "token expired", 5, options, max), { delayMs: 99, failure: false });
+  assert.deepEqual(reconnectDelay(1006, "", 20, options, max), { delayMs: 9999, failure: true });
 });
 
 test("full-jitter backoff spreads over [0, min(max, base * 2^attempt)]", () => {
