@@ -6,6 +6,7 @@ import { backoffDelay, reconnectDelay, type BackoffOptions } from "./backoff.js"
 import { Emitter, type Off } from "./emitter.js";
 import { FerrygateError } from "./errors.js";
 import { probeStatus } from "./probe.js";
+import { Requests } from "./requests.js";
 import { openSse, type SseStream } from "./sse.js";
 import { Subscription, type SubscriptionHandlers } from "./subscription.js";
 
@@ -57,12 +58,6 @@ export type ClientEvents = {
   message: [unknown];
 };
 
-interface Pending {
-  resolve: (value: unknown) => void;
-  reject: (error: FerrygateError) => void;
-  timer: ReturnType<typeof setTimeout>;
-}
-
 const TOKEN_CHARS = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 export class Client extends Emitter<ClientEvents> {
@@ -77,11 +72,10 @@ export class Client extends Emitter<ClientEvents> {
   private urlIndex = 0;
   private attempt = 0;
   private wsFailures = 0;
-  private nextId = 1;
   private socket?: WebSocket;
   private sse?: SseStream;
   private token?: string;
-  private readonly pending = new Map<number, Pending>();
+  private readonly requests = new Requests();
   private readonly subs = new Map<string, Subscription>();
   private reconnectTimer?: ReturnType<typeof setTimeout>;
   private refreshTimer?: ReturnType<typeof setTimeout>;
@@ -121,7 +115,7 @@ export class Client extends Emitter<ClientEvents> {
     this.socket = undefined;
     this.sse?.close();
     this.sse = undefined;
-    this.failPending(new FerrygateError("closed", "client closed"));
+    this.requests.failAll(new FerrygateError("closed", "client closed"));
     this.setState("closed");
     this.emit("closed");
   }
@@ -165,16 +159,8 @@ export class Client extends Emitter<ClientEvents> {
     if (this.transport !== "ws" || !this.socket) {
       throw new FerrygateError("receive_only", "connected over SSE, which cannot send");
     }
-    const id = this.nextId++;
     const socket = this.socket;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new FerrygateError("timeout", `no reply to ${String(frame.op)} within ${timeoutMs} ms`));
-      }, Math.max(0, deadline - Date.now()));
-      this.pending.set(id, { resolve, reject, timer });
-      socket.send(JSON.stringify({ ...frame, id }));
-    });
+    return this.requests.start(frame, (text) => socket.send(text), deadline, timeoutMs);
   }
 
   private whenConnected(deadline: number): Promise<void> {
@@ -286,14 +272,8 @@ export class Client extends Emitter<ClientEvents> {
       sub?.handlers.onUnsubscribed?.(String(frame.reason ?? ""));
       return;
     }
-    if ("id" in frame && typeof frame.id === "number") {
-      const pending = this.pending.get(frame.id);
-      if (!pending) return;
-      this.pending.delete(frame.id);
-      clearTimeout(pending.timer);
-      const error = frame.error as { code?: string; message?: string } | undefined;
-      if (error) pending.reject(new FerrygateError(error.code ?? "unknown", error.message ?? ""));
-      else pending.resolve(frame.result);
+    if ("id" in frame) {
+      this.requests.settle(frame);
       return;
     }
     if (typeof frame.channel === "string") this.onPush(frame);
@@ -386,17 +366,9 @@ export class Client extends Emitter<ClientEvents> {
     }
   }
 
-  private failPending(error: FerrygateError): void {
-    for (const [id, pending] of this.pending) {
-      clearTimeout(pending.timer);
-      pending.reject(error);
-      this.pending.delete(id);
-    }
-  }
-
   private async onClosed(code: number, reason: string, opened: boolean, token: string | undefined): Promise<void> {
     clearTimeout(this.refreshTimer);
-    this.failPending(new FerrygateError("disconnected", `connection closed (${code})`));
+    this.requests.failAll(new FerrygateError("disconnected", `connection closed (${code})`));
     if (this.stopped) return;
     const wasConnected = this.state === "connected";
     this.setState("disconnected");
