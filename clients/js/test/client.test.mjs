@@ -82,6 +82,46 @@ test("a dropped socket recovers exactly the missed messages, in order, once", as
   await cut.close();
 });
 
+test("a reader that falls behind is cut with 1013, backs off, and is told what it lost", async (t) => {
+  const g = await gateway({ extra: "max_queued_bytes = 65536" });
+  const slow = await proxy(g.address);
+  const reader = new Client({ url: slow.url, backoff: { baseMs: 100, maxMs: 100 } });
+  const writer = new Client({ url: g.url });
+  await Promise.all([reader.connect(), writer.connect()]);
+  const offsets = [];
+  const recoveries = [];
+  const sub = reader.subscribe("room.slow", {
+    onMessage: (_data, meta) => offsets.push(meta.offset),
+    onRecovered: (r) => recoveries.push(r),
+  });
+  await sub.ready;
+  const closes = [];
+  reader.on("disconnected", ({ code }) => closes.push(code));
+  slow.hold();
+  const big = "x".repeat(50_000);
+  const cutCount = async () => {
+    const text = await (await fetch(`${g.http}/metrics`)).text();
+    return Number(/^ferrygate_slow_consumers(?:_total)? (\d+)/m.exec(text)?.[1] ?? 0);
+  };
+  // Bounded: the loopback buffers hold a few MB; 50 kB each, 400 at most.
+  for (let i = 0; i < 400; i++) {
+    await writer.publish("room.slow", big);
+    if (i % 10 === 9 && (await cutCount()) > 0) break;
+  }
+  assert.equal(await cutCount(), 1, "the gateway cut the reader with 1013");
+  slow.release();
+  await until(() => recoveries.length === 1, "the resubscribe");
+  assert.equal(closes[0], 1013);
+  for (let k = 1; k < offsets.length; k++) assert.ok(offsets[k] > offsets[k - 1], "no duplicate, in order");
+  const last = offsets.at(-1);
+  t.diagnostic(`received ${offsets.length} (last offset ${last}); resubscribe: ${JSON.stringify(recoveries[0])}`);
+  if (recoveries[0].recovered) assert.deepEqual(offsets, Array.from({ length: last }, (_, k) => k + 1));
+  else assert.ok(recoveries[0].offset >= last, "recovered:false carries the current position");
+  reader.close();
+  writer.close();
+  await slow.close();
+});
+
 test("a restarted memory gateway is a new epoch: recovered:false, then live again", async () => {
   let g = await gateway();
   const address = g.address;

@@ -80,7 +80,11 @@ export class Gateway {
   }
 }
 
-/** A TCP proxy to `target` ("host:port"); `cut()` destroys every open pair of sockets. */
+/**
+ * A TCP proxy to `target` ("host:port"); `cut()` destroys every open pair of
+ * sockets; `hold()` stops forwarding what the gateway sends (a client that
+ * stops reading), `release()` resumes it.
+ */
 export async function proxy(target) {
   const [host, port] = target.split(":");
   const pairs = new Set();
@@ -101,6 +105,18 @@ export async function proxy(target) {
   await new Promise((r) => server.listen(0, "127.0.0.1", r));
   return {
     url: `ws://127.0.0.1:${server.address().port}/ws`,
+    hold() {
+      for (const [down, up] of pairs) {
+        up.unpipe(down);
+        up.pause();
+      }
+    },
+    release() {
+      for (const [down, up] of pairs) {
+        up.pipe(down);
+        up.resume();
+      }
+    },
     cut() {
       for (const [a, b] of pairs) {
         a.destroy();
