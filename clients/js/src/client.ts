@@ -92,6 +92,7 @@ export class Client extends Emitter<ClientEvents> {
 
   /** Starts connecting (and reconnecting until {@link close}). Resolves at the first welcome. */
   connect(): Promise<Welcome> {
+    if (this.state === "connected" && this.welcome) return Promise.resolve(this.welcome);
     const welcome = new Promise<Welcome>((resolve, reject) => {
       const offs: Off[] = [
         this.on("connected", (w) => (offs.forEach((f) => f()), resolve(w))),
@@ -301,6 +302,9 @@ export class Client extends Emitter<ClientEvents> {
     if (transport === "ws") {
       for (const sub of this.subs.values()) this.sendSubscribe(sub);
       this.scheduleRefresh(welcome.expires_at);
+    } else {
+      // The stream is open for every channel; positions come with `event: recovery`.
+      for (const sub of this.subs.values()) if (!sub.settle.done) (sub.settle.done = true), sub.settle.resolve(undefined);
     }
   }
 

@@ -23,6 +23,7 @@ test("connect, subscribe, publish, unsubscribe, typed errors", async () => {
   client.on("state", (s) => states.push(s));
   const welcome = await client.connect();
   assert.equal(typeof welcome.conn, "string");
+  assert.equal(await client.connect(), welcome, "connect() again while connected: the same welcome");
   const got = [];
   const sub = client.subscribe("room.one", { onMessage: (data, meta) => got.push([data, meta.offset]) });
   const position = await sub.ready;
