@@ -7,7 +7,8 @@
 //! - `test`: formatting, clippy and rustdoc with warnings as errors, the
 //!   plugins' checks, then the plugins' build and every test (installing
 //!   `nats-server` and `redis-server`, which the cluster tests run, when they
-//!   are missing; failing when they cannot be installed).
+//!   are missing; failing when they cannot be installed), and the JS client's
+//!   build and tests (`clients/js`) when node is installed.
 //! - `build-plugins`: build `plugins/` for `wasm32-wasip2` into `plugins/dist/`,
 //!   and the JavaScript and Python plugins with componentize-js and
 //!   componentize-py (installed on first use into `target/toolchains/`).
@@ -156,7 +157,29 @@ fn test() -> Result<()> {
         tests.args(["test", "--workspace", "--no-fail-fast"]);
         status(tests)?;
     }
+    js_client()?;
     fuzz::smoke()
+}
+
+/// Builds and tests `clients/js` (npm from the registry, Node's test runner
+/// against the debug `ferrygate` the tests above built) when node is installed.
+fn js_client() -> Result<()> {
+    let mut probe = Command::new("node");
+    probe.arg("--version");
+    if !succeeds(probe) {
+        eprintln!("xtask: node is not installed: skipping clients/js");
+        return Ok(());
+    }
+    let dir = root().join("clients/js");
+    for args in [&["ci"][..], &["run", "build"], &["test"]] {
+        let mut npm = Command::new("npm");
+        npm.args(args)
+            .current_dir(&dir)
+            .env("FERRYGATE_BIN", root().join("target/debug/ferrygate"))
+            .env("FERRYGATE_PLUGINS", root().join("plugins/dist"));
+        status(npm)?;
+    }
+    Ok(())
 }
 
 /// rustup's minimal profile lacks rustfmt and clippy; install them if so.
