@@ -171,11 +171,12 @@ fn js_client() -> Result<()> {
         return Ok(());
     }
     let dir = root().join("clients/js");
+    let gateway = plugins::cargo_target_dir()?.join("debug/ferrygate");
     for args in [&["ci"][..], &["run", "build"], &["test"]] {
         let mut npm = Command::new("npm");
         npm.args(args)
             .current_dir(&dir)
-            .env("FERRYGATE_BIN", root().join("target/debug/ferrygate"))
+            .env("FERRYGATE_BIN", &gateway)
             .env("FERRYGATE_PLUGINS", root().join("plugins/dist"));
         status(npm)?;
     }

@@ -106,6 +106,12 @@ fn plugins_cargo() -> Command {
 /// `$CARGO_TARGET_DIR/plugins`, else `<repo>/target/plugins`: apart from the
 /// gateway's own builds, which use other targets and profiles.
 fn target_dir() -> Result<PathBuf> {
+    Ok(cargo_target_dir()?.join("plugins"))
+}
+
+/// `$CARGO_TARGET_DIR` (made absolute), else `<repo>/target`: where cargo
+/// puts the workspace's builds.
+pub fn cargo_target_dir() -> Result<PathBuf> {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) if !dir.is_empty() => {
             let dir = std::path::absolute(&dir).with_context(|| {
@@ -114,9 +120,9 @@ fn target_dir() -> Result<PathBuf> {
                     Path::new(&dir).display()
                 )
             })?;
-            Ok(dir.join("plugins"))
+            Ok(dir)
         }
-        _ => Ok(root().join("target/plugins")),
+        _ => Ok(root().join("target")),
     }
 }
 
