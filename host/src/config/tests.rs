@@ -280,3 +280,17 @@ fn route_history_is_bounded_and_needs_a_broker_that_keeps_it() {
     ))
     .expect("NATS keeps history in JetStream");
 }
+
+#[test]
+fn join_leave_needs_presence_on_the_same_route() {
+    let route = "[server]\nallow_anonymous = true\n\n[[routes]]\nchannels = \"room.*\"\n";
+    let config = parse(&format!("{route}presence = true\njoin_leave = true\n")).expect("valid");
+    assert!(config.routes[0].presence && config.routes[0].join_leave);
+    let error = parse(&format!("{route}join_leave = true\n"))
+        .expect_err("join_leave alone")
+        .to_string();
+    assert!(
+        error.starts_with("manifest:4:") && error.contains("needs `presence = true`"),
+        "{error}"
+    );
+}
