@@ -69,6 +69,8 @@ mod tests {
                 inbound: Vec::new(),
                 outbound: Vec::new(),
                 history: None,
+                presence: false,
+                join_leave: false,
             })
             .collect()
     }
