@@ -9,8 +9,8 @@
 mod api;
 mod auth;
 mod bearer;
-mod sse;
 mod presence;
+mod sse;
 mod upgrade;
 
 use std::net::SocketAddr;

@@ -8,8 +8,8 @@
 mod broker;
 mod history;
 mod plugin;
-mod session;
 mod presence;
+mod session;
 
 pub use plugin::{Cause, PluginCounters, PluginMetrics, ReloadOutcome};
 
@@ -24,8 +24,8 @@ use crate::protocol::ErrorCode;
 
 pub use broker::{BrokerMetrics, Malformed, MessageKind, PublishFailure};
 pub use history::HistoryMetrics;
-pub use session::{RefreshOutcome, SessionMetrics};
 pub use presence::PresenceMetrics;
+pub use session::{RefreshOutcome, SessionMetrics};
 
 /// A label drawn from a fixed set of names.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -12,8 +12,8 @@
 //! `docs/architecture.md`, "Broker layer".
 
 mod connect;
-mod presence;
 mod history;
+mod presence;
 mod probe;
 mod subscriptions;
 
