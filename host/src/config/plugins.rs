@@ -103,7 +103,7 @@ pub struct RecordConfig {
     /// The JSON-lines file, relative to the manifest's folder; appended to.
     pub path: PathBuf,
     /// Recording stops once the file holds this many MiB (1 to
-    /// [`MAX_RECORD_MIB`], default 16).
+    /// `MAX_RECORD_MIB`, default 16).
     #[serde(default = "default_record_mib")]
     pub max_mib: u32,
 }
@@ -183,7 +183,7 @@ pub struct WasmConfig {
     /// Where; by default `$XDG_CACHE_HOME/ferrygate/wasm` or `~/.cache/ferrygate/wasm`.
     pub cache_dir: Option<PathBuf>,
     /// Size the cache directory is kept under, in MiB (oldest artifacts go
-    /// first); at most [`MAX_CACHE_MIB`].
+    /// first); 1 to `MAX_CACHE_MIB` (1 TiB).
     pub cache_max_mib: u32,
     /// Most plugin instances alive at once, all plugins together.
     pub max_instances: u32,
