@@ -81,6 +81,14 @@ pub fn request(data: &[u8]) {
             );
             assert_json("a join push", frame.as_str());
         }
+        Ok(Request::Refresh { token }) => {
+            // A token is arbitrary client text: any text quoted into a
+            // frame (here as an `unsubscribed` reason) stays valid JSON.
+            if let Ok(channel) = ferrygate::protocol::ChannelName::new("fuzz.refresh") {
+                let frame = Frame::unsubscribed(&channel, &token);
+                assert_json("an unsubscribed push", frame.as_str());
+            }
+        }
         Err(error) => assert_json("an error reply", Frame::error(id.as_ref(), &error).as_str()),
     }
 }
