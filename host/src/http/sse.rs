@@ -42,7 +42,7 @@ use crate::close::CloseReason;
 use crate::gateway::Gateway;
 use crate::metrics::UpgradeRefusal;
 use crate::protocol::{ChannelName, Since};
-use crate::session::{Accepted, Session};
+use crate::session::Session;
 
 /// The query parameter a client that cannot set headers sends its
 /// `Last-Event-ID` in.
@@ -67,28 +67,10 @@ pub(super) async fn stream(State(gateway): State<Arc<Gateway>>, request: Request
             return error(StatusCode::BAD_REQUEST, "bad_request", why);
         }
     };
-    if !super::upgrade::origin_allowed(&gateway.config.server.allowed_origins, request.headers()) {
-        gateway.metrics.upgrade_refused(UpgradeRefusal::Origin);
-        return error(StatusCode::FORBIDDEN, "forbidden", "origin not allowed");
-    }
-    let Some(slot) = gateway.connections.reserve() else {
-        gateway.metrics.upgrade_refused(UpgradeRefusal::Capacity);
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "connection limit reached",
-        );
-    };
-    let Some(RemoteAddr(remote)) = request.extensions().get::<RemoteAddr>().copied() else {
-        return error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "no peer address",
-        );
-    };
-    let (identity, lifetime) =
-        match super::auth::authenticate(&gateway, request.uri(), request.headers(), remote).await {
-            Ok(admitted) => admitted,
+    let peer = request.extensions().get::<RemoteAddr>().copied();
+    let accepted =
+        match super::upgrade::admit(&gateway, request.uri(), request.headers(), peer).await {
+            Ok(accepted) => accepted,
             Err(refusal) => return refusal,
         };
     let last_event_id = last_event_id(request.uri(), request.headers());
@@ -114,12 +96,6 @@ pub(super) async fn stream(State(gateway): State<Arc<Gateway>>, request: Request
         })
         .collect();
 
-    let accepted = Accepted {
-        slot,
-        remote,
-        identity,
-        lifetime,
-    };
     let mut session = Session::open(Arc::clone(&gateway), accepted).await;
     let span = session.span();
     let requested: Vec<ChannelName> = asked.iter().map(|(c, _)| c.clone()).collect();

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -20,6 +20,51 @@ use super::{RemoteAddr, error};
 use crate::gateway::Gateway;
 use crate::metrics::UpgradeRefusal;
 use crate::session::{self, Accepted};
+
+/// The admission both transports (`/ws`, `/sse`) run after their own
+/// request checks: the origin, a connection slot (counted in
+/// `max_connections` from here), the peer address and the auth plugin. Each
+/// refusal is counted and answered with its JSON error.
+/// (It takes the request's parts, not the request: a `Body` is not `Sync`,
+/// and a borrowed request held across the auth call would make the
+/// handler's future not `Send`.)
+pub(super) async fn admit(
+    gateway: &Gateway,
+    uri: &Uri,
+    headers: &HeaderMap,
+    peer: Option<RemoteAddr>,
+) -> Result<Accepted, Response> {
+    if !origin_allowed(&gateway.config.server.allowed_origins, headers) {
+        gateway.metrics.upgrade_refused(UpgradeRefusal::Origin);
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "origin not allowed",
+        ));
+    }
+    let Some(slot) = gateway.connections.reserve() else {
+        gateway.metrics.upgrade_refused(UpgradeRefusal::Capacity);
+        return Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "connection limit reached",
+        ));
+    };
+    let Some(RemoteAddr(remote)) = peer else {
+        return Err(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "no peer address",
+        ));
+    };
+    let (identity, lifetime) = super::auth::authenticate(gateway, uri, headers, remote).await?;
+    Ok(Accepted {
+        slot,
+        remote,
+        identity,
+        lifetime,
+    })
+}
 
 /// The subprotocol a client may offer to name this protocol version.
 pub const SUBPROTOCOL: &str = "ferrygate.v1";
@@ -49,30 +94,12 @@ pub(super) async fn websocket(
             return error(StatusCode::BAD_REQUEST, "bad_request", why);
         }
     };
-    if !origin_allowed(&gateway.config.server.allowed_origins, request.headers()) {
-        gateway.metrics.upgrade_refused(UpgradeRefusal::Origin);
-        return error(StatusCode::FORBIDDEN, "forbidden", "origin not allowed");
-    }
-    let Some(slot) = gateway.connections.reserve() else {
-        gateway.metrics.upgrade_refused(UpgradeRefusal::Capacity);
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "connection limit reached",
-        );
+    let peer = request.extensions().get::<RemoteAddr>().copied();
+    let accepted = match admit(&gateway, request.uri(), request.headers(), peer).await {
+        Ok(accepted) => accepted,
+        Err(refusal) => return refusal,
     };
-    let Some(RemoteAddr(remote)) = request.extensions().get::<RemoteAddr>().copied() else {
-        return error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "no peer address",
-        );
-    };
-    let (identity, lifetime) =
-        match super::auth::authenticate(&gateway, request.uri(), request.headers(), remote).await {
-            Ok(admitted) => admitted,
-            Err(refusal) => return refusal,
-        };
+    let remote = accepted.remote;
     let subprotocol = offers_subprotocol(request.headers());
     let on_upgrade = hyper::upgrade::on(&mut request);
     let ws_config = WebSocketConfig::default()
@@ -83,12 +110,6 @@ pub(super) async fn websocket(
         match on_upgrade.await {
             Ok(upgraded) => match upgraded.downcast::<TokioIo<TcpStream>>() {
                 Ok(parts) => {
-                    let accepted = Accepted {
-                        slot,
-                        remote,
-                        identity,
-                        lifetime,
-                    };
                     let socket = parts.io.into_inner();
                     // Copy the few bytes read past the handshake: the buffer
                     // they sit in is HTTP's, several KiB, and must not live
