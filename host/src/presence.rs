@@ -112,6 +112,24 @@ pub struct Page {
     pub more_after: Option<String>,
 }
 
+impl Page {
+    /// The page from `users` read one past `limit` (in id order): the extra
+    /// one only says that more follow, and is cut off.
+    pub fn from_overfetch(connections: u64, mut users: Vec<(String, u64)>, limit: usize) -> Self {
+        let more_after = if users.len() > limit {
+            users.truncate(limit);
+            users.last().map(|(user, _)| user.clone())
+        } else {
+            None
+        };
+        Self {
+            connections,
+            users,
+            more_after,
+        }
+    }
+}
+
 /// A presence store: the shared table of every node's entries. See the
 /// module docs for the model; every call is bounded by `[broker] timeout_ms`
 /// and fails [`BrokerError::Unavailable`] rather than answer in part.

@@ -99,23 +99,13 @@ impl PresenceStore for MemoryPresence {
             return future::ready(Ok(Page::default())).boxed();
         };
         let start = after.map_or(Bound::Unbounded, Bound::Excluded);
-        let mut users: Vec<(String, u64)> = entry
+        let users: Vec<(String, u64)> = entry
             .users
             .range::<str, _>((start, Bound::Unbounded))
             .take(limit + 1)
             .map(|(user, count)| (user.clone(), *count))
             .collect();
-        let more_after = if users.len() > limit {
-            users.truncate(limit);
-            users.last().map(|(user, _)| user.clone())
-        } else {
-            None
-        };
-        let page = Page {
-            connections: entry.connections(),
-            users,
-            more_after,
-        };
+        let page = Page::from_overfetch(entry.connections(), users, limit);
         future::ready(Ok(page)).boxed()
     }
 

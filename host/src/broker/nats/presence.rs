@@ -515,18 +515,7 @@ impl PresenceStore for NatsPresence {
                     }
                 }
             }
-            let mut users = live;
-            let more_after = if users.len() > limit {
-                users.truncate(limit);
-                users.last().map(|(user, _)| user.clone())
-            } else {
-                None
-            };
-            Ok(Page {
-                connections,
-                users,
-                more_after,
-            })
+            Ok(Page::from_overfetch(connections, live, limit))
         })
         .boxed()
     }

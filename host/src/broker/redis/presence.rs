@@ -360,17 +360,7 @@ impl PresenceStore for RedisPresence {
                     _ => return Err(malformed()),
                 }
             }
-            let more_after = if users.len() > limit {
-                users.truncate(limit);
-                users.last().map(|(user, _)| user.clone())
-            } else {
-                None
-            };
-            Ok(Page {
-                connections,
-                users,
-                more_after,
-            })
+            Ok(Page::from_overfetch(connections, users, limit))
         }
         .boxed()
     }
