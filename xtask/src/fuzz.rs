@@ -1,5 +1,6 @@
-//! `cargo xtask fuzz` and the fuzz smoke run of `cargo xtask test`: the
-//! targets of `fuzz/` (see `docs/fuzzing.md`).
+//! `cargo xtask fuzz`: the long runs of the targets of `fuzz/` (see
+//! `docs/fuzzing.md`). The smoke run of `cargo xtask test` is the tests in
+//! `fuzz/tests/smoke.rs`.
 //!
 //! The long run uses libFuzzer (coverage-guided) through `cargo fuzz` when
 //! `cargo-fuzz` is installed (with `--sanitizer none`, cargo-fuzz 0.13 needs
@@ -17,20 +18,8 @@ use crate::{cargo, plugins, root, status, succeeds};
 /// The fuzz targets, as `fuzz/src/targets.rs` names them.
 const TARGETS: [&str; 4] = ["request", "manifest", "envelope", "upgrade"];
 
-/// Seconds per target in `cargo xtask test`: a smoke run, not a search.
-const SMOKE_SECONDS: u32 = 8;
-
 /// Seconds per target for `cargo xtask fuzz` without a SECONDS argument.
 const DEFAULT_SECONDS: u32 = 300;
-
-/// Every target for a few seconds with the stable driver (debug build, the
-/// profile the tests just built), then stops at the first crash.
-pub fn smoke() -> Result<()> {
-    let mut run = cargo();
-    run.args(["run", "-p", "ferrygate-fuzz", "--", "all"])
-        .arg(SMOKE_SECONDS.to_string());
-    status(run)
-}
 
 /// `cargo xtask fuzz [TARGET|all] [SECONDS]`.
 pub fn long(args: &[String]) -> Result<()> {

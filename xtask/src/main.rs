@@ -8,7 +8,8 @@
 //!   plugins' checks, then the plugins' build and every test (installing
 //!   `nats-server` and `redis-server`, which the cluster tests run, when they
 //!   are missing; failing when they cannot be installed), and the JS client's
-//!   build and tests (`clients/js`) when node is installed.
+//!   build and tests (`clients/js`) when node is installed. The fuzz smoke
+//!   run is among the tests (`fuzz/tests/smoke.rs`).
 //! - `build-plugins`: build `plugins/` for `wasm32-wasip2` into `plugins/dist/`,
 //!   and the JavaScript and Python plugins with componentize-js and
 //!   componentize-py (installed on first use into `target/toolchains/`).
@@ -24,7 +25,8 @@
 //! - `fuzz [TARGET|all] [SECONDS]`: fuzz one target or all of them
 //!   (`fuzz/`, `docs/fuzzing.md`) for SECONDS each (default 300): with
 //!   libFuzzer through `cargo fuzz` when it is installed, otherwise with the
-//!   stable driver in release mode. `test` runs the stable driver briefly.
+//!   stable driver in release mode. `test` runs the stable driver briefly,
+//!   as the tests in `fuzz/tests/smoke.rs`.
 //! - `soak`: build the plugins and release binaries and run `bench/soak.sh`
 //!   (1,000 hot reloads and 200,000 client cycles, sampling the gateway's
 //!   memory; fails when it grows). Not part of `test`: it takes minutes.
@@ -157,8 +159,7 @@ fn test() -> Result<()> {
         tests.args(["test", "--workspace", "--no-fail-fast"]);
         status(tests)?;
     }
-    js_client()?;
-    fuzz::smoke()
+    js_client()
 }
 
 /// Builds and tests `clients/js` (npm from the registry, Node's test runner
