@@ -1,14 +1,16 @@
 //! `ferrygate plugin new --lang L --kind K NAME`: writes a project that builds
-//! as generated and that `ferrygate check` accepts: the plugin's source, the
-//! language's helpers (`sdk/js`, `sdk/python`) and the gateway's WIT for the
-//! JavaScript and Python tools, a `ferrygate.toml` that serves it, and a
-//! README with the build command.
+//! as generated, anywhere (no checkout of this repository needed), and that
+//! `ferrygate check` accepts: the plugin's source, the language's helpers
+//! (`ferrygate-sdk` for Rust, `sdk/js`, `sdk/python`) and the gateway's WIT,
+//! a `ferrygate.toml` that serves it, and a README with the build command.
 //!
 //! Owns the templates (`host/templates/`); it never builds anything.
 
 use std::path::{Path, PathBuf};
 
 use crate::config::PluginKind;
+
+mod vendor;
 
 /// The languages `plugin new` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +71,9 @@ pub struct Request {
     /// Where the project folder goes (it is `parent/name`).
     pub parent: PathBuf,
     /// Rust only: the `ferrygate-sdk` dependency as a TOML value, such as
-    /// `{ path = "../ferrygate/sdk" }`; by default the repository on GitHub.
+    /// `{ path = "../ferrygate/sdk" }`; by default a copy of the SDK written
+    /// into the project (`ferrygate-sdk/`, with the WIT in `wit/`), so it
+    /// builds with nothing but crates.io.
     pub rust_sdk: Option<String>,
 }
 
@@ -91,9 +95,14 @@ pub fn files(request: &Request) -> Result<Vec<(PathBuf, String)>, ScaffoldError>
     let mut out: Vec<(PathBuf, String)> = Vec::new();
     let (wasm, build) = match request.lang {
         Lang::Rust => {
-            let sdk = request.rust_sdk.clone().unwrap_or_else(|| {
-                "{ git = \"https://github.com/ferrygate/ferrygate\" }".to_owned()
-            });
+            let sdk = match &request.rust_sdk {
+                Some(sdk) => sdk.clone(),
+                None => {
+                    out.extend(vendor::files());
+                    push_wit(&mut out);
+                    format!("{{ path = \"{}\" }}", vendor::DIR)
+                }
+            };
             out.push((
                 "Cargo.toml".into(),
                 fill(include_str!("../../templates/rust/Cargo.toml")).replace("{{sdk}}", &sdk),
@@ -155,6 +164,12 @@ pub fn files(request: &Request) -> Result<Vec<(PathBuf, String)>, ScaffoldError>
             )
         }
     };
+    let ignore = match request.lang {
+        Lang::Rust => "target/\n",
+        Lang::Js => "tools/\n*.wasm\n",
+        Lang::Python => "tools/\n*.wasm\n__pycache__/\nwit_world/\n",
+    };
+    out.push((".gitignore".into(), ignore.to_owned()));
     out.push(("ferrygate.toml".into(), manifest(request, &wasm)));
     out.push(("README.md".into(), readme(request, &build)));
     Ok(out)
@@ -171,7 +186,7 @@ fn push_wit(out: &mut Vec<(PathBuf, String)>) {
 fn manifest(request: &Request, wasm: &str) -> String {
     let name = &request.name;
     let mut text = format!(
-        "# Serves the `{name}` plugin: `ferrygate check --config ferrygate.toml`,\n# then `ferrygate serve --config ferrygate.toml`.\n[server]\nlisten = \"127.0.0.1:8080\"\n"
+        "# Serves the `{name}` plugin: `ferrygate check --config ferrygate.toml`,\n# then `ferrygate serve --config ferrygate.toml`.\n[server]\nlisten = \"127.0.0.1:8080\"\n# The HTTP API's key (`POST /v1/publish`, `GET /v1/plugins`): set\n# FERRYGATE_API_KEY; the fallback is for trying the plugin on your machine.\napi_key = \"${{FERRYGATE_API_KEY:-dev-only-key}}\"\n"
     );
     if request.kind != PluginKind::Auth {
         text.push_str("allow_anonymous = true\n");
