@@ -189,7 +189,7 @@ fn manifest(request: &Request, wasm: &str) -> String {
         "# Serves the `{name}` plugin: `ferrygate check --config ferrygate.toml`,\n# then `ferrygate serve --config ferrygate.toml`.\n[server]\nlisten = \"127.0.0.1:8080\"\n# The HTTP API's key (`POST /v1/publish`, `GET /v1/plugins`): set\n# FERRYGATE_API_KEY; the fallback is for trying the plugin on your machine.\napi_key = \"${{FERRYGATE_API_KEY:-dev-only-key}}\"\n"
     );
     if request.kind != PluginKind::Auth {
-        text.push_str("allow_anonymous = true\n");
+        text.push_str("# No auth plugin: every client connects, anonymously.\nallow_anonymous = true\n");
     }
     text.push_str(&format!(
         "\n[plugins.{name}]\nkind = \"{}\"\npath = \"{wasm}\"\n",
@@ -200,6 +200,9 @@ fn manifest(request: &Request, wasm: &str) -> String {
             "# An interpreter in the component needs more than the defaults (16 MiB, 50 ms).\nlimits = { memory_mib = 64, time_ms = 500 }\n",
         );
     }
+    text.push_str(&format!(
+        "# Uncomment to record each call for `ferrygate plugin test` (docs/plugins.md).\n# record = {{ path = \"{name}.jsonl\", max_mib = 16 }}\n"
+    ));
     let (config, routes) = match request.kind {
         PluginKind::Auth => (
             "config = { keys = { demo-token = \"demo\" } }",
@@ -207,11 +210,15 @@ fn manifest(request: &Request, wasm: &str) -> String {
         ),
         PluginKind::Route => (
             "config = { closed = [\"admin\"] }",
-            format!("\n[[routes]]\nchannels = \">\"\nroute = \"{name}\"\n"),
+            format!(
+                "\n# Every channel: each subscribe and publish is asked of {name}.\n[[routes]]\nchannels = \">\"\nroute = \"{name}\"\n"
+            ),
         ),
         PluginKind::Transform => (
             "config = { drop_word = \"spam\" }",
-            format!("\n[[routes]]\nchannels = \">\"\ninbound = [\"{name}\"]\n"),
+            format!(
+                "\n# Every channel: each publish goes through {name} before it fans out.\n[[routes]]\nchannels = \">\"\ninbound = [\"{name}\"]\n"
+            ),
         ),
     };
     text.push_str(config);
