@@ -132,6 +132,9 @@ impl Runner {
             .current_dir(&self.dir)
             .env("PATH", &self.path)
             .env_remove("FERRYGATE_API_KEY")
+            // The project's own `target/`, as for a reader.
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("CARGO_BUILD_TARGET_DIR")
             // The gateway's compile cache: shared by the tests' runs.
             .env(
                 "XDG_CACHE_HOME",
@@ -208,9 +211,10 @@ impl Runner {
             .expect("start a background command");
         self.background.0.push(child);
         let started = Instant::now();
+        let port = self.port;
         let ready = || {
             if command.contains("ferrygate serve") {
-                std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
             } else {
                 target
                     .as_ref()
@@ -219,6 +223,10 @@ impl Runner {
             }
         };
         while !ready() {
+            let child = self.background.0.last_mut().expect("just started");
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("`{command}` ended ({status}) in {}", self.dir.display());
+            }
             assert!(
                 started.elapsed() < PATIENCE,
                 "`{command}` did not start (see {})",
@@ -248,7 +256,7 @@ impl Runner {
 
     fn share_rust_target(&self) {
         if self.lang == "rust" && self.dir.join("Cargo.toml").exists() {
-            let shared = Path::new(env!("CARGO_TARGET_TMPDIR")).join("doc-test-target");
+            let shared = Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-new-target");
             std::fs::create_dir_all(&shared).expect("target folder");
             let _ = std::os::unix::fs::symlink(&shared, self.dir.join("target"));
         }
