@@ -222,7 +222,7 @@ impl Session {
 /// The answer to a publish that a route plugin (`drop`) or an inbound
 /// transform dropped: `{"id":..,"ok":true,"result":{"dropped":true}}`, so the
 /// publisher can tell it from a delivered one (`POST /v1/publish` answers
-/// `{"ok":true,"dropped":true}`).
+/// `{"dropped":true,"ok":true}`).
 fn dropped(id: &RequestId) -> Frame {
     Frame::ok_with(id, r#"{"dropped":true}"#)
 }
