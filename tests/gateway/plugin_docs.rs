@@ -161,7 +161,11 @@ impl Runner {
         self.ran.push(line.to_owned());
         if let Some(dir) = line.strip_prefix("cd ") {
             self.dir = self.dir.join(dir.trim());
-            assert!(self.dir.is_dir(), "`{line}`: no folder {}", self.dir.display());
+            assert!(
+                self.dir.is_dir(),
+                "`{line}`: no folder {}",
+                self.dir.display()
+            );
             self.share_rust_target();
             return;
         }
@@ -241,7 +245,10 @@ impl Runner {
     fn install(&self, line: &str) {
         use ferrygate::authoring::scaffold::{COMPONENTIZE_JS, COMPONENTIZE_PY};
         let (tool, pinned) = if line.contains("componentize-js") {
-            ("js", format!("@bytecodealliance/componentize-js@{COMPONENTIZE_JS}"))
+            (
+                "js",
+                format!("@bytecodealliance/componentize-js@{COMPONENTIZE_JS}"),
+            )
         } else if line.contains("componentize-py") {
             ("python", format!("componentize-py=={COMPONENTIZE_PY}"))
         } else {
@@ -266,7 +273,10 @@ impl Runner {
 /// Runs the page's walk-through for `lang`; returns the lines it ran.
 fn follow(lang: &str) -> Vec<String> {
     let steps = walkthrough(lang);
-    assert!(!steps.is_empty(), "docs/plugins.md has a walk-through for {lang}");
+    assert!(
+        !steps.is_empty(),
+        "docs/plugins.md has a walk-through for {lang}"
+    );
     let home = TempDir::new(&format!("docs-{lang}"));
     let bin = Path::new(env!("CARGO_BIN_EXE_ferrygate"))
         .parent()
@@ -293,7 +303,12 @@ fn follow(lang: &str) -> Vec<String> {
             Step::Shows(file, text) => {
                 let path = runner.dir.join(file);
                 let held = std::fs::read_to_string(&path).expect("the file the page shows");
-                assert_eq!(held.trim(), text.trim(), "{} is as the page shows", path.display());
+                assert_eq!(
+                    held.trim(),
+                    text.trim(),
+                    "{} is as the page shows",
+                    path.display()
+                );
                 continue;
             }
             Step::Line(line) if line.is_empty() || line.starts_with('#') => continue,

@@ -14,7 +14,9 @@ pub(super) fn manifest(request: &Request, wasm: &str) -> String {
         "# Serves the `{name}` plugin: `ferrygate check --config ferrygate.toml`,\n# then `ferrygate serve --config ferrygate.toml`.\n[server]\nlisten = \"127.0.0.1:8080\"\n# The HTTP API's key (`POST /v1/publish`, `GET /v1/plugins`): set\n# FERRYGATE_API_KEY; the fallback is for trying the plugin on your machine.\napi_key = \"${{FERRYGATE_API_KEY:-dev-only-key}}\"\n"
     );
     if request.kind != PluginKind::Auth {
-        text.push_str("# No auth plugin: every client connects, anonymously.\nallow_anonymous = true\n");
+        text.push_str(
+            "# No auth plugin: every client connects, anonymously.\nallow_anonymous = true\n",
+        );
     }
     text.push_str(&format!(
         "\n[plugins.{name}]\nkind = \"{}\"\npath = \"{wasm}\"\n",

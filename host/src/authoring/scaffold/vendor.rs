@@ -21,7 +21,10 @@ const SOURCES: &[(&str, &str)] = &[
     ("src/lib.rs", include_str!("../../../../sdk/src/lib.rs")),
     ("src/log.rs", include_str!("../../../../sdk/src/log.rs")),
     ("src/route.rs", include_str!("../../../../sdk/src/route.rs")),
-    ("src/runtime.rs", include_str!("../../../../sdk/src/runtime.rs")),
+    (
+        "src/runtime.rs",
+        include_str!("../../../../sdk/src/runtime.rs"),
+    ),
     (
         "src/transform.rs",
         include_str!("../../../../sdk/src/transform.rs"),
@@ -80,7 +83,9 @@ const INHERITED: &[(&str, &str)] = &[
 fn standalone(manifest: &str) -> String {
     INHERITED
         .iter()
-        .fold(manifest.to_owned(), |text, (from, to)| text.replace(from, to))
+        .fold(manifest.to_owned(), |text, (from, to)| {
+            text.replace(from, to)
+        })
 }
 
 /// The SDK's files, as (path inside the project, text).
