@@ -170,7 +170,8 @@ pub fn files(request: &Request) -> Result<Vec<(PathBuf, String)>, ScaffoldError>
     let ignore = match request.lang {
         Lang::Rust => "target/\n",
         Lang::Js => "tools/\n*.wasm\n",
-        Lang::Python => "tools/\n*.wasm\n__pycache__/\nwit_world/\n",
+        // `componentize-py bindings .` writes the last three.
+        Lang::Python => "tools/\n*.wasm\n__pycache__/\nwit_world/\ncomponentize_py_*\npoll_loop.py\n",
     };
     out.push((".gitignore".into(), ignore.to_owned()));
     out.push(("ferrygate.toml".into(), manifest(request, &wasm)));
