@@ -48,9 +48,10 @@ enum Step {
 fn walkthrough(lang: &str) -> Vec<Step> {
     let page = std::fs::read_to_string(repo_root().join("docs/plugins.md")).expect("the page");
     let mut steps = Vec::new();
-    // The marker's options (`write=F`, `file=F`) once a marked fence opens.
-    let (mut marked, mut inside): (Option<Vec<String>>, Option<(Vec<String>, String)>) =
-        (None, None);
+    // A marker's words (languages, `write=F`, `file=F`), until its fence.
+    let mut marked: Option<Vec<String>> = None;
+    // The open block: its marker's words and its text so far.
+    let mut inside: Option<(Vec<String>, String)> = None;
     for line in page.lines() {
         let trimmed = line.trim();
         if let Some((options, text)) = &mut inside {

@@ -171,7 +171,9 @@ pub fn files(request: &Request) -> Result<Vec<(PathBuf, String)>, ScaffoldError>
         Lang::Rust => "target/\n",
         Lang::Js => "tools/\n*.wasm\n",
         // `componentize-py bindings .` writes the last three.
-        Lang::Python => "tools/\n*.wasm\n__pycache__/\nwit_world/\ncomponentize_py_*\npoll_loop.py\n",
+        Lang::Python => {
+            "tools/\n*.wasm\n__pycache__/\nwit_world/\ncomponentize_py_*\npoll_loop.py\n"
+        }
     };
     out.push((".gitignore".into(), ignore.to_owned()));
     out.push(("ferrygate.toml".into(), manifest(request, &wasm)));
