@@ -61,7 +61,8 @@ enum PluginCommand {
         /// Folder to create the project in.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
-        /// Rust: the ferrygate-sdk dependency as TOML, e.g. `{ path = "../ferrygate/sdk" }`.
+        /// Rust: the ferrygate-sdk dependency as TOML, e.g. `{ path = "../ferrygate/sdk" }`;
+        /// by default a copy of the SDK is written into the project.
         #[arg(long)]
         sdk: Option<String>,
     },

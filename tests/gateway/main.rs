@@ -28,6 +28,7 @@ mod limits;
 mod plugin_auth;
 mod plugin_author;
 mod plugin_check;
+mod plugin_docs;
 mod plugin_langs;
 mod plugin_limits;
 mod plugin_route;

@@ -47,10 +47,13 @@ async fn a_javascript_transform_masks_words_and_drops_the_worst() {
         json!({"text": "D*** it, what the h***", "tags": ["darnation", "h***"], "n": 3}),
         "{push}"
     );
-    // Four masked words: dropped; the next message is the one delivered.
-    publisher
-        .publish("chat.lobby", json!("darn darn heck heck"))
+    // Four masked words: dropped, and the publisher is told so; the next
+    // message is the one delivered.
+    let reply = publisher
+        .request(json!({"op": "publish", "channel": "chat.lobby", "data": "darn darn heck heck"}))
         .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(reply["result"], json!({"dropped": true}), "{reply}");
     publisher.publish("chat.lobby", json!("all clean")).await;
     let push = subscriber.recv().await;
     assert_eq!(push["data"], "all clean", "{push}");

@@ -1,14 +1,19 @@
 //! `ferrygate plugin new --lang L --kind K NAME`: writes a project that builds
-//! as generated and that `ferrygate check` accepts: the plugin's source, the
-//! language's helpers (`sdk/js`, `sdk/python`) and the gateway's WIT for the
-//! JavaScript and Python tools, a `ferrygate.toml` that serves it, and a
-//! README with the build command.
+//! as generated, anywhere (no checkout of this repository needed), and that
+//! `ferrygate check` accepts: the plugin's source, the language's helpers
+//! (`ferrygate-sdk` for Rust, `sdk/js`, `sdk/python`) and the gateway's WIT,
+//! a `ferrygate.toml` that serves it, and a README with the build command.
 //!
 //! Owns the templates (`host/templates/`); it never builds anything.
 
 use std::path::{Path, PathBuf};
 
 use crate::config::PluginKind;
+
+mod texts;
+mod vendor;
+
+use texts::{manifest, readme};
 
 /// The languages `plugin new` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +74,9 @@ pub struct Request {
     /// Where the project folder goes (it is `parent/name`).
     pub parent: PathBuf,
     /// Rust only: the `ferrygate-sdk` dependency as a TOML value, such as
-    /// `{ path = "../ferrygate/sdk" }`; by default the repository on GitHub.
+    /// `{ path = "../ferrygate/sdk" }`; by default a copy of the SDK written
+    /// into the project (`ferrygate-sdk/`, with the WIT in `wit/`), so it
+    /// builds with nothing but crates.io.
     pub rust_sdk: Option<String>,
 }
 
@@ -91,9 +98,14 @@ pub fn files(request: &Request) -> Result<Vec<(PathBuf, String)>, ScaffoldError>
     let mut out: Vec<(PathBuf, String)> = Vec::new();
     let (wasm, build) = match request.lang {
         Lang::Rust => {
-            let sdk = request.rust_sdk.clone().unwrap_or_else(|| {
-                "{ git = \"https://github.com/ferrygate/ferrygate\" }".to_owned()
-            });
+            let sdk = match &request.rust_sdk {
+                Some(sdk) => sdk.clone(),
+                None => {
+                    out.extend(vendor::files());
+                    push_wit(&mut out);
+                    format!("{{ path = \"{}\" }}", vendor::DIR)
+                }
+            };
             out.push((
                 "Cargo.toml".into(),
                 fill(include_str!("../../templates/rust/Cargo.toml")).replace("{{sdk}}", &sdk),
@@ -155,6 +167,15 @@ pub fn files(request: &Request) -> Result<Vec<(PathBuf, String)>, ScaffoldError>
             )
         }
     };
+    let ignore = match request.lang {
+        Lang::Rust => "target/\n",
+        Lang::Js => "tools/\n*.wasm\n",
+        // `componentize-py bindings .` writes the last three.
+        Lang::Python => {
+            "tools/\n*.wasm\n__pycache__/\nwit_world/\ncomponentize_py_*\npoll_loop.py\n"
+        }
+    };
+    out.push((".gitignore".into(), ignore.to_owned()));
     out.push(("ferrygate.toml".into(), manifest(request, &wasm)));
     out.push(("README.md".into(), readme(request, &build)));
     Ok(out)
@@ -164,53 +185,6 @@ fn push_wit(out: &mut Vec<(PathBuf, String)>) {
     for (file, text) in WIT {
         out.push((Path::new("wit").join(file), (*text).to_owned()));
     }
-}
-
-/// A manifest that serves the plugin on 127.0.0.1:8080 with a config its
-/// `init` accepts.
-fn manifest(request: &Request, wasm: &str) -> String {
-    let name = &request.name;
-    let mut text = format!(
-        "# Serves the `{name}` plugin: `ferrygate check --config ferrygate.toml`,\n# then `ferrygate serve --config ferrygate.toml`.\n[server]\nlisten = \"127.0.0.1:8080\"\n"
-    );
-    if request.kind != PluginKind::Auth {
-        text.push_str("allow_anonymous = true\n");
-    }
-    text.push_str(&format!(
-        "\n[plugins.{name}]\nkind = \"{}\"\npath = \"{wasm}\"\n",
-        request.kind.as_str()
-    ));
-    if request.lang != Lang::Rust {
-        text.push_str(
-            "# An interpreter in the component needs more than the defaults (16 MiB, 50 ms).\nlimits = { memory_mib = 64, time_ms = 500 }\n",
-        );
-    }
-    let (config, routes) = match request.kind {
-        PluginKind::Auth => (
-            "config = { keys = { demo-token = \"demo\" } }",
-            String::new(),
-        ),
-        PluginKind::Route => (
-            "config = { closed = [\"admin\"] }",
-            format!("\n[[routes]]\nchannels = \">\"\nroute = \"{name}\"\n"),
-        ),
-        PluginKind::Transform => (
-            "config = { drop_word = \"spam\" }",
-            format!("\n[[routes]]\nchannels = \">\"\ninbound = [\"{name}\"]\n"),
-        ),
-    };
-    text.push_str(config);
-    text.push('\n');
-    text.push_str(&routes);
-    text
-}
-
-fn readme(request: &Request, build: &str) -> String {
-    let name = &request.name;
-    format!(
-        "# {name}\n\nA ferrygate {} plugin, written by `ferrygate plugin new`.\n\n```sh\n{build}\nferrygate check --config ferrygate.toml\nferrygate serve --config ferrygate.toml\n```\n\nSee docs/plugins.md in the ferrygate repository.\n",
-        request.kind.as_str()
-    )
 }
 
 /// Writes the project into `parent/name`, which must not exist; returns its

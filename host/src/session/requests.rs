@@ -180,7 +180,7 @@ impl Session {
                 return self.refuse(Some(&id), ProtocolError::new(ErrorCode::Forbidden, reason));
             }
             Ok(Routed::Rpc(method)) => return self.call(id, method, data.get().to_owned()),
-            Ok(Routed::Drop) => return self.reply(Frame::ok(&id)),
+            Ok(Routed::Drop) => return self.reply(dropped(&id)),
             Err(error) => return self.refuse(Some(&id), plugin_error(&error)),
         };
         let max_bytes = self.gateway.config.server.max_frame_bytes;
@@ -189,7 +189,7 @@ impl Session {
             .await;
         match transformed {
             Ok(Some(payload)) => self.deliver(&id, &targets, &payload).await,
-            Ok(None) => self.reply(Frame::ok(&id)),
+            Ok(None) => self.reply(dropped(&id)),
             Err(error) => self.refuse(Some(&id), plugin_error(&error)),
         }
     }
@@ -217,6 +217,14 @@ impl Session {
         }
         self.reply(Frame::ok(id));
     }
+}
+
+/// The answer to a publish that a route plugin (`drop`) or an inbound
+/// transform dropped: `{"id":..,"ok":true,"result":{"dropped":true}}`, so the
+/// publisher can tell it from a delivered one (`POST /v1/publish` answers
+/// `{"dropped":true,"ok":true}`).
+fn dropped(id: &RequestId) -> Frame {
+    Frame::ok_with(id, r#"{"dropped":true}"#)
 }
 
 /// The `ok` for a subscribe to channels without history: says when recovery

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use ferrygate_sdk::{Auth, ConnectRequest, Identity, Result, Verdict};
+use ferrygate_sdk::{Auth, ConnectRequest, Identity, Result, Verdict, log};
 use serde::Deserialize;
 
 struct Plugin;
@@ -25,7 +25,11 @@ impl Auth for Plugin {
         };
         Ok(match config.keys.get(token) {
             Some(user) => Verdict::allow(Identity::for_user(user.as_str())),
-            None => Verdict::unauthorized("unknown token"),
+            None => {
+                // In the gateway's log, tagged with the plugin's name.
+                log::info!("refused an unknown token from {}", request.remote_address);
+                Verdict::unauthorized("unknown token")
+            }
         })
     }
 }

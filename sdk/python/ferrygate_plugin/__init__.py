@@ -11,8 +11,10 @@ the way `ferrygate-sdk` does for Rust:
 - `ConfigError`: raise it from `init` to refuse a config; the message becomes
   the reason `ferrygate check` and the reload report show.
 
-Put this folder on componentize-py's path: `componentize-py -d wit -w route
-componentize app -p . -p path/to/sdk/python -o plugin.wasm`.
+`ferrygate plugin new --lang python` copies this folder beside the plugin's
+module, where componentize-py finds it; elsewhere, put its parent on the
+tool's path (`componentize-py -d wit -w route componentize app -p . -p
+path/to/sdk/python -o plugin.wasm`).
 """
 
 import json
