@@ -75,7 +75,7 @@ pub async fn run(replay: &Replay, out: &mut dyn Write) -> Result<Summary, Replay
         .map_err(|e| ReplayError::Load(e.to_string()))?;
     let set = live.current();
     let plugin = set
-        .get("plugin")
+        .get(&plugin_name(&replay.wasm))
         .ok_or_else(|| ReplayError::Load("the plugin did not load".to_owned()))?;
     let file = std::fs::File::open(&replay.input)
         .map_err(|e| ReplayError::Input(replay.input.clone(), e))?;
@@ -246,7 +246,35 @@ async fn call(
     }
 }
 
-/// A one-plugin manifest (named `plugin`) for the component.
+/// The name the plugin runs under, which its log lines carry: the file's
+/// stem (`room_rules.wasm` -> `room_rules`) with any character a manifest
+/// name does not allow (1-64 letters, digits, `_`, `-`) replaced by `_`;
+/// `plugin` when nothing is left.
+fn plugin_name(wasm: &std::path::Path) -> String {
+    let stem = wasm
+        .file_stem()
+        .map(|s| s.to_string_lossy())
+        .unwrap_or_default();
+    let name: String = stem
+        .chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if name.is_empty() {
+        "plugin".to_owned()
+    } else {
+        name
+    }
+}
+
+/// A one-plugin manifest (named after the file, [`plugin_name`]) for the
+/// component.
 fn manifest(replay: &Replay) -> Result<Config, String> {
     let wasm = std::path::absolute(&replay.wasm).map_err(|e| e.to_string())?;
     let config = toml::Value::try_from(&replay.config)
@@ -269,7 +297,7 @@ fn manifest(replay: &Replay) -> Result<Config, String> {
     limits.insert("time_ms".into(), i64::from(replay.limits.1).into());
     plugin.insert("limits".into(), limits.into());
     let mut plugins = toml::Table::new();
-    plugins.insert("plugin".into(), plugin.into());
+    plugins.insert(plugin_name(&replay.wasm), plugin.into());
     let mut server = toml::Table::new();
     server.insert("allow_anonymous".into(), true.into());
     let mut root = toml::Table::new();
@@ -278,4 +306,18 @@ fn manifest(replay: &Replay) -> Result<Config, String> {
     let text = toml::to_string(&root).map_err(|e| e.to_string())?;
     Config::parse(&text, &std::collections::HashMap::<String, String>::new())
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plugin_name;
+    use std::path::Path;
+
+    #[test]
+    fn the_plugin_runs_under_its_file_name() {
+        assert_eq!(plugin_name(Path::new("dist/room_rules.wasm")), "room_rules");
+        assert_eq!(plugin_name(Path::new("a b.c.wasm")), "a_b_c");
+        assert_eq!(plugin_name(Path::new(".wasm")), "_wasm");
+        assert_eq!(plugin_name(Path::new("/")), "plugin");
+    }
 }
