@@ -4,9 +4,11 @@
 #           memory, nats (nats-server -js) and redis brokers: delivered rate,
 #           latency and server CPU per step (the same channel, the same rates)
 #   storm   reconnect storm, nats and redis: two instances A and B; CLIENTS
-#           clients subscribe on A, leave, MISSED messages are published on B,
-#           all reconnect to B with `since` at once (ferrygate-load recover):
-#           time until all recovered exactly, broker and gateway CPU, failures
+#           clients on STORM_CHANNELS channels (1 and 100 by default) subscribe
+#           on A, leave, MISSED messages are published per channel on B, all
+#           reconnect to B with `since` at once (ferrygate-load recover): time
+#           until all recovered exactly, broker and gateway CPU, failures; the
+#           memory broker has one instance, so its clients come back to it
 #   memory  memory per channel of history in the memory broker: CHANNELS
 #           channels get one 100-byte message each; the gateway's VmRSS and
 #           `ferrygate_history_bytes` before and after
@@ -24,6 +26,7 @@ step_secs=${STEP_SECS:-5}
 channels=${CHANNELS:-10000}
 clients=${CLIENTS:-1000}
 missed=${MISSED:-100}
+storm_channels=${STORM_CHANNELS:-1,100}
 server_cpu=${SERVER_CPU:-0}
 load_cpu=${LOAD_CPU:-1}
 out=bench-results
@@ -78,7 +81,7 @@ start_gateway() { # broker history [listen port]
   echo "ferrygate did not start" >&2; exit 1
 }
 
-stop() { for pid in "$@"; do [[ -n $pid ]] && { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }; done; }
+stop() { for pid in "$@"; do if [[ -n $pid ]]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi; done; }
 
 if [[ $what == all || $what == fanout ]]; then
   for broker in ${brokers//,/ }; do
@@ -98,17 +101,20 @@ fi
 
 if [[ $what == all || $what == storm ]]; then
   for broker in ${brokers//,/ }; do
-    [[ $broker == memory ]] && continue # one instance: nothing to reconnect to
-    start_broker "$broker"
-    start_gateway "$broker" on 18080; pid_a=$gateway_pid
-    start_gateway "$broker" on 18082; pid_b=$gateway_pid
-    echo "== reconnect storm, $broker: $clients clients, $missed missed each" >&2
-    taskset -c "$load_cpu" "$load" --max-secs 600 recover --url ws://127.0.0.1:18080/ws \
-      --reconnect-url ws://127.0.0.1:18082/ws --clients "$clients" --missed "$missed" \
-      --channel storm --server-pid "$pid_b" --broker-pid "$broker_pid" \
-      --json "$out/history-storm-$broker.json"
-    stop "$pid_a" "$pid_b" "$broker_pid"
-    rm -rf "$tmp/js"
+    for spread in ${storm_channels//,/ }; do
+      start_broker "$broker"
+      start_gateway "$broker" on 18080; pid_a=$gateway_pid; port_b=18080; pid_b=$pid_a
+      if [[ $broker != memory ]]; then
+        start_gateway "$broker" on 18082; pid_b=$gateway_pid; port_b=18082
+      fi
+      echo "== reconnect storm, $broker: $clients clients on $spread channels, $missed missed each" >&2
+      taskset -c "$load_cpu" "$load" --max-secs 600 recover --url ws://127.0.0.1:18080/ws \
+        --reconnect-url "ws://127.0.0.1:$port_b/ws" --clients "$clients" --missed "$missed" \
+        --channel storm --channels "$spread" --server-pid "$pid_b" ${broker_pid:+--broker-pid "$broker_pid"} \
+        --json "$out/history-storm-$broker-$spread.json" || true
+      stop "$pid_a" "$pid_b" "$broker_pid"
+      rm -rf "$tmp/js"
+    done
   done
 fi
 
