@@ -174,12 +174,17 @@ async fn jetstream_many_recoveries_at_once_are_exact_and_a_broken_chain_is_not_r
     let server = BrokerServer::start_jetstream();
     let nats = async_nats::connect(server.url()).await.expect("nats");
     let js = async_nats::jetstream::new(nats);
-    // A stream from an older deployment: no direct gets, larger limits.
+    // The stream of an older deployment: no direct gets, larger limits.
     js.create_stream(stream::Config {
         name: "ferrygate_history".to_owned(),
         subjects: vec!["ferrygate.hist.>".to_owned()],
         max_messages_per_subject: 5000,
         max_age: Duration::from_secs(600),
+        republish: Some(stream::Republish {
+            source: "ferrygate.hist.>".to_owned(),
+            destination: "ferrygate.ch.>".to_owned(),
+            headers_only: false,
+        }),
         ..Default::default()
     })
     .await
