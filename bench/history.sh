@@ -31,8 +31,9 @@ server_cpu=${SERVER_CPU:-0}
 load_cpu=${LOAD_CPU:-1}
 out=bench-results
 mkdir -p "$out"
-load=target/release/ferrygate-load
-gateway=target/release/ferrygate
+profile=${PROFILE:-release} # PROFILE=debug: a smoke run with debug binaries (no figures)
+load=target/$profile/ferrygate-load
+gateway=target/$profile/ferrygate
 tmp=$(mktemp -d)
 ulimit -n "$(ulimit -Hn)"
 
