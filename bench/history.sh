@@ -126,10 +126,11 @@ if [[ $what == all || $what == memory ]]; then
   before_rss=$(rss); before_kept=$(kept)
   payload=$(printf '"%098d"' 0) # 100 bytes of JSON
   for ((n = 0; n < channels; n++)); do
+    if ((n > 0)); then echo next; fi # one request per block (options are global otherwise)
     printf 'url = "http://127.0.0.1:18080/v1/publish"\nheader = "Authorization: Bearer %s"\nheader = "Content-Type: application/json"\ndata = "{\\"channel\\":\\"h.%d\\",\\"data\\":%s}"\noutput = "/dev/null"\n' \
       "${FERRYGATE_API_KEY:-bench-key}" "$n" "${payload//\"/\\\"}"
   done >"$tmp/curl.cfg"
-  curl -s --fail-early -K "$tmp/curl.cfg"
+  curl -sf --fail-early -K "$tmp/curl.cfg" # a refused publish stops the run
   after_rss=$(rss); after_kept=$(kept)
   echo "memory per channel of history ($channels channels, one 100-byte message each):" \
     "VmRSS $(((after_rss - before_rss) * 1024 / channels)) bytes," \
