@@ -27,6 +27,7 @@ channels=${CHANNELS:-10000}
 clients=${CLIENTS:-1000}
 missed=${MISSED:-100}
 storm_channels=${STORM_CHANNELS:-1,100}
+broker_timeout_ms=${BROKER_TIMEOUT_MS:-} # [broker] timeout_ms; empty: the default (2,000)
 server_cpu=${SERVER_CPU:-0}
 load_cpu=${LOAD_CPU:-1}
 out=bench-results
@@ -54,6 +55,7 @@ manifest() {
     nats) printf '\n[broker]\nkind = "nats"\nurls = ["nats://127.0.0.1:14222"]\n' ;;
     redis) printf '\n[broker]\nkind = "redis"\nurls = ["redis://127.0.0.1:16379"]\n' ;;
   esac
+  if [[ $1 != memory && -n $broker_timeout_ms ]]; then printf 'timeout_ms = %s\n' "$broker_timeout_ms"; fi
   if [[ $2 == on ]]; then
     printf '\n[[routes]]\nchannels = "bench"\nhistory = { size = 1000, ttl_s = 300 }\n'
     printf '\n[[routes]]\nchannels = "h.*"\nhistory = { size = 10, ttl_s = 300 }\n'
