@@ -4,13 +4,14 @@
 //! publishes go on, one offset order when two instances publish at once,
 //! eviction by size), eviction by age, the epoch surviving a
 //! restart of the server, many recoveries at once over the direct-get walk
-//! (an older stream widened, never narrowed; a broken chain never skipped),
+//! (an older stream widened, never narrowed; a broken chain never skipped;
+//! a recreated stream's sequences not mistaken for the old ones),
 //! and `unavailable` where JetStream is missing.
 
 use std::time::Duration;
 
 use async_nats::jetstream::stream;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::cluster::Kind::Nats;
 use crate::cluster::history::{self, ROUTES, epoch_of, publish_n, subscribe};
@@ -157,6 +158,54 @@ async fn jetstream_many_recoveries_at_once_are_exact_and_a_broken_chain_is_not_r
         config.allow_direct && config.republish.is_some(),
         "{config:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_a_recreated_stream_recovers_exactly_although_its_sequences_were_cached() {
+    let server = BrokerServer::start_jetstream();
+    let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.expect("nats"));
+    let a = Instance::start(&server, ROUTES);
+    let b = Instance::start(&server, ROUTES);
+    let mut on_a = a.client().await;
+    let old = epoch_of(&mut on_a, "room.7").await;
+    publish_n(a.addr, "room.7", 1..=5).await;
+    let mut on_b = b.client().await;
+    let result = subscribe(&mut on_b, "room.7", Some((&old, 0))).await;
+    assert_eq!(
+        result["recovered"], true,
+        "B read (and keeps) sequences 2-6"
+    );
+
+    js.delete_stream("ferrygate_history")
+        .await
+        .expect("deleted");
+    let mut again = a.client().await;
+    let mut reply = Value::Null;
+    for _ in 0..3 {
+        // The first read finds the stream gone; the next one recreates it.
+        reply = again
+            .request(json!({"op":"subscribe","channel":"room.7"}))
+            .await;
+        if reply["ok"] == true {
+            break;
+        }
+    }
+    let new = reply["result"]["epoch"]
+        .as_str()
+        .expect("a new epoch")
+        .to_owned();
+    assert_ne!(new, old);
+    publish_n(a.addr, "room.7", 1..=5).await; // sequences 2-6 again
+    let mut back = b.client().await;
+    let result = subscribe(&mut back, "room.7", Some((&new, 0))).await;
+    assert_eq!(result["recovered"], true, "{result}");
+    for n in 1..=5 {
+        let push = back.recv().await;
+        assert_eq!(
+            (push["offset"].as_u64(), push["epoch"].as_str()),
+            (Some(n), Some(&*new))
+        );
+    }
 }
 
 /// The history stream's configuration as the server has it now.

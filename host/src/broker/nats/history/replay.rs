@@ -13,7 +13,9 @@
 //! Concurrent walks share their gets: [`Reader`] keeps each fetched message
 //! by stream sequence (a stream sequence names one message for the life of
 //! the stream; what a walk takes from it is checked against the channel's
-//! subject, epoch and offset anyway), and a get already in flight is
+//! subject, epoch and offset, and a cached message of another channel or
+//! epoch, as after the stream was recreated, is read again), and a get
+//! already in flight is
 //! awaited, not repeated. So a storm of clients recovering the same channel
 //! reads each missed message once per instance. Bounded by
 //! [`MAX_CACHED_BYTES`]. Decides nothing about recovery: a walk that stops
@@ -74,6 +76,17 @@ struct Stored {
     kept: Option<(u64, Box<str>, Frame)>,
 }
 
+impl Stored {
+    /// Whether it is a kept message of `window`'s channel and epoch.
+    fn belongs(&self, window: &Window<'_>) -> bool {
+        *self.subject == *window.subject
+            && self
+                .kept
+                .as_ref()
+                .is_some_and(|(_, epoch, _)| **epoch == *window.epoch)
+    }
+}
+
 /// Why a get brought no message; neither is cached.
 enum Miss {
     /// The stream (or the replica that answered) has no message at that
@@ -112,17 +125,23 @@ impl Reader {
         let mut entries = Vec::with_capacity(usize::try_from(missed).unwrap_or(0).min(window.max));
         let (mut seq, mut want) = (window.last_seq, window.last_offset);
         while want > window.after && entries.len() < window.max {
-            let Some(stored) = self.get(&handle, seq, &window).await? else {
+            let Some(mut stored) = self.get(&handle, seq, &window).await? else {
                 break;
             };
-            let Some((offset, epoch, frame)) = &stored.kept else {
+            if !stored.belongs(&window) {
+                // Another channel or epoch at this sequence: a message of a
+                // deleted and recreated stream may still be cached. Once
+                // from the server; what it says stands.
+                self.forget(seq, &stored);
+                match self.get(&handle, seq, &window).await? {
+                    Some(fresh) if fresh.belongs(&window) => stored = fresh,
+                    _ => break,
+                }
+            }
+            let Some((offset, _, frame)) = &stored.kept else {
                 break;
             };
-            let wanted = *stored.subject == *window.subject
-                && **epoch == *window.epoch
-                && *offset == want
-                && stored.at_ms >= window.oldest_ms;
-            if !wanted {
+            if *offset != want || stored.at_ms < window.oldest_ms {
                 break;
             }
             entries.push(Kept {
@@ -138,6 +157,15 @@ impl Reader {
         }
         entries.reverse();
         Ok(entries)
+    }
+
+    /// Drops the cached `stored` at `seq` (not a newer fetch that replaced it).
+    fn forget(&self, seq: u64, stored: &Arc<Stored>) {
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let cached = cache.cells.get(&seq).and_then(|cell| cell.get());
+        if cached.is_some_and(|cached| Arc::ptr_eq(cached, stored)) {
+            cache.cells.remove(&seq);
+        }
     }
 
     /// The message at `seq`, from the cache, from a get in flight, or read now.
