@@ -9,12 +9,15 @@
 #           reconnect to B with `since` at once (ferrygate-load recover): time
 #           until all recovered exactly, broker and gateway CPU, failures; the
 #           memory broker has one instance, so its clients come back to it
+#   append  publish round trip: APPENDS publishes one after the other over one
+#           HTTP keep-alive connection (curl), on a channel without history
+#           (`plain`) then on one with it (`bench`), per broker: time each
 #   memory  memory per channel of history in the memory broker: CHANNELS
 #           channels get one 100-byte message each; the gateway's VmRSS and
 #           `ferrygate_history_bytes` before and after
 # Servers (gateway and broker) run on CPU 0, the load tool on CPU 1.
 # Results: bench-results/history-*. Run through `cargo xtask bench-history
-# [fanout|storm|memory|all]`, which builds first.
+# [fanout|storm|append|memory|all]`, which builds first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +30,7 @@ channels=${CHANNELS:-10000}
 clients=${CLIENTS:-1000}
 missed=${MISSED:-100}
 storm_channels=${STORM_CHANNELS:-1,100}
+appends=${APPENDS:-1000}
 broker_timeout_ms=${BROKER_TIMEOUT_MS:-} # [broker] timeout_ms; empty: the default (2,000)
 server_cpu=${SERVER_CPU:-0}
 load_cpu=${LOAD_CPU:-1}
@@ -121,17 +125,42 @@ if [[ $what == all || $what == storm ]]; then
   done
 fi
 
+# curl_config CHANNEL_FORMAT COUNT > file: COUNT publishes of 100 bytes of
+# JSON, one request per block (curl's options are global otherwise); the
+# channel is CHANNEL_FORMAT with the request's number for %d.
+curl_config() {
+  local payload n
+  payload=$(printf '"%098d"' 0)
+  for ((n = 0; n < $2; n++)); do
+    if ((n > 0)); then echo next; fi
+    printf 'url = "http://127.0.0.1:18080/v1/publish"\nheader = "Authorization: Bearer %s"\nheader = "Content-Type: application/json"\ndata = "{\\"channel\\":\\"%s\\",\\"data\\":%s}"\noutput = "/dev/null"\n' \
+      "${FERRYGATE_API_KEY:-bench-key}" "${1//%d/$n}" "${payload//\"/\\\"}"
+  done
+}
+
+if [[ $what == all || $what == append ]]; then
+  for broker in ${brokers//,/ }; do
+    start_broker "$broker"
+    start_gateway "$broker" on
+    for channel in plain bench; do
+      curl_config "$channel" "$appends" >"$tmp/curl.cfg"
+      start=$(date +%s%N)
+      curl -sf --fail-early -K "$tmp/curl.cfg"
+      micros=$((($(date +%s%N) - start) / 1000 / appends))
+      history=$([[ $channel == bench ]] && echo on || echo off)
+      echo "$broker, history $history: $appends publishes one after the other, $micros us each" | tee -a "$out/history-append.txt"
+    done
+    stop "$gateway_pid" "$broker_pid"
+    rm -rf "$tmp/js"
+  done
+fi
+
 if [[ $what == all || $what == memory ]]; then
   start_gateway memory on
   rss() { awk '/VmRSS/ {print $2}' "/proc/$gateway_pid/status"; }
   kept() { sleep 1.5; curl -s http://127.0.0.1:18080/metrics | awk '$1 == "ferrygate_history_bytes" {print $2}'; }
   before_rss=$(rss); before_kept=$(kept)
-  payload=$(printf '"%098d"' 0) # 100 bytes of JSON
-  for ((n = 0; n < channels; n++)); do
-    if ((n > 0)); then echo next; fi # one request per block (options are global otherwise)
-    printf 'url = "http://127.0.0.1:18080/v1/publish"\nheader = "Authorization: Bearer %s"\nheader = "Content-Type: application/json"\ndata = "{\\"channel\\":\\"h.%d\\",\\"data\\":%s}"\noutput = "/dev/null"\n' \
-      "${FERRYGATE_API_KEY:-bench-key}" "$n" "${payload//\"/\\\"}"
-  done >"$tmp/curl.cfg"
+  curl_config 'h.%d' "$channels" >"$tmp/curl.cfg"
   curl -sf --fail-early -K "$tmp/curl.cfg" # a refused publish stops the run
   after_rss=$(rss); after_kept=$(kept)
   echo "memory per channel of history ($channels channels, one 100-byte message each):" \
