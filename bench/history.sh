@@ -4,15 +4,20 @@
 #           memory, nats (nats-server -js) and redis brokers: delivered rate,
 #           latency and server CPU per step (the same channel, the same rates)
 #   storm   reconnect storm, nats and redis: two instances A and B; CLIENTS
-#           clients subscribe on A, leave, MISSED messages are published on B,
-#           all reconnect to B with `since` at once (ferrygate-load recover):
-#           time until all recovered exactly, broker and gateway CPU, failures
+#           clients on STORM_CHANNELS channels (1 and 100 by default) subscribe
+#           on A, leave, MISSED messages are published per channel on B, all
+#           reconnect to B with `since` at once (ferrygate-load recover): time
+#           until all recovered exactly, broker and gateway CPU, failures; the
+#           memory broker has one instance, so its clients come back to it
+#   append  publish round trip: APPENDS publishes one after the other over one
+#           HTTP keep-alive connection (curl), on a channel without history
+#           (`plain`) then on one with it (`bench`), per broker: time each
 #   memory  memory per channel of history in the memory broker: CHANNELS
 #           channels get one 100-byte message each; the gateway's VmRSS and
 #           `ferrygate_history_bytes` before and after
 # Servers (gateway and broker) run on CPU 0, the load tool on CPU 1.
 # Results: bench-results/history-*. Run through `cargo xtask bench-history
-# [fanout|storm|memory|all]`, which builds first.
+# [fanout|storm|append|memory|all]`, which builds first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,12 +29,16 @@ step_secs=${STEP_SECS:-5}
 channels=${CHANNELS:-10000}
 clients=${CLIENTS:-1000}
 missed=${MISSED:-100}
+storm_channels=${STORM_CHANNELS:-1,100}
+appends=${APPENDS:-1000}
+broker_timeout_ms=${BROKER_TIMEOUT_MS:-} # [broker] timeout_ms; empty: the default (2,000)
 server_cpu=${SERVER_CPU:-0}
 load_cpu=${LOAD_CPU:-1}
 out=bench-results
 mkdir -p "$out"
-load=target/release/ferrygate-load
-gateway=target/release/ferrygate
+profile=${PROFILE:-release} # PROFILE=debug: a smoke run with debug binaries (no figures)
+load=target/$profile/ferrygate-load
+gateway=target/$profile/ferrygate
 tmp=$(mktemp -d)
 ulimit -n "$(ulimit -Hn)"
 
@@ -50,6 +59,7 @@ manifest() {
     nats) printf '\n[broker]\nkind = "nats"\nurls = ["nats://127.0.0.1:14222"]\n' ;;
     redis) printf '\n[broker]\nkind = "redis"\nurls = ["redis://127.0.0.1:16379"]\n' ;;
   esac
+  if [[ $1 != memory && -n $broker_timeout_ms ]]; then printf 'timeout_ms = %s\n' "$broker_timeout_ms"; fi
   if [[ $2 == on ]]; then
     printf '\n[[routes]]\nchannels = "bench"\nhistory = { size = 1000, ttl_s = 300 }\n'
     printf '\n[[routes]]\nchannels = "h.*"\nhistory = { size = 10, ttl_s = 300 }\n'
@@ -78,7 +88,7 @@ start_gateway() { # broker history [listen port]
   echo "ferrygate did not start" >&2; exit 1
 }
 
-stop() { for pid in "$@"; do [[ -n $pid ]] && { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }; done; }
+stop() { for pid in "$@"; do if [[ -n $pid ]]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi; done; }
 
 if [[ $what == all || $what == fanout ]]; then
   for broker in ${brokers//,/ }; do
@@ -98,16 +108,49 @@ fi
 
 if [[ $what == all || $what == storm ]]; then
   for broker in ${brokers//,/ }; do
-    [[ $broker == memory ]] && continue # one instance: nothing to reconnect to
+    for spread in ${storm_channels//,/ }; do
+      start_broker "$broker"
+      start_gateway "$broker" on 18080; pid_a=$gateway_pid; port_b=18080; pid_b=$pid_a
+      if [[ $broker != memory ]]; then
+        start_gateway "$broker" on 18082; pid_b=$gateway_pid; port_b=18082
+      fi
+      echo "== reconnect storm, $broker: $clients clients on $spread channels, $missed missed each" >&2
+      taskset -c "$load_cpu" "$load" --max-secs 600 recover --url ws://127.0.0.1:18080/ws \
+        --reconnect-url "ws://127.0.0.1:$port_b/ws" --clients "$clients" --missed "$missed" \
+        --channel storm --channels "$spread" --server-pid "$pid_b" ${broker_pid:+--broker-pid "$broker_pid"} \
+        --json "$out/history-storm-$broker-$spread.json" || true
+      stop "$pid_a" "$pid_b" "$broker_pid"
+      rm -rf "$tmp/js"
+    done
+  done
+fi
+
+# curl_config CHANNEL_FORMAT COUNT > file: COUNT publishes of 100 bytes of
+# JSON, one request per block (curl's options are global otherwise); the
+# channel is CHANNEL_FORMAT with the request's number for %d.
+curl_config() {
+  local payload n
+  payload=$(printf '"%098d"' 0)
+  for ((n = 0; n < $2; n++)); do
+    if ((n > 0)); then echo next; fi
+    printf 'url = "http://127.0.0.1:18080/v1/publish"\nheader = "Authorization: Bearer %s"\nheader = "Content-Type: application/json"\ndata = "{\\"channel\\":\\"%s\\",\\"data\\":%s}"\noutput = "/dev/null"\n' \
+      "${FERRYGATE_API_KEY:-bench-key}" "${1//%d/$n}" "${payload//\"/\\\"}"
+  done
+}
+
+if [[ $what == all || $what == append ]]; then
+  for broker in ${brokers//,/ }; do
     start_broker "$broker"
-    start_gateway "$broker" on 18080; pid_a=$gateway_pid
-    start_gateway "$broker" on 18082; pid_b=$gateway_pid
-    echo "== reconnect storm, $broker: $clients clients, $missed missed each" >&2
-    taskset -c "$load_cpu" "$load" --max-secs 600 recover --url ws://127.0.0.1:18080/ws \
-      --reconnect-url ws://127.0.0.1:18082/ws --clients "$clients" --missed "$missed" \
-      --channel storm --server-pid "$pid_b" --broker-pid "$broker_pid" \
-      --json "$out/history-storm-$broker.json"
-    stop "$pid_a" "$pid_b" "$broker_pid"
+    start_gateway "$broker" on
+    for channel in plain bench; do
+      curl_config "$channel" "$appends" >"$tmp/curl.cfg"
+      start=$(date +%s%N)
+      curl -sf --fail-early -K "$tmp/curl.cfg"
+      micros=$((($(date +%s%N) - start) / 1000 / appends))
+      history=$([[ $channel == bench ]] && echo on || echo off)
+      echo "$broker, history $history: $appends publishes one after the other, $micros us each" | tee -a "$out/history-append.txt"
+    done
+    stop "$gateway_pid" "$broker_pid"
     rm -rf "$tmp/js"
   done
 fi
@@ -117,12 +160,8 @@ if [[ $what == all || $what == memory ]]; then
   rss() { awk '/VmRSS/ {print $2}' "/proc/$gateway_pid/status"; }
   kept() { sleep 1.5; curl -s http://127.0.0.1:18080/metrics | awk '$1 == "ferrygate_history_bytes" {print $2}'; }
   before_rss=$(rss); before_kept=$(kept)
-  payload=$(printf '"%098d"' 0) # 100 bytes of JSON
-  for ((n = 0; n < channels; n++)); do
-    printf 'url = "http://127.0.0.1:18080/v1/publish"\nheader = "Authorization: Bearer %s"\nheader = "Content-Type: application/json"\ndata = "{\\"channel\\":\\"h.%d\\",\\"data\\":%s}"\noutput = "/dev/null"\n' \
-      "${FERRYGATE_API_KEY:-bench-key}" "$n" "${payload//\"/\\\"}"
-  done >"$tmp/curl.cfg"
-  curl -s --fail-early -K "$tmp/curl.cfg"
+  curl_config 'h.%d' "$channels" >"$tmp/curl.cfg"
+  curl -sf --fail-early -K "$tmp/curl.cfg" # a refused publish stops the run
   after_rss=$(rss); after_kept=$(kept)
   echo "memory per channel of history ($channels channels, one 100-byte message each):" \
     "VmRSS $(((after_rss - before_rss) * 1024 / channels)) bytes," \

@@ -6,6 +6,7 @@
 pub mod acked;
 pub mod backend;
 pub mod faults;
+pub mod history;
 pub mod nats_cluster;
 pub mod presence;
 pub mod redis_cluster;

@@ -2,8 +2,9 @@
 //! replay then live with no gap and no duplicate while publishes go on,
 //! eviction, a restart's new epoch, and bad `since` values.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
+use crate::cluster::history::{epoch_of, subscribe};
 use crate::support::{Client, TestGateway};
 
 /// `[server]` extras and a route keeping `size` messages for `ttl_s` on
@@ -14,17 +15,6 @@ fn manifest(size: u32, ttl_s: u64, server: &str) -> String {
          [[routes]]\nchannels = \"room.*\"\nhistory = {{ size = {size}, ttl_s = {ttl_s} }}\n\
          [[routes]]\nchannels = \"brief.*\"\nhistory = {{ size = 100, ttl_s = 1 }}\n"
     )
-}
-
-/// Subscribes (with `since` when given) and returns the reply's `result`.
-async fn subscribe(client: &mut Client, channel: &str, since: Option<(&str, u64)>) -> Value {
-    let mut request = json!({"op":"subscribe","channel":channel});
-    if let Some((epoch, offset)) = since {
-        request["since"] = json!({"epoch":epoch,"offset":offset});
-    }
-    let reply = client.request(request).await;
-    assert_eq!(reply["ok"], true, "{reply}");
-    reply["result"].clone()
 }
 
 async fn publish_n(client: &mut Client, channel: &str, range: std::ops::RangeInclusive<u64>) {
@@ -98,10 +88,7 @@ async fn a_reconnect_with_since_gets_exactly_what_it_missed_then_live_while_publ
 async fn evicted_future_or_foreign_positions_are_not_recovered_and_say_where_the_channel_is() {
     let gateway = TestGateway::start(&manifest(3, 60, "")).await;
     let mut client = gateway.client().await;
-    let epoch = subscribe(&mut client, "room.a", None).await["epoch"]
-        .as_str()
-        .expect("epoch")
-        .to_owned();
+    let epoch = epoch_of(&mut client, "room.a").await;
     publish_n(&mut client, "room.a", 1..=10).await;
     // Evicted by size: only 8..=10 are kept.
     let mut other = gateway.client().await;
@@ -175,10 +162,7 @@ async fn a_replay_that_would_not_fit_the_outbox_is_not_attempted() {
     let server = "max_frame_bytes = 1024\nmax_queued_bytes = 4096";
     let gateway = TestGateway::start(&manifest(1000, 60, server)).await;
     let mut client = gateway.client().await;
-    let epoch = subscribe(&mut client, "room.c", None).await["epoch"]
-        .as_str()
-        .expect("epoch")
-        .to_owned();
+    let epoch = epoch_of(&mut client, "room.c").await;
     let big = "x".repeat(300);
     for _ in 0..20 {
         client.publish("room.c", json!(big)).await;

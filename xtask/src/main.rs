@@ -16,10 +16,11 @@
 //! - `bench-fanout [ARGS...]`: build release binaries and run `bench/fanout.sh`.
 //! - `bench-cluster [ARGS...]`: build release binaries and run `bench/cluster.sh`
 //!   (fan-out across two instances on NATS and on Redis).
-//! - `bench-history [fanout|storm|memory|all]`: build release binaries and
-//!   run `bench/history.sh` (fan-out with history on and off on memory, NATS
-//!   with JetStream and Redis; a reconnect storm with `since`; memory per
-//!   channel of history).
+//! - `bench-history [fanout|storm|append|memory|all]`: build release binaries
+//!   and run `bench/history.sh` (fan-out with history on and off on memory,
+//!   NATS with JetStream and Redis; a reconnect storm with `since`; the
+//!   publish round trip with and without history; memory per channel of
+//!   history).
 //! - `bench-reload`: build the plugins and release binaries and run
 //!   `bench/reload.sh` (hot reload: time to serve, latency during swaps).
 //! - `fuzz [TARGET|all] [SECONDS]`: fuzz one target or all of them

@@ -21,7 +21,8 @@
 //! nothing; a deleted or recreated stream gives new epochs.
 //!
 //! Owns the per-channel cache of last positions (striped, bounded); the
-//! replay read is [`replay`]. Knows no hub and no session.
+//! replay read (direct gets along the chain of stored messages, shared by
+//! concurrent recoveries) is [`replay`]. Knows no hub and no session.
 
 mod replay;
 pub mod stream;
@@ -85,6 +86,7 @@ pub struct NatsHistory {
     max_bytes: usize,
     stripes: Box<[Mutex<HashMap<ChannelName, Last>>]>,
     hasher: RandomState,
+    replay: replay::Reader,
 }
 
 impl NatsHistory {
@@ -101,6 +103,7 @@ impl NatsHistory {
             max_bytes,
             stripes: (0..STRIPES).map(|_| Mutex::new(HashMap::new())).collect(),
             hasher: RandomState::new(),
+            replay: replay::Reader::default(),
         }
     }
 
@@ -227,7 +230,7 @@ impl NatsHistory {
                     max,
                     max_bytes: self.max_bytes,
                 };
-                replay::read(&self.stream, window).await?
+                self.replay.read(&self.stream, window).await?
             }
             _ => Vec::new(),
         };

@@ -7,10 +7,12 @@
 //! `max_msgs_per_subject` = the largest route `size` seen + 1 (room for the
 //! position marker, see `super`), `max_age` = the largest `ttl_s` seen, and
 //! RePublish `<prefix>.hist.>` → `<prefix>.ch.>`: the server itself sends
-//! each message it stored, in stream order, to the channel's live subject.
-//! The gateway only ever raises those two limits and sets subjects and
-//! RePublish; replicas, placement and storage are the operator's to change
-//! (`nats stream edit`). Owns no message and no cache of positions.
+//! each message it stored, in stream order, to the channel's live subject;
+//! `allow_direct` on, for the replay's direct gets (`super::replay`).
+//! The gateway only ever raises those two limits and sets subjects,
+//! RePublish and `allow_direct` (never turns it off); replicas, placement
+//! and storage are the operator's to change (`nats stream edit`). Owns no
+//! message and no cache of positions.
 
 use std::time::Duration;
 
@@ -90,9 +92,13 @@ impl HistoryStream {
             }
             changed = true;
         }
-        if !config.subjects.contains(&wanted.subjects[0]) || config.republish != wanted.republish {
+        if !config.subjects.contains(&wanted.subjects[0])
+            || config.republish != wanted.republish
+            || !config.allow_direct
+        {
             config.subjects = wanted.subjects;
             config.republish = wanted.republish;
+            config.allow_direct = true;
             changed = true;
         }
         if changed {
@@ -129,6 +135,7 @@ impl HistoryStream {
             max_age: age,
             storage: stream::StorageType::File,
             discard: stream::DiscardPolicy::Old,
+            allow_direct: true,
             republish: Some(stream::Republish {
                 source: subjects,
                 destination: format!("{}.ch.>", self.prefix),
