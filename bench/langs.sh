@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Issue 14: JavaScript and Python plugins next to Rust, on the binaries in
-# BIN_DIR (default target/release):
+# Issue 14: the same transform in Rust, JavaScript and Python
+# (plugins/testing/seen-by*), on the binaries in BIN_DIR (default
+# target/release):
 #   1. `ferrygate check` time on a manifest naming the plugin, cold (empty
 #      artifact cache) and warm;
 #   2. new-version serving time: the .wasm renamed over (a copy made unique by
@@ -9,7 +10,7 @@
 #      (a rollback: a cached artifact);
 #   3. disk used by the artifact cache after it all.
 # No grants anywhere: the manifests are what a new user writes.
-# Usage: cargo xtask build-plugins && bash bench/langs.sh   (ROUNDS=3)
+# Usage: cargo xtask build-plugins && bash bench/langs.sh   (ROUNDS=3, LANGS=rust,js,python)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -52,13 +53,24 @@ swap_ms() { # lang newfile
   echo $(( ($(date +%s%N) - t0) / 1000000 ))
 }
 secs() { local t0; t0=$(date +%s%N); "$@" >/dev/null; echo "$(( ($(date +%s%N) - t0) / 1000000 )) ms"; }
+# secs, plus the command's peak RSS when /usr/bin/time is there
+timed() {
+  [[ -x /usr/bin/time ]] || { secs "$@"; return; }
+  local t0; t0=$(date +%s%N)
+  /usr/bin/time -f '%M' -o "$dir/peak" "$@" >/dev/null
+  echo "$(( ($(date +%s%N) - t0) / 1000000 )) ms (peak RSS $(( $(tail -1 "$dir/peak") / 1024 )) MiB)"
+}
+rss_mib() { echo $(( $(awk '/VmRSS/ {print $2}' "/proc/$1/status") / 1024 )); }
 
-for spec in "rust json_redact transform { remove = [\"/card\"] }" \
-            "js profanity_filter transform { words = [\"darn\"] }" \
-            "python room_rules route { prefix = \"room.\" }"; do
+# The same transform in each language (plugins/testing/seen-by*); LANGS picks.
+specs=("rust seen_by_rust transform { drop_word = \"forbidden\" }"
+       "js seen_by_js transform { drop_word = \"forbidden\" }"
+       "python seen_by_python transform { drop_word = \"forbidden\" }")
+for spec in "${specs[@]}"; do
+  [[ ",${LANGS:-rust,js,python}," == *",${spec%% *},"* ]] || continue
   read -r lang file kind config <<<"$spec"
   manifest "$lang" "$file" "$kind" "$config"
-  echo "$lang ($file, $(du -h "$dist/$file.wasm" | cut -f1)): check cold $(secs "$bin" check --config "$dir/$lang.toml"), warm $(secs "$bin" check --config "$dir/$lang.toml")"
+  echo "$lang ($file, $(du -h "$dist/$file.wasm" | cut -f1)): check cold $(timed "$bin" check --config "$dir/$lang.toml"), warm $(timed "$bin" check --config "$dir/$lang.toml")"
   "$bin" serve --config "$dir/$lang.toml" 2>>"$dir/serve.log" & pids+=($!); server=$!
   for _ in $(seq 600); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
   for i in $(seq "$rounds"); do
@@ -66,7 +78,7 @@ for spec in "rust json_redact transform { remove = [\"/card\"] }" \
     unique "$dist/$file.wasm" "$dir/new.wasm"
     cold=$(swap_ms "$lang" "$dir/new.wasm")
     back=$(swap_ms "$lang" "$dir/prev.wasm")
-    echo "  round $i: new version serving after $cold ms (compiled), rollback to the previous file $back ms (cached)"
+    echo "  round $i: new version serving after $cold ms (compiled), rollback to the previous file $back ms (cached); gateway RSS $(rss_mib "$server") MiB"
   done
   kill "$server"; wait "$server" 2>/dev/null || true
   echo "  artifact cache on disk: $(du -sh "$dir/cache-$lang" | cut -f1)"

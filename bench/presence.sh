@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Benchmarks of issue 12 (presence), each broker with presence off and on
+# (otherwise identical routes), runs interleaved off, on, off, on... so that
+# a shared machine's drift hits both alike:
+#   join    MEMBERS connections, each its own user (jwt-auth, HS256 tokens
+#           from the load tool), connect and subscribe to one channel
+#           (`ferrygate-load presence`): connect+subscribe rate, gateway and
+#           broker CPU per join, broker operations per join (Redis
+#           `INFO commandstats`, NATS `/varz` in_msgs and `/jsz` API calls),
+#           per heartbeat over IDLE_SECS, query times with all MEMBERS in
+#           (op and HTTP, first page and every page), then all leave
+#   fanout  SUBSCRIBERS users subscribed to one channel, one publisher,
+#           RATES msg/s stepped (`ferrygate-load fanout`): delivered rate,
+#           latency and gateway CPU per step
+# MODES=off,on (add `join_leave`: presence and join/leave pushes, which cost
+# one push to every member per join: O(MEMBERS^2) frames, use small MEMBERS).
+# Gateway and broker on CPU 0, the load tool on CPU 1. Results:
+# bench-results/presence-*. Run through `cargo xtask bench-presence
+# [join|fanout|all]`, which builds first (BIN_DIR picks other binaries).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+what=${1:-all}
+brokers=${BROKERS:-memory,redis,nats}
+modes=${MODES:-off,on}
+rounds=${ROUNDS:-2}
+members=${MEMBERS:-10000}
+idle_secs=${IDLE_SECS:-16}
+queries=${QUERIES:-20}
+subscribers=${SUBSCRIBERS:-1000}
+rates=${RATES:-1000,4000}
+step_secs=${STEP_SECS:-5}
+server_cpu=${SERVER_CPU:-0}
+load_cpu=${LOAD_CPU:-1}
+bin=${BIN_DIR:-target/release}
+out=bench-results
+mkdir -p "$out"
+load=$bin/ferrygate-load
+gateway=$bin/ferrygate
+key=${FERRYGATE_API_KEY:-bench-key}
+secret=bench-presence-secret-0123456789
+export FERRYGATE_API_KEY=$key FERRYGATE_LOAD_JWT_SECRET=$secret
+tmp=$(mktemp -d)
+ulimit -n "$(ulimit -Hn)"
+[[ -f plugins/dist/jwt_auth.wasm ]] || { echo "plugins/dist/jwt_auth.wasm missing: cargo xtask build-plugins" >&2; exit 1; }
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.1; done; echo "nothing on port $1" >&2; exit 1; }
+
+# manifest BROKER MODE > file: bench/ferrygate.toml with jwt-auth, the broker,
+# and one route for `presence.*` that differs between modes only in presence.
+manifest() {
+  grep -v allow_anonymous bench/ferrygate.toml
+  printf '\n[plugins.auth]\nkind = "auth"\npath = "%s"\n' "$PWD/plugins/dist/jwt_auth.wasm"
+  printf 'config = { hs256_secret = "%s" }\n' "$secret"
+  case $1 in
+    nats) printf '\n[broker]\nkind = "nats"\nurls = ["nats://127.0.0.1:14222"]\n' ;;
+    redis) printf '\n[broker]\nkind = "redis"\nurls = ["redis://127.0.0.1:16379"]\n' ;;
+  esac
+  case $2 in
+    off) printf '\n[[routes]]\nchannels = "presence.*"\npresence = false\n' ;;
+    on) printf '\n[[routes]]\nchannels = "presence.*"\npresence = true\n' ;;
+    join_leave) printf '\n[[routes]]\nchannels = "presence.*"\npresence = true\njoin_leave = true\n' ;;
+  esac
+}
+
+start_broker() {
+  broker_flags=()
+  case $1 in
+    nats)
+      taskset -c "$server_cpu" nats-server -a 127.0.0.1 -p 14222 -m 18222 -js -sd "$tmp/js" 2>"$out/presence-nats-server.log" &
+      broker_pid=$!; pids+=($!); wait_port 14222; wait_port 18222
+      broker_flags=(--nats-monitor 127.0.0.1:18222 --broker-pid "$broker_pid") ;;
+    redis)
+      taskset -c "$server_cpu" redis-server --bind 127.0.0.1 --port 16379 --save '' --appendonly no >"$out/presence-redis-server.log" 2>&1 &
+      broker_pid=$!; pids+=($!); wait_port 16379
+      broker_flags=(--redis 127.0.0.1:16379 --broker-pid "$broker_pid") ;;
+    *) broker_pid= ;;
+  esac
+}
+
+start_gateway() { # broker mode
+  manifest "$1" "$2" >"$tmp/ferrygate.toml"
+  taskset -c "$server_cpu" "$gateway" serve --config "$tmp/ferrygate.toml" 2>"$out/presence-ferrygate.log" &
+  gateway_pid=$!; pids+=($!)
+  for _ in $(seq 300); do curl -sf "http://127.0.0.1:18080/readyz" >/dev/null && return; sleep 0.1; done
+  echo "ferrygate did not start (see $out/presence-ferrygate.log)" >&2; exit 1
+}
+
+stop() { for pid in "$@"; do [[ -n $pid ]] && { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }; done; rm -rf "$tmp/js"; }
+
+for round in $(seq "$rounds"); do
+  for broker in ${brokers//,/ }; do
+    for mode in ${modes//,/ }; do
+      tag=$broker-$mode-$round
+      if [[ $what == all || $what == join ]]; then
+        start_broker "$broker"; start_gateway "$broker" "$mode"
+        echo "== join, $broker, presence $mode, round $round" >&2
+        idle=0; [[ $mode != off ]] && idle=$idle_secs
+        taskset -c "$load_cpu" "$load" --max-secs 900 presence --url ws://127.0.0.1:18080/ws \
+          --channel presence.bench --members "$members" --queries "$queries" --idle-secs "$idle" \
+          --sources 127.0.0.1-8 --server-pid "$gateway_pid" "${broker_flags[@]}" \
+          --json "$out/presence-join-$tag.json" | tee "$out/presence-join-$tag.txt"
+        stop "$gateway_pid" "$broker_pid"
+      fi
+      if [[ $what == all || $what == fanout ]]; then
+        start_broker "$broker"; start_gateway "$broker" "$mode"
+        echo "== fan-out, $broker, presence $mode, round $round" >&2
+        taskset -c "$load_cpu" "$load" --max-secs 600 fanout --url ws://127.0.0.1:18080/ws \
+          --channel presence.fanout --subscribers "$subscribers" --rates "$rates" \
+          --step-secs "$step_secs" --no-stop --sources 127.0.0.1-8 --server-pid "$gateway_pid" \
+          --json "$out/presence-fanout-$tag.json" | tee "$out/presence-fanout-$tag.txt"
+        stop "$gateway_pid" "$broker_pid"
+      fi
+    done
+  done
+done
