@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use ferrygate::config::{Config, PluginConfig};
 use ferrygate::metrics::PluginMetrics;
+use ferrygate::plugin::hooks::Transformed;
 use ferrygate::plugin::{Connection, Identity, Plugin, Runtime, load};
 use ferrygate::protocol::ChannelName;
 use tokio::runtime::Runtime as Tokio;
@@ -43,8 +44,11 @@ fn dist(name: &str) -> PathBuf {
 }
 
 fn parse(manifest: &str) -> Config {
-    Config::parse(manifest, &std::collections::HashMap::<String, String>::new())
-        .expect("bench manifest")
+    Config::parse(
+        manifest,
+        &std::collections::HashMap::<String, String>::new(),
+    )
+    .expect("bench manifest")
 }
 
 /// A runtime with its artifact cache in the target directory (shared with
@@ -96,6 +100,22 @@ async fn call_once(plugin: &Plugin, channel: &ChannelName, payload: &str) -> boo
         .is_ok()
 }
 
+/// What the plugin makes of `payload`: `Some(JSON value)` kept, `None` dropped.
+async fn outcome(
+    plugin: &Plugin,
+    channel: &ChannelName,
+    payload: &str,
+) -> Option<serde_json::Value> {
+    match plugin
+        .transform_inbound(channel, Some(&connection()), payload, 1 << 20)
+        .await
+    {
+        Ok(Transformed::Keep(text)) => Some(serde_json::from_str(&text).expect("kept JSON")),
+        Ok(Transformed::Drop) => None,
+        Err(e) => panic!("transform failed: {e}"),
+    }
+}
+
 fn per_call(c: &mut Criterion) {
     let tokio = Tokio::new().expect("tokio");
     let runtime = runtime();
@@ -103,10 +123,31 @@ fn per_call(c: &mut Criterion) {
     let payload = payload();
     assert_eq!(payload.len(), 100);
     let mut group = c.benchmark_group("transform_seen_by");
+    let cases = [
+        payload(),
+        r#""text""#.to_owned(),
+        r#"{"a":"forbidden"}"#.to_owned(),
+    ];
+    let mut reference = None;
     for (lang, file) in LANGS {
         let plugin = tokio
             .block_on(load_plugin(&runtime, file, 64))
             .expect("plugin loads with 64 MiB");
+        // The three must do the same work: same answers, key order aside.
+        let answers: Vec<_> = cases
+            .iter()
+            .map(|case| tokio.block_on(outcome(&plugin, &channel, case)))
+            .collect();
+        assert_eq!(
+            answers[0].as_ref().map(|v| &v["seen_by"]),
+            Some(&"seen_by".into())
+        );
+        assert_eq!(answers[2], None, "{lang} did not drop");
+        assert_eq!(
+            reference.get_or_insert_with(|| answers.clone()),
+            &answers,
+            "{lang}"
+        );
         group.bench_function(lang, |b| {
             b.iter_custom(|iters| {
                 tokio.block_on(async {
@@ -139,7 +180,10 @@ fn memory_per_instance(_: &mut Criterion) {
             })
         };
         // Warm the artifact cache, then time one load.
-        assert!(works(MAX_MEMORY_MIB), "{lang} does not work with {MAX_MEMORY_MIB} MiB");
+        assert!(
+            works(MAX_MEMORY_MIB),
+            "{lang} does not work with {MAX_MEMORY_MIB} MiB"
+        );
         let started = Instant::now();
         let loaded = tokio.block_on(load_plugin(&runtime, file, MAX_MEMORY_MIB));
         let load_time: Duration = started.elapsed();

@@ -28,7 +28,9 @@ pub async fn redis(addr: SocketAddr) -> Result<Snapshot> {
         .map_err(|_| anyhow!("INFO commandstats from {addr}: timed out"))??;
     let mut out = Snapshot::new();
     for line in text.lines() {
-        let Some((name, fields)) = line.strip_prefix("cmdstat_").and_then(|l| l.split_once(':'))
+        let Some((name, fields)) = line
+            .strip_prefix("cmdstat_")
+            .and_then(|l| l.split_once(':'))
         else {
             continue;
         };
@@ -60,7 +62,10 @@ async fn redis_info(addr: SocketAddr) -> Result<String> {
             continue;
         };
         let Some(length) = buf.strip_prefix(b"$") else {
-            bail!("unexpected reply {:?}", String::from_utf8_lossy(&buf[..end]));
+            bail!(
+                "unexpected reply {:?}",
+                String::from_utf8_lossy(&buf[..end])
+            );
         };
         let length: usize = String::from_utf8_lossy(&length[..end - 1])
             .parse()
@@ -83,7 +88,9 @@ pub async fn nats(monitor: SocketAddr) -> Result<Snapshot> {
     let jsz = json(&mut http, "/jsz").await?;
     out.insert(
         "nats.js_api".to_owned(),
-        jsz.pointer("/api/total").and_then(Value::as_u64).unwrap_or(0),
+        jsz.pointer("/api/total")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
     );
     Ok(out)
 }

@@ -22,10 +22,10 @@ use tokio::time::Instant;
 use crate::cli::{PresenceArgs, Target};
 use crate::client::{Client, OpenPlan, open_many};
 use crate::counters::{self, Snapshot};
+use crate::ferry;
 use crate::httpget::HttpGet;
 use crate::net::{self, Endpoint};
 use crate::procfs::CpuSampler;
-use crate::ferry;
 use query::{Asker, Timing};
 
 /// The gateway series read around each phase.
@@ -210,7 +210,9 @@ pub async fn run(args: PresenceArgs) -> Result<()> {
         ] {
             queries.push(query::first_page(asker, label, &args.channel, args.queries).await?);
             let full = args.queries.div_ceil(4);
-            queries.push(query::all_pages(asker, label, &args.channel, args.page_limit, full, n).await?);
+            queries.push(
+                query::all_pages(asker, label, &args.channel, args.page_limit, full, n).await?,
+            );
         }
     }
 
@@ -254,7 +256,11 @@ pub async fn run(args: PresenceArgs) -> Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if opened.failed > 0 {
-        bail!("{} of {} members could not join", opened.failed, args.members);
+        bail!(
+            "{} of {} members could not join",
+            opened.failed,
+            args.members
+        );
     }
     Ok(())
 }
@@ -281,17 +287,30 @@ async fn wait_for(http: &mut HttpGet, key: &str, channel: &str, connections: u64
 }
 
 fn print(run: &PresenceRun) {
-    for (name, phase) in [("join (connect + subscribe)", &run.join), ("leave (close)", &run.leave)] {
+    for (name, phase) in [
+        ("join (connect + subscribe)", &run.join),
+        ("leave (close)", &run.leave),
+    ] {
         println!(
             "{name}: {} in {:.2} s = {:.0}/s; presence settled after {}; CPU per connection: gateway {}, broker {}",
             phase.count,
             phase.secs,
             phase.per_sec,
-            phase.settle_ms.map_or("-".into(), |ms| format!("{ms:.0} ms")),
-            phase.gateway_cpu_us_each.map_or("-".into(), |us| format!("{us:.0} us")),
-            phase.broker_cpu_us_each.map_or("-".into(), |us| format!("{us:.0} us")),
+            phase
+                .settle_ms
+                .map_or("-".into(), |ms| format!("{ms:.0} ms")),
+            phase
+                .gateway_cpu_us_each
+                .map_or("-".into(), |us| format!("{us:.0} us")),
+            phase
+                .broker_cpu_us_each
+                .map_or("-".into(), |us| format!("{us:.0} us")),
         );
-        for (counter, each) in phase.broker_ops_each.iter().chain(&phase.gateway_series_each) {
+        for (counter, each) in phase
+            .broker_ops_each
+            .iter()
+            .chain(&phase.gateway_series_each)
+        {
             println!("  {counter}: {each:.3} per connection");
         }
     }

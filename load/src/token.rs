@@ -100,7 +100,11 @@ mod tests {
         let expected = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
         assert_eq!(parts[2], expected);
         assert_eq!(tokens.user(3), "u3");
-        assert!(tokens.url("ws://h/ws", "u1").starts_with("ws://h/ws?token=ey"));
+        assert!(
+            tokens
+                .url("ws://h/ws", "u1")
+                .starts_with("ws://h/ws?token=ey")
+        );
         assert!(tokens.url("ws://h/ws?x=1", "u1").contains("?x=1&token="));
     }
 }

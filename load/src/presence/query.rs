@@ -82,7 +82,9 @@ impl Asker<'_> {
     pub async fn connections(&mut self, id: u64, channel: &str) -> Result<Option<u64>> {
         match self.page(id, channel, Some(1), None).await {
             Ok(page) => Ok(page["connections"].as_u64()),
-            Err(e) if format!("{e:#}").contains("404") || format!("{e:#}").contains("not_found") => {
+            Err(e)
+                if format!("{e:#}").contains("404") || format!("{e:#}").contains("not_found") =>
+            {
                 Ok(None)
             }
             Err(e) => Err(e),
@@ -105,7 +107,12 @@ pub struct Timing {
 }
 
 /// Runs the first-page query `runs` times.
-pub async fn first_page(asker: &mut Asker<'_>, label: &str, channel: &str, runs: usize) -> Result<Timing> {
+pub async fn first_page(
+    asker: &mut Asker<'_>,
+    label: &str,
+    channel: &str,
+    runs: usize,
+) -> Result<Timing> {
     let mut times = Vec::with_capacity(runs);
     let mut users_seen = 0;
     for run in 0..runs {
@@ -114,7 +121,12 @@ pub async fn first_page(asker: &mut Asker<'_>, label: &str, channel: &str, runs:
         times.push(started.elapsed());
         users_seen = page["users"].as_array().map_or(0, Vec::len);
     }
-    Ok(summarise(format!("{label}, first page (default limit)"), times, 1, users_seen))
+    Ok(summarise(
+        format!("{label}, first page (default limit)"),
+        times,
+        1,
+        users_seen,
+    ))
 }
 
 /// Pages through the whole channel `runs` times with `limit` users a page;
@@ -136,7 +148,9 @@ pub async fn all_pages(
         pages = 0;
         loop {
             let id = 100_000 + (run * 10_000 + pages) as u64;
-            let page = asker.page(id, channel, Some(limit), cursor.as_deref()).await?;
+            let page = asker
+                .page(id, channel, Some(limit), cursor.as_deref())
+                .await?;
             pages += 1;
             for user in page["users"].as_array().into_iter().flatten() {
                 let name = user["user"].as_str().unwrap_or_default().to_owned();
@@ -151,10 +165,18 @@ pub async fn all_pages(
         }
         times.push(started.elapsed());
         if seen.len() != expected {
-            bail!("{label}: paging saw {} users, expected {expected}", seen.len());
+            bail!(
+                "{label}: paging saw {} users, expected {expected}",
+                seen.len()
+            );
         }
     }
-    Ok(summarise(format!("{label}, all pages by {limit}"), times, pages, expected))
+    Ok(summarise(
+        format!("{label}, all pages by {limit}"),
+        times,
+        pages,
+        expected,
+    ))
 }
 
 fn summarise(what: String, mut times: Vec<Duration>, pages: usize, users_seen: usize) -> Timing {
