@@ -59,7 +59,9 @@ wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/n
 manifest() {
   grep -v allow_anonymous bench/ferrygate.toml
   printf '\n[plugins.auth]\nkind = "auth"\npath = "%s"\n' "$PWD/plugins/dist/jwt_auth.wasm"
-  printf 'config = { hs256_secret = "%s" }\n' "$secret"
+  # A time limit far above an HS256 check (~4 us), so that a stall of the
+  # shared core never cuts a join: the benchmark measures presence.
+  printf 'limits = { memory_mib = 16, time_ms = 1000 }\nconfig = { hs256_secret = "%s" }\n' "$secret"
   case $1 in
     nats) printf '\n[broker]\nkind = "nats"\nurls = ["nats://127.0.0.1:14222"]\n' ;;
     redis) printf '\n[broker]\nkind = "redis"\nurls = ["redis://127.0.0.1:16379"]\n' ;;

@@ -21,7 +21,8 @@ pub type Snapshot = BTreeMap<String, u64>;
 /// Time limit for one read.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// `cmdstat_<cmd>` calls as `redis.<cmd>`, and `redis.all` their sum.
+/// `cmdstat_<cmd>` calls as `redis.<cmd>`, and `redis.all` their sum
+/// (the `INFO` this reader sends is left out).
 pub async fn redis(addr: SocketAddr) -> Result<Snapshot> {
     let text = tokio::time::timeout(TIMEOUT, redis_info(addr))
         .await
@@ -34,6 +35,9 @@ pub async fn redis(addr: SocketAddr) -> Result<Snapshot> {
         else {
             continue;
         };
+        if name == "info" {
+            continue; // this reader's own INFO
+        }
         let calls = fields
             .split(',')
             .find_map(|f| f.strip_prefix("calls="))

@@ -287,33 +287,7 @@ async fn wait_for(http: &mut HttpGet, key: &str, channel: &str, connections: u64
 }
 
 fn print(run: &PresenceRun) {
-    for (name, phase) in [
-        ("join (connect + subscribe)", &run.join),
-        ("leave (close)", &run.leave),
-    ] {
-        println!(
-            "{name}: {} in {:.2} s = {:.0}/s; presence settled after {}; CPU per connection: gateway {}, broker {}",
-            phase.count,
-            phase.secs,
-            phase.per_sec,
-            phase
-                .settle_ms
-                .map_or("-".into(), |ms| format!("{ms:.0} ms")),
-            phase
-                .gateway_cpu_us_each
-                .map_or("-".into(), |us| format!("{us:.0} us")),
-            phase
-                .broker_cpu_us_each
-                .map_or("-".into(), |us| format!("{us:.0} us")),
-        );
-        for (counter, each) in phase
-            .broker_ops_each
-            .iter()
-            .chain(&phase.gateway_series_each)
-        {
-            println!("  {counter}: {each:.3} per connection");
-        }
-    }
+    print_phase("join (connect + subscribe)", &run.join);
     if let Some((beats, ops)) = &run.heartbeat {
         println!("idle: {beats} heartbeats");
         for (counter, each) in ops {
@@ -325,5 +299,31 @@ fn print(run: &PresenceRun) {
             "query {}: {} runs x {} pages, {} users: p50 {:.2} ms, p99 {:.2} ms, mean {:.2} ms, max {:.2} ms",
             q.what, q.runs, q.pages_per_run, q.users_seen, q.p50_ms, q.p99_ms, q.mean_ms, q.max_ms
         );
+    }
+    print_phase("leave (close)", &run.leave);
+}
+
+fn print_phase(name: &str, phase: &Phase) {
+    println!(
+        "{name}: {} in {:.2} s = {:.0}/s; presence settled after {}; CPU per connection: gateway {}, broker {}",
+        phase.count,
+        phase.secs,
+        phase.per_sec,
+        phase
+            .settle_ms
+            .map_or("-".into(), |ms| format!("{ms:.0} ms")),
+        phase
+            .gateway_cpu_us_each
+            .map_or("-".into(), |us| format!("{us:.0} us")),
+        phase
+            .broker_cpu_us_each
+            .map_or("-".into(), |us| format!("{us:.0} us")),
+    );
+    for (counter, each) in phase
+        .broker_ops_each
+        .iter()
+        .chain(&phase.gateway_series_each)
+    {
+        println!("  {counter}: {each:.3} per connection");
     }
 }
