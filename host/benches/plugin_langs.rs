@@ -90,7 +90,7 @@ fn connection() -> Connection {
 
 /// A 100-byte JSON object payload.
 fn payload() -> String {
-    format!(r#"{{"text":"{}","n":42,"ok":true}}"#, "x".repeat(71))
+    format!(r#"{{"text":"{}","n":42,"ok":true}}"#, "x".repeat(72))
 }
 
 async fn call_once(plugin: &Plugin, channel: &ChannelName, payload: &str) -> bool {
@@ -124,7 +124,7 @@ fn per_call(c: &mut Criterion) {
     assert_eq!(payload.len(), 100);
     let mut group = c.benchmark_group("transform_seen_by");
     let cases = [
-        payload(),
+        payload.clone(),
         r#""text""#.to_owned(),
         r#"{"a":"forbidden"}"#.to_owned(),
     ];
