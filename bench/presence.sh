@@ -33,6 +33,11 @@ step_secs=${STEP_SECS:-5}
 server_cpu=${SERVER_CPU:-0}
 load_cpu=${LOAD_CPU:-1}
 bin=${BIN_DIR:-target/release}
+# Ports of their own (other benchmarks use 18080, 14222, 16379), all loopback.
+gw_port=${GATEWAY_PORT:-18380}
+nats_port=${NATS_PORT:-14322}
+nats_monitor=${NATS_MONITOR_PORT:-18322}
+redis_port=${REDIS_PORT:-16479}
 out=bench-results
 mkdir -p "$out"
 load=$bin/ferrygate-load
@@ -52,19 +57,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
+port_free() { ! (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null || { echo "port $1 is taken by another process" >&2; exit 1; }; }
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.1; done; echo "nothing on port $1" >&2; exit 1; }
 
 # manifest BROKER MODE > file: bench/ferrygate.toml with jwt-auth, the broker,
 # and one route for `presence.*` that differs between modes only in presence.
 manifest() {
-  grep -v allow_anonymous bench/ferrygate.toml
+  grep -v allow_anonymous bench/ferrygate.toml | sed "s/127.0.0.1:18080/127.0.0.1:$gw_port/"
   printf '\n[plugins.auth]\nkind = "auth"\npath = "%s"\n' "$PWD/plugins/dist/jwt_auth.wasm"
   # A time limit far above an HS256 check (~4 us), so that a stall of the
   # shared core never cuts a join: the benchmark measures presence.
   printf 'limits = { memory_mib = 16, time_ms = 1000 }\nconfig = { hs256_secret = "%s" }\n' "$secret"
   case $1 in
-    nats) printf '\n[broker]\nkind = "nats"\nurls = ["nats://127.0.0.1:14222"]\n' ;;
-    redis) printf '\n[broker]\nkind = "redis"\nurls = ["redis://127.0.0.1:16379"]\n' ;;
+    nats) printf '\n[broker]\nkind = "nats"\nurls = ["nats://127.0.0.1:%s"]\n' "$nats_port" ;;
+    redis) printf '\n[broker]\nkind = "redis"\nurls = ["redis://127.0.0.1:%s"]\n' "$redis_port" ;;
   esac
   case $2 in
     off) printf '\n[[routes]]\nchannels = "presence.*"\npresence = false\n' ;;
@@ -77,22 +83,29 @@ start_broker() {
   broker_flags=()
   case $1 in
     nats)
-      taskset -c "$server_cpu" nats-server -a 127.0.0.1 -p 14222 -m 18222 -js -sd "$tmp/js" 2>"$out/presence-nats-server.log" &
-      broker_pid=$!; pids+=($!); wait_port 14222; wait_port 18222
-      broker_flags=(--nats-monitor 127.0.0.1:18222 --broker-pid "$broker_pid") ;;
+      port_free "$nats_port"; port_free "$nats_monitor"
+      taskset -c "$server_cpu" nats-server -a 127.0.0.1 -p "$nats_port" -m "$nats_monitor" -js -sd "$tmp/js" 2>"$out/presence-nats-server.log" &
+      broker_pid=$!; pids+=($!); wait_port "$nats_port"; wait_port "$nats_monitor"
+      broker_flags=(--nats-monitor "127.0.0.1:$nats_monitor" --broker-pid "$broker_pid") ;;
     redis)
-      taskset -c "$server_cpu" redis-server --bind 127.0.0.1 --port 16379 --save '' --appendonly no >"$out/presence-redis-server.log" 2>&1 &
-      broker_pid=$!; pids+=($!); wait_port 16379
-      broker_flags=(--redis 127.0.0.1:16379 --broker-pid "$broker_pid") ;;
+      port_free "$redis_port"
+      taskset -c "$server_cpu" redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no >"$out/presence-redis-server.log" 2>&1 &
+      broker_pid=$!; pids+=($!); wait_port "$redis_port"
+      broker_flags=(--redis "127.0.0.1:$redis_port" --broker-pid "$broker_pid") ;;
     *) broker_pid= ;;
   esac
 }
 
 start_gateway() { # broker mode
+  port_free "$gw_port"
   manifest "$1" "$2" >"$tmp/ferrygate.toml"
   taskset -c "$server_cpu" "$gateway" serve --config "$tmp/ferrygate.toml" 2>"$out/presence-ferrygate.log" &
   gateway_pid=$!; pids+=($!)
-  for _ in $(seq 300); do curl -sf "http://127.0.0.1:18080/readyz" >/dev/null && return; sleep 0.1; done
+  for _ in $(seq 300); do
+    kill -0 "$gateway_pid" 2>/dev/null || break
+    curl -sf "http://127.0.0.1:$gw_port/readyz" >/dev/null && return
+    sleep 0.1
+  done
   echo "ferrygate did not start (see $out/presence-ferrygate.log)" >&2; exit 1
 }
 
@@ -106,7 +119,7 @@ for round in $(seq "$rounds"); do
         start_broker "$broker"; start_gateway "$broker" "$mode"
         echo "== join, $broker, presence $mode, round $round" >&2
         idle=0; [[ $mode != off ]] && idle=$idle_secs
-        taskset -c "$load_cpu" "$load" --max-secs 900 presence --url ws://127.0.0.1:18080/ws \
+        taskset -c "$load_cpu" "$load" --max-secs 900 presence --url ws://127.0.0.1:$gw_port/ws \
           --channel presence.bench --members "$members" --queries "$queries" --idle-secs "$idle" \
           --sources 127.0.0.1-8 --server-pid "$gateway_pid" "${broker_flags[@]}" \
           --json "$out/presence-join-$tag.json" | tee "$out/presence-join-$tag.txt"
@@ -115,7 +128,7 @@ for round in $(seq "$rounds"); do
       if [[ $what == all || $what == fanout ]]; then
         start_broker "$broker"; start_gateway "$broker" "$mode"
         echo "== fan-out, $broker, presence $mode, round $round" >&2
-        taskset -c "$load_cpu" "$load" --max-secs 600 fanout --url ws://127.0.0.1:18080/ws \
+        taskset -c "$load_cpu" "$load" --max-secs 600 fanout --url ws://127.0.0.1:$gw_port/ws \
           --channel presence.fanout --subscribers "$subscribers" --rates "$rates" \
           --step-secs "$step_secs" --no-stop --sources 127.0.0.1-8 --server-pid "$gateway_pid" \
           --json "$out/presence-fanout-$tag.json" | tee "$out/presence-fanout-$tag.txt"
