@@ -7,9 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
 use serde_json::json;
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 /// Lifetime of each token, seconds: longer than any run (`--max-secs`).
 const TOKEN_LIFETIME_S: u64 = 24 * 3600;
@@ -63,14 +62,7 @@ impl Tokens {
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
         let body = URL_SAFE_NO_PAD.encode(claims.to_string());
         let signed = format!("{header}.{body}");
-        // HMAC takes a key of any length: `new_from_slice` cannot fail here.
-        let signature = match Hmac::<Sha256>::new_from_slice(&self.secret) {
-            Ok(mut mac) => {
-                mac.update(signed.as_bytes());
-                URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-            }
-            Err(_) => String::new(),
-        };
+        let signature = URL_SAFE_NO_PAD.encode(hmac_sha256(&self.secret, signed.as_bytes()));
         format!("{signed}.{signature}")
     }
 
@@ -81,9 +73,50 @@ impl Tokens {
     }
 }
 
+/// HMAC-SHA256 (RFC 2104) over `message`. Written out rather than taken
+/// from the `hmac` crate, whose `digest/mac` feature would change the
+/// features of `sha2` that wasmtime shares and rebuild the gateway's whole
+/// compiler stack in a release build.
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    const BLOCK: usize = 64;
+    let mut block = [0u8; BLOCK];
+    if key.len() > BLOCK {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| block.map(|b| b ^ byte);
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(message)
+        .finalize();
+    Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize()
+        .into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hmac_matches_rfc_4231() {
+        // Test cases 2 (short key) and 6 (key longer than a block).
+        let hex = |bytes: [u8; 32]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        assert_eq!(
+            hex(hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        assert_eq!(
+            hex(hmac_sha256(
+                &[0xaa; 131],
+                b"Test Using Larger Than Block-Size Key - Hash Key First"
+            )),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+    }
 
     #[test]
     fn signs_the_rfc_7515_style_layout() {
@@ -95,10 +128,8 @@ mod tests {
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).expect("b64")).expect("json");
         assert_eq!(claims["sub"], "u7");
         assert_eq!(claims["iss"], "iss");
-        let mut mac = Hmac::<Sha256>::new_from_slice(b"k").expect("key");
-        mac.update(format!("{}.{}", parts[0], parts[1]).as_bytes());
-        let expected = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-        assert_eq!(parts[2], expected);
+        let expected = hmac_sha256(b"k", format!("{}.{}", parts[0], parts[1]).as_bytes());
+        assert_eq!(parts[2], URL_SAFE_NO_PAD.encode(expected));
         assert_eq!(tokens.user(3), "u3");
         assert!(
             tokens
