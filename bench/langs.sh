@@ -8,7 +8,13 @@
 #      a trailing custom section, so it compiles cold), polled until
 #      GET /v1/plugins shows the new version; then the previous file back
 #      (a rollback: a cached artifact);
-#   3. disk used by the artifact cache after it all.
+#   3. disk used by the artifact cache after it all;
+#   4. per-call cost with a warm instance: `ferrygate plugin test` over CALLS
+#      (default 20,000) publishes of a 100-byte object, minus a one-line run
+#      (load, instantiate, init), divided by CALLS; the best of 3. It includes
+#      the replay's own work per line (parse the line, print the decision);
+#   5. memory per instance: the smallest `--memory-mib` with which the plugin
+#      loads and transforms (a bisection, 1 to 128 MiB).
 # No grants anywhere: the manifests are what a new user writes.
 # Usage: cargo xtask build-plugins && bash bench/langs.sh   (ROUNDS=3, LANGS=rust,js,python)
 set -euo pipefail
@@ -62,6 +68,34 @@ timed() {
 }
 rss_mib() { echo $(( $(awk '/VmRSS/ {print $2}' "/proc/$1/status") / 1024 )); }
 
+calls=${CALLS:-20000}
+line='{"op":"publish","channel":"chat.lobby","data":{"text":"'$(printf 'x%.0s' $(seq 72))'","n":42,"ok":true}}'
+echo "$line" >"$dir/one.jsonl"
+for _ in $(seq "$calls"); do echo "$line"; done | cat "$dir/one.jsonl" - >"$dir/many.jsonl"
+replay() { # wasm input memory_mib: the decisions, one per line
+  XDG_CACHE_HOME=$dir/xdg "$bin" plugin test "$1" --kind transform --input "$2" \
+    --config '{"drop_word":"forbidden"}' --memory-mib "$3" --time-ms 1000 2>/dev/null
+}
+elapsed_ns() { local t0; t0=$(date +%s%N); "$@" >/dev/null; echo $(( $(date +%s%N) - t0 )); }
+per_call() { # wasm
+  replay "$1" "$dir/one.jsonl" 64 | grep -q seen_by || { echo "no seen_by from $1" >&2; exit 1; }
+  [[ $(replay "$1" "$dir/many.jsonl" 64 | grep -c seen_by) == $((calls + 1)) ]] || { echo "$1: not every call kept" >&2; exit 1; }
+  local best=""
+  for _ in 1 2 3; do
+    local us=$(( ($(elapsed_ns replay "$1" "$dir/many.jsonl" 64) - $(elapsed_ns replay "$1" "$dir/one.jsonl" 64)) / calls / 100 ))
+    [[ -z $best || $us -lt $best ]] && best=$us
+  done
+  printf '%d.%d' $((best / 10)) $((best % 10))
+}
+memory() { # wasm: smallest memory_mib that loads and transforms
+  local low=0 high=128 mid
+  while (( high - low > 1 )); do
+    mid=$(( (low + high) / 2 ))
+    if replay "$1" "$dir/one.jsonl" "$mid" | grep -q seen_by; then high=$mid; else low=$mid; fi
+  done
+  echo "$high"
+}
+
 # The same transform in each language (plugins/testing/seen-by*); LANGS picks.
 specs=("rust seen_by_rust transform { drop_word = \"forbidden\" }"
        "js seen_by_js transform { drop_word = \"forbidden\" }"
@@ -82,4 +116,5 @@ for spec in "${specs[@]}"; do
   done
   kill "$server"; wait "$server" 2>/dev/null || true
   echo "  artifact cache on disk: $(du -sh "$dir/cache-$lang" | cut -f1)"
+  echo "  per call: $(per_call "$dist/$file.wasm") us (plugin test, $calls calls); memory per instance: $(memory "$dist/$file.wasm") MiB"
 done
