@@ -10,8 +10,8 @@
 mod churn;
 mod cli;
 mod client;
-mod counters;
 mod conns;
+mod counters;
 mod fanout;
 mod ferry;
 mod http_pub;
