@@ -9,12 +9,12 @@
 //! the same joins and leaves are timed and the queries skipped.
 
 mod query;
+mod report;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -26,40 +26,11 @@ use crate::ferry;
 use crate::httpget::HttpGet;
 use crate::net::{self, Endpoint};
 use crate::procfs::CpuSampler;
-use query::{Asker, Timing};
+use query::Asker;
+use report::{Phase, PresenceRun, per};
 
 /// The gateway series read around each phase.
 const GATEWAY_SERIES: &[&str] = &["ferrygate_presence_", "ferrygate_broker_messages_"];
-
-/// Figures of one phase (join or leave).
-#[derive(Debug, Serialize)]
-struct Phase {
-    /// Connections that joined (left).
-    count: usize,
-    failed: usize,
-    /// Connect + subscribe (or close) of all of them.
-    secs: f64,
-    per_sec: f64,
-    /// From the end of the phase until presence showed all of them (or
-    /// none of them): the store's writes are not on the subscribe path.
-    settle_ms: Option<f64>,
-    gateway_cpu_us_each: Option<f64>,
-    broker_cpu_us_each: Option<f64>,
-    /// Broker counters moved over the phase and its settling, per connection.
-    broker_ops_each: Vec<(String, f64)>,
-    gateway_series_each: Vec<(String, f64)>,
-}
-
-#[derive(Debug, Serialize)]
-struct PresenceRun {
-    channel: String,
-    presence: bool,
-    join: Phase,
-    /// Broker counters per heartbeat over `--idle-secs` with every member in.
-    heartbeat: Option<(u64, Vec<(String, f64)>)>,
-    queries: Vec<Timing>,
-    leave: Phase,
-}
 
 /// Reads the broker's and the gateway's counters.
 struct Meter<'a> {
@@ -78,13 +49,6 @@ impl Meter<'_> {
         let gateway = counters::gateway(&mut self.http, self.key, GATEWAY_SERIES).await?;
         Ok((broker, gateway))
     }
-}
-
-fn per(delta: &Snapshot, n: usize) -> Vec<(String, f64)> {
-    delta
-        .iter()
-        .map(|(name, &v)| (name.clone(), v as f64 / n.max(1) as f64))
-        .collect()
 }
 
 /// CPU microseconds per item from a sampler's percentage over `secs`.
@@ -250,7 +214,7 @@ pub async fn run(args: PresenceArgs) -> Result<()> {
         queries,
         leave,
     };
-    print(&run);
+    report::print(&run);
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&run)?)
             .with_context(|| format!("writing {}", path.display()))?;
@@ -283,47 +247,5 @@ async fn wait_for(http: &mut HttpGet, key: &str, channel: &str, connections: u64
             bail!("presence shows {shown:?} connections after 60 s, expected {connections}");
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn print(run: &PresenceRun) {
-    print_phase("join (connect + subscribe)", &run.join);
-    if let Some((beats, ops)) = &run.heartbeat {
-        println!("idle: {beats} heartbeats");
-        for (counter, each) in ops {
-            println!("  {counter}: {each:.2} per heartbeat");
-        }
-    }
-    for q in &run.queries {
-        println!(
-            "query {}: {} runs x {} pages, {} users: p50 {:.2} ms, p99 {:.2} ms, mean {:.2} ms, max {:.2} ms",
-            q.what, q.runs, q.pages_per_run, q.users_seen, q.p50_ms, q.p99_ms, q.mean_ms, q.max_ms
-        );
-    }
-    print_phase("leave (close)", &run.leave);
-}
-
-fn print_phase(name: &str, phase: &Phase) {
-    println!(
-        "{name}: {} in {:.2} s = {:.0}/s; presence settled after {}; CPU per connection: gateway {}, broker {}",
-        phase.count,
-        phase.secs,
-        phase.per_sec,
-        phase
-            .settle_ms
-            .map_or("-".into(), |ms| format!("{ms:.0} ms")),
-        phase
-            .gateway_cpu_us_each
-            .map_or("-".into(), |us| format!("{us:.0} us")),
-        phase
-            .broker_cpu_us_each
-            .map_or("-".into(), |us| format!("{us:.0} us")),
-    );
-    for (counter, each) in phase
-        .broker_ops_each
-        .iter()
-        .chain(&phase.gateway_series_each)
-    {
-        println!("  {counter}: {each:.3} per connection");
     }
 }
