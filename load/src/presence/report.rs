@@ -16,7 +16,7 @@ pub struct Phase {
     pub secs: f64,
     pub per_sec: f64,
     /// From the end of the phase until presence showed all of them (or
-    /// none of them): the store's writes are not on the subscribe path.
+    /// none of them): the gateway acks a subscribe before it writes presence.
     pub settle_ms: Option<f64>,
     pub gateway_cpu_us_each: Option<f64>,
     pub broker_cpu_us_each: Option<f64>,
