@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
-# Issue 14: JavaScript and Python plugins next to Rust, on the binaries in
-# BIN_DIR (default target/release):
+# Issue 14: the same transform in Rust, JavaScript and Python
+# (plugins/testing/seen-by*), on the binaries in BIN_DIR (default
+# target/release):
 #   1. `ferrygate check` time on a manifest naming the plugin, cold (empty
 #      artifact cache) and warm;
 #   2. new-version serving time: the .wasm renamed over (a copy made unique by
 #      a trailing custom section, so it compiles cold), polled until
 #      GET /v1/plugins shows the new version; then the previous file back
 #      (a rollback: a cached artifact);
-#   3. disk used by the artifact cache after it all.
+#   3. disk used by the artifact cache after it all;
+#   4. per-call cost with a warm instance: `ferrygate plugin test` over CALLS
+#      (default 20,000) publishes of a 100-byte object, minus a one-line run
+#      (load, instantiate, init), divided by CALLS; the best of 3. It includes
+#      the replay's own work per line (parse the line, print the decision);
+#   5. memory per instance: the smallest `--memory-mib` with which the plugin
+#      loads and transforms (a bisection, 1 to 128 MiB).
 # No grants anywhere: the manifests are what a new user writes.
-# Usage: cargo xtask build-plugins && bash bench/langs.sh   (ROUNDS=3)
+# Usage: cargo xtask build-plugins && bash bench/langs.sh   (ROUNDS=3, LANGS=rust,js,python)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -52,13 +59,52 @@ swap_ms() { # lang newfile
   echo $(( ($(date +%s%N) - t0) / 1000000 ))
 }
 secs() { local t0; t0=$(date +%s%N); "$@" >/dev/null; echo "$(( ($(date +%s%N) - t0) / 1000000 )) ms"; }
+# secs, plus the command's peak RSS when /usr/bin/time is there
+timed() {
+  [[ -x /usr/bin/time ]] || { secs "$@"; return; }
+  local t0; t0=$(date +%s%N)
+  /usr/bin/time -f '%M' -o "$dir/peak" "$@" >/dev/null
+  echo "$(( ($(date +%s%N) - t0) / 1000000 )) ms (peak RSS $(( $(tail -1 "$dir/peak") / 1024 )) MiB)"
+}
+rss_mib() { echo $(( $(awk '/VmRSS/ {print $2}' "/proc/$1/status") / 1024 )); }
 
-for spec in "rust json_redact transform { remove = [\"/card\"] }" \
-            "js profanity_filter transform { words = [\"darn\"] }" \
-            "python room_rules route { prefix = \"room.\" }"; do
+calls=${CALLS:-20000}
+line='{"op":"publish","channel":"chat.lobby","data":{"text":"'$(printf 'x%.0s' $(seq 72))'","n":42,"ok":true}}'
+echo "$line" >"$dir/one.jsonl"
+for _ in $(seq "$calls"); do echo "$line"; done | cat "$dir/one.jsonl" - >"$dir/many.jsonl"
+replay() { # wasm input memory_mib: the decisions, one per line
+  XDG_CACHE_HOME=$dir/xdg "$bin" plugin test "$1" --kind transform --input "$2" \
+    --config '{"drop_word":"forbidden"}' --memory-mib "$3" --time-ms 1000 2>/dev/null
+}
+elapsed_ns() { local t0; t0=$(date +%s%N); "$@" >/dev/null; echo $(( $(date +%s%N) - t0 )); }
+per_call() { # wasm
+  replay "$1" "$dir/one.jsonl" 64 | grep -q seen_by || { echo "no seen_by from $1" >&2; exit 1; }
+  [[ $(replay "$1" "$dir/many.jsonl" 64 | grep -c seen_by) == $((calls + 1)) ]] || { echo "$1: not every call kept" >&2; exit 1; }
+  local best=""
+  for _ in 1 2 3; do
+    local us=$(( ($(elapsed_ns replay "$1" "$dir/many.jsonl" 64) - $(elapsed_ns replay "$1" "$dir/one.jsonl" 64)) / calls / 100 ))
+    [[ -z $best || $us -lt $best ]] && best=$us
+  done
+  printf '%d.%d' $((best / 10)) $((best % 10))
+}
+memory() { # wasm: smallest memory_mib that loads and transforms
+  local low=0 high=128 mid
+  while (( high - low > 1 )); do
+    mid=$(( (low + high) / 2 ))
+    if replay "$1" "$dir/one.jsonl" "$mid" | grep -q seen_by; then high=$mid; else low=$mid; fi
+  done
+  echo "$high"
+}
+
+# The same transform in each language (plugins/testing/seen-by*); LANGS picks.
+specs=("rust seen_by_rust transform { drop_word = \"forbidden\" }"
+       "js seen_by_js transform { drop_word = \"forbidden\" }"
+       "python seen_by_python transform { drop_word = \"forbidden\" }")
+for spec in "${specs[@]}"; do
+  [[ ",${LANGS:-rust,js,python}," == *",${spec%% *},"* ]] || continue
   read -r lang file kind config <<<"$spec"
   manifest "$lang" "$file" "$kind" "$config"
-  echo "$lang ($file, $(du -h "$dist/$file.wasm" | cut -f1)): check cold $(secs "$bin" check --config "$dir/$lang.toml"), warm $(secs "$bin" check --config "$dir/$lang.toml")"
+  echo "$lang ($file, $(du -h "$dist/$file.wasm" | cut -f1)): check cold $(timed "$bin" check --config "$dir/$lang.toml"), warm $(timed "$bin" check --config "$dir/$lang.toml")"
   "$bin" serve --config "$dir/$lang.toml" 2>>"$dir/serve.log" & pids+=($!); server=$!
   for _ in $(seq 600); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
   for i in $(seq "$rounds"); do
@@ -66,8 +112,9 @@ for spec in "rust json_redact transform { remove = [\"/card\"] }" \
     unique "$dist/$file.wasm" "$dir/new.wasm"
     cold=$(swap_ms "$lang" "$dir/new.wasm")
     back=$(swap_ms "$lang" "$dir/prev.wasm")
-    echo "  round $i: new version serving after $cold ms (compiled), rollback to the previous file $back ms (cached)"
+    echo "  round $i: new version serving after $cold ms (compiled), rollback to the previous file $back ms (cached); gateway RSS $(rss_mib "$server") MiB"
   done
   kill "$server"; wait "$server" 2>/dev/null || true
   echo "  artifact cache on disk: $(du -sh "$dir/cache-$lang" | cut -f1)"
+  echo "  per call: $(per_call "$dist/$file.wasm") us (plugin test, $calls calls); memory per instance: $(memory "$dist/$file.wasm") MiB"
 done

@@ -30,6 +30,10 @@ pub enum Command {
     /// A reconnect storm on channels with history: clients subscribed on one
     /// instance reconnect to another with `since` and must recover exactly.
     Recover(RecoverArgs),
+    /// The cost of presence: members (each its own user) join one channel,
+    /// presence queries are timed with all of them in, then all leave;
+    /// broker operations per join, leave and heartbeat.
+    Presence(PresenceArgs),
 }
 
 /// Which server protocol to speak.
@@ -84,6 +88,21 @@ pub struct Common {
     /// Time limit for one connection's connect and handshake, in seconds.
     #[arg(long, default_value_t = 10)]
     pub connect_timeout_secs: u64,
+    /// Give every connection its own user (ferrygate only): an HS256 JWT
+    /// signed with this secret in `?token=`, `sub` = `<user-prefix><n>`
+    /// (connection n; the publisher is `<user-prefix>publisher`), for a
+    /// gateway running the `jwt-auth` plugin with the same `hs256_secret`.
+    #[arg(long, env = "FERRYGATE_LOAD_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// User id prefix of `--jwt-secret` tokens.
+    #[arg(long, default_value = "user-")]
+    pub user_prefix: String,
+    /// `iss` of `--jwt-secret` tokens.
+    #[arg(long)]
+    pub jwt_issuer: Option<String>,
+    /// `aud` of `--jwt-secret` tokens.
+    #[arg(long)]
+    pub jwt_audience: Option<String>,
 }
 
 impl Common {
@@ -91,6 +110,18 @@ impl Common {
         self.url.clone().unwrap_or_else(|| match self.target {
             Target::Ferrygate => "ws://127.0.0.1:8080/ws".into(),
             Target::Nats => "ws://127.0.0.1:9222".into(),
+        })
+    }
+
+    /// The token signer of `--jwt-secret`, if given.
+    pub fn tokens(&self) -> Option<std::sync::Arc<crate::token::Tokens>> {
+        self.jwt_secret.as_deref().map(|secret| {
+            std::sync::Arc::new(crate::token::Tokens::new(
+                secret,
+                &self.user_prefix,
+                self.jwt_issuer.clone(),
+                self.jwt_audience.clone(),
+            ))
         })
     }
 }
@@ -218,6 +249,44 @@ pub struct RecoverArgs {
     #[arg(long, default_value_t = 100)]
     pub missed: u64,
     /// Broker process id, for its CPU during the storm.
+    #[arg(long)]
+    pub broker_pid: Option<u32>,
+    /// Write the result as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PresenceArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Connections to join, each its own user (needs `--jwt-secret`).
+    #[arg(long, default_value_t = 10_000)]
+    pub members: usize,
+    /// The channel (its route sets `presence = true`, or not for the baseline).
+    #[arg(long, default_value = "presence.bench")]
+    pub channel: String,
+    /// API key, for `GET /v1/presence` and `/metrics`.
+    #[arg(long, env = "FERRYGATE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Runs of each first-page query (op and HTTP); a quarter as many runs
+    /// (at least one) page through the whole channel.
+    #[arg(long, default_value_t = 20)]
+    pub queries: usize,
+    /// Users per page when paging through the whole channel.
+    #[arg(long, default_value_t = 1000)]
+    pub page_limit: usize,
+    /// Seconds to stay idle with every member in, counting broker operations
+    /// per heartbeat (0: skip).
+    #[arg(long, default_value_t = 0)]
+    pub idle_secs: u64,
+    /// Redis server (`host:port`), for `INFO commandstats` around each phase.
+    #[arg(long)]
+    pub redis: Option<std::net::SocketAddr>,
+    /// nats-server's monitoring port (`host:port`, `-m`), for `/varz` and `/jsz`.
+    #[arg(long)]
+    pub nats_monitor: Option<std::net::SocketAddr>,
+    /// Broker process id, for its CPU per join.
     #[arg(long)]
     pub broker_pid: Option<u32>,
     /// Write the result as JSON to this file.

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use crate::cli::Target;
 use crate::net::Endpoint;
+use crate::token::Tokens;
 use crate::wsconn::WsConn;
 use crate::{ferry, nats};
 
@@ -92,6 +93,25 @@ pub struct OpenPlan {
     pub concurrency: usize,
     /// Subscribe each client to this channel before it counts as open.
     pub subscribe: Option<Arc<str>>,
+    /// Per-connection tokens: client `i` connects as user `first_user + i`.
+    pub tokens: Option<Arc<Tokens>>,
+    /// The user number of client 0 (clients spread over several URLs keep
+    /// distinct users).
+    pub first_user: usize,
+}
+
+impl OpenPlan {
+    /// Where client `i` connects: the plan's endpoint, with its own token
+    /// when the plan has tokens.
+    pub fn endpoint_for(&self, i: usize) -> Arc<Endpoint> {
+        match &self.tokens {
+            None => self.endpoint.clone(),
+            Some(tokens) => Arc::new(Endpoint {
+                url: tokens.url(&self.endpoint.url, &tokens.user(self.first_user + i)),
+                addr: self.endpoint.addr,
+            }),
+        }
+    }
 }
 
 /// Outcome of opening a batch.
@@ -144,10 +164,11 @@ where
                 return;
             };
             let source = (!plan.sources.is_empty()).then(|| plan.sources[i % plan.sources.len()]);
+            let endpoint = plan.endpoint_for(i);
             let opened = tokio::time::timeout(plan.timeout, async {
                 let mut c = Client::open(
                     plan.target,
-                    &plan.endpoint,
+                    &endpoint,
                     source,
                     plan.read_buffer,
                     plan.timeout,

@@ -51,6 +51,8 @@ pub async fn run(args: ConnsArgs) -> Result<()> {
         timeout: Duration::from_secs(c.connect_timeout_secs),
         concurrency: c.connect_concurrency,
         subscribe: None,
+        tokens: c.tokens(),
+        first_user: 0,
     };
     println!(
         "opening {} {} connections to {url} from {} source address(es), {} at a time",

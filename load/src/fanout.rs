@@ -55,6 +55,8 @@ pub async fn run(args: FanoutArgs, threads: usize) -> Result<()> {
         timeout,
         concurrency: c.connect_concurrency,
         subscribe: Some(args.channel.as_str().into()),
+        tokens: c.tokens(),
+        first_user: 0,
     };
     let mut tasks = JoinSet::new();
     let sub_shared = shared.clone();
@@ -76,6 +78,13 @@ pub async fn run(args: FanoutArgs, threads: usize) -> Result<()> {
     let source = (!sources.is_empty()).then(|| sources[args.subscribers % sources.len()]);
     let mut publisher = match args.publish_via {
         PublishVia::Ws => {
+            let endpoint = match &plan.tokens {
+                None => endpoint.clone(),
+                Some(tokens) => Arc::new(Endpoint {
+                    url: tokens.url(&endpoint.url, &format!("{}publisher", c.user_prefix)),
+                    addr: endpoint.addr,
+                }),
+            };
             let client = Client::open(c.target, &endpoint, source, 64 * 1024, timeout).await?;
             let cfg = net::ws_config(64 * 1024, 256 * 1024);
             Publisher::websocket(client, cfg, &args.channel, args.payload_bytes).await?
@@ -175,6 +184,7 @@ async fn open_spread(
         let share = args.subscribers / urls.len() + usize::from(k < args.subscribers % urls.len());
         let plan = OpenPlan {
             endpoint: Arc::new(Endpoint::resolve(url).await?),
+            first_user: offset,
             ..plan.clone()
         };
         let shared = shared.clone();

@@ -3,19 +3,23 @@
 //! `conns` measures the server's memory per idle connection; `fanout` steps a
 //! publisher through target rates against many subscribers and reports the
 //! highest sustained one; `churn` cycles short-lived clients; `recover` is a
-//! reconnect storm on channels with history. `conns` and `fanout` also speak
+//! reconnect storm on channels with history; `presence` measures what
+//! presence costs per join and per query. `conns` and `fanout` also speak
 //! NATS over WebSocket, as a baseline.
 
 mod churn;
 mod cli;
 mod client;
 mod conns;
+mod counters;
 mod fanout;
 mod ferry;
 mod http_pub;
+mod httpget;
 mod nats;
 mod net;
 mod payload;
+mod presence;
 mod procfs;
 mod publisher;
 mod recover;
@@ -23,6 +27,7 @@ mod report;
 mod seq;
 mod stats;
 mod subscriber;
+mod token;
 mod wsconn;
 mod wsframe;
 
@@ -70,6 +75,7 @@ fn run(cli: Cli) -> Result<()> {
                 Command::Fanout(args) => fanout::run(args, threads).await,
                 Command::Churn(args) => churn::run(args).await,
                 Command::Recover(args) => recover::run(args).await,
+                Command::Presence(args) => presence::run(args).await,
             }
         };
         tokio::time::timeout(limit, work).await

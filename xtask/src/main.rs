@@ -21,6 +21,11 @@
 //!   NATS with JetStream and Redis; a reconnect storm with `since`; the
 //!   publish round trip with and without history; memory per channel of
 //!   history).
+//! - `bench-presence [join|fanout|all]`: build the plugins (jwt-auth gives
+//!   each benchmark connection its own user) and release binaries, and run
+//!   `bench/presence.sh` (presence off and on, interleaved, on the memory,
+//!   Redis and NATS brokers: connect+subscribe rate, broker operations per
+//!   join and heartbeat, query time with 10,000 members, fan-out).
 //! - `bench-reload`: build the plugins and release binaries and run
 //!   `bench/reload.sh` (hot reload: time to serve, latency during swaps).
 //! - `fuzz [TARGET|all] [SECONDS]`: fuzz one target or all of them
@@ -57,11 +62,14 @@ fn main() -> ExitCode {
         Some("bench-history") => {
             ensure_broker_servers().and_then(|()| bench_script("bench/history.sh", &args[1..]))
         }
+        Some("bench-presence") => ensure_broker_servers()
+            .and_then(|()| plugins::build())
+            .and_then(|()| bench_script("bench/presence.sh", &args[1..])),
         Some("fuzz") => fuzz::long(&args[1..]),
         Some("soak") => plugins::build().and_then(|()| bench_script("bench/soak.sh", &args[1..])),
         _ => {
             eprintln!(
-                "usage: cargo xtask <run [ARGS...] | test | build-plugins | bench-fanout [ARGS...] | bench-cluster [ARGS...] | bench-history [ARGS...] | bench-reload | fuzz [TARGET|all] [SECONDS] | soak>"
+                "usage: cargo xtask <run [ARGS...] | test | build-plugins | bench-fanout [ARGS...] | bench-cluster [ARGS...] | bench-history [ARGS...] | bench-presence [ARGS...] | bench-reload | fuzz [TARGET|all] [SECONDS] | soak>"
             );
             return ExitCode::from(2);
         }

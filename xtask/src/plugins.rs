@@ -28,6 +28,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("test-ungranted", "ungranted"),
     ("test-stamp", "stamp_v1"),
     ("test-quote-config", "quote_config"),
+    ("test-seen-by", "seen_by_rust"),
 ];
 
 /// The stamp plugin is built a second time with this stamp, into its own

@@ -56,6 +56,22 @@ const GUESTS: &[Guest] = &[
         entry: "app",
         lang: Lang::Python,
     },
+    // The same transform in the three languages, for the benchmarks
+    // (docs/benchmarks.md §8; the Rust one is `testing/seen-by`).
+    Guest {
+        dir: "testing/seen-by-js",
+        name: "seen_by_js",
+        world: "transform",
+        entry: "seen_by.js",
+        lang: Lang::Js,
+    },
+    Guest {
+        dir: "testing/seen-by-py",
+        name: "seen_by_python",
+        world: "transform",
+        entry: "app",
+        lang: Lang::Python,
+    },
 ];
 
 /// Builds every JS and Python plugin whose inputs changed into `dist`,
