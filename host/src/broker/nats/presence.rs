@@ -8,7 +8,9 @@
 //!   writing one user never lose an update, and exactly one write sees the
 //!   total go from or to 0 (the join or leave it announces).
 //! - `t.C.N`: JSON `{"c":count}`, node `N`'s connections in `C`, anonymous
-//!   included (only `N` writes it); a page sums them for `connections`.
+//!   included (only `N` writes it, coalesced: one write per channel in
+//!   flight, failed ones again at the next heartbeat, `presence/totals.rs`);
+//!   a page sums them for `connections`.
 //! - `n.N`: node `N`'s heartbeat. Liveness is judged by server time: a node
 //!   whose record was stamped more than [`ENTRY_TTL`] before the sweeper's
 //!   own fresh one is dead. The sweeper that deletes the stale record (a
@@ -35,12 +37,15 @@ use futures_util::{FutureExt, StreamExt, TryStreamExt};
 use parking_lot::Mutex;
 use tokio::sync::OnceCell;
 
+use self::totals::Totals;
 use super::subscriptions;
 use crate::broker::BrokerError;
 use crate::broker::envelope;
 use crate::broker::interest::Topic;
 use crate::presence::{Beat, Change, ENTRY_TTL, EventKind, Gone, Member, Page, PresenceStore};
 use crate::protocol::ChannelName;
+
+mod totals;
 
 /// Compare-and-set attempts on one key before the write is refused.
 const MAX_CAS_ATTEMPTS: usize = 32;
@@ -70,8 +75,8 @@ pub struct NatsPresence {
     mine: Mutex<HashMap<ChannelName, HashMap<Member, u32>>>,
     /// The revision of this node's last heartbeat.
     beat: Mutex<Option<u64>>,
-    /// Writes of this node's `t` keys, one at a time.
-    totals: tokio::sync::Mutex<()>,
+    /// Which of this node's `t` keys need writing ([`totals`]).
+    totals: Totals,
 }
 
 fn hex(text: &str) -> String {
@@ -93,7 +98,7 @@ impl NatsPresence {
             bucket: OnceCell::new(),
             mine: Mutex::new(HashMap::new()),
             beat: Mutex::new(None),
-            totals: tokio::sync::Mutex::new(()),
+            totals: Totals::default(),
         }
     }
 
@@ -268,6 +273,40 @@ impl NatsPresence {
         Ok(gone)
     }
 
+    /// Writes this node's total of `channel` until the stored one is the
+    /// latest, unless another call holds the channel's turn (it loops until
+    /// nothing is dirty, so it writes this change too). On an error or a
+    /// cancellation the channel stays dirty ([`totals`]).
+    async fn write_total(&self, bucket: &Bucket, channel: &ChannelName) -> Result<(), BrokerError> {
+        let Some(mut turn) = self.totals.turn(channel) else {
+            return Ok(());
+        };
+        let key = format!("t.{}.{}", hex(channel.as_str()), self.node);
+        while turn.next() {
+            let total: u64 = self
+                .mine
+                .lock()
+                .get(channel)
+                .map_or(0, |members| members.values().map(|&n| u64::from(n)).sum());
+            if total == 0 {
+                bucket
+                    .kv
+                    .delete(&key)
+                    .await
+                    .map_err(|e| unavailable("total", e))?;
+            } else {
+                let value = serde_json::to_vec(&Total { c: total }).unwrap_or_default();
+                bucket
+                    .kv
+                    .put(&key, value.into())
+                    .await
+                    .map_err(|e| unavailable("total", e))?;
+            }
+            turn.written();
+        }
+        Ok(())
+    }
+
     async fn bounded<T>(
         &self,
         limit: Duration,
@@ -328,28 +367,11 @@ impl PresenceStore for NatsPresence {
                     after: u64::from(count),
                 },
             };
-            // One `t` write at a time, the total read under the turn, so
-            // the last write holds the latest total.
-            let _turn = self.totals.lock().await;
-            let total: u64 = self
-                .mine
-                .lock()
-                .get(channel)
-                .map_or(0, |members| members.values().map(|&n| u64::from(n)).sum());
-            let key = format!("t.{channel_hex}.{}", self.node);
-            if total == 0 {
-                bucket
-                    .kv
-                    .delete(&key)
-                    .await
-                    .map_err(|e| unavailable("total", e))?;
-            } else {
-                let value = serde_json::to_vec(&Total { c: total }).unwrap_or_default();
-                bucket
-                    .kv
-                    .put(&key, value.into())
-                    .await
-                    .map_err(|e| unavailable("total", e))?;
+            self.totals.touch(channel);
+            if let Err(error) = self.write_total(bucket, channel).await {
+                // The user's key holds the change; the total follows at
+                // the next heartbeat.
+                tracing::warn!(%channel, %error, "presence total not written; retried at the next heartbeat");
             }
             Ok(change)
         })
@@ -385,6 +407,18 @@ impl PresenceStore for NatsPresence {
                 ),
             };
             *self.beat.lock() = Some(revision);
+            // Totals a burst left unwritten, within half the budget so the
+            // beat itself is reported in time; the rest wait a beat more.
+            let flush = async {
+                for channel in self.totals.dirty() {
+                    if let Err(error) = self.write_total(bucket, &channel).await {
+                        tracing::warn!(%channel, %error, "presence total still not written");
+                    }
+                }
+            };
+            if tokio::time::timeout(self.timeout / 2, flush).await.is_err() {
+                tracing::warn!("presence totals not all written within the heartbeat");
+            }
             Ok(beat)
         })
         .boxed()
@@ -453,6 +487,7 @@ impl PresenceStore for NatsPresence {
             let bucket = self.bucket().await?;
             let gone = self.remove(bucket, &self.node).await?;
             self.mine.lock().clear();
+            self.totals.clear();
             bucket
                 .kv
                 .delete(format!("n.{}", self.node))
