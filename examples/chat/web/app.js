@@ -177,4 +177,6 @@ $("composer").onsubmit = (event) => {
     notice(`not sent (${e.code}): ${text}`);
   });
 };
+// For the browser console (and the page's tests): the live client.
+window.ferrygateChat = { get client() { return client; } };
 if (params.get("user")) signIn(params.get("user"));
