@@ -249,7 +249,8 @@ async fn sse_runs_auth_before_it_reads_the_channels_and_answers_cross_origin_pag
     }
     let token = hs256(&crate::plugin_auth::claims("alice"), SECRET);
     let bearer = format!("Bearer {token}");
-    let no_channel = Stream::open(gateway.addr, "/sse", &[("Authorization", &bearer)]).await;
+    let authorization = ("Authorization", bearer.as_str());
+    let no_channel = Stream::open(gateway.addr, "/sse", &[authorization]).await;
     assert_eq!(no_channel.status, 400, "{}", no_channel.body);
 
     // A page of an allowed origin: the preflight names what it may send,
@@ -285,7 +286,7 @@ async fn sse_runs_auth_before_it_reads_the_channels_and_answers_cross_origin_pag
     let mut stream = Stream::open(
         gateway.addr,
         "/sse?channel=chat.a",
-        &[page, ("Authorization", &bearer)],
+        &[page, authorization],
     )
     .await;
     assert_eq!(stream.status, 200, "{}", stream.body);
@@ -309,7 +310,7 @@ async fn sse_runs_auth_before_it_reads_the_channels_and_answers_cross_origin_pag
     let refused = Stream::open(
         gateway.addr,
         "/sse?channel=chat.a",
-        &[other, ("Authorization", &bearer)],
+        &[other, authorization],
     )
     .await;
     assert_eq!(refused.status, 403, "{}", refused.body);
