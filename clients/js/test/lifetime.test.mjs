@@ -109,3 +109,23 @@ test("a garbage refresh is forbidden and leaves the connection as it was", { ski
   assert.equal(client.state, "connected");
   client.close();
 });
+
+test("a getToken that throws is reported as token_failed and called again", { skip: NO_AUTH_PLUGIN }, async () => {
+  const g = await gateway();
+  let calls = 0;
+  const client = new Client({
+    url: g.url,
+    getToken: async () => {
+      if (++calls === 1) throw new Error("offline");
+      return mint({ sub: "alice", exp: nowS() + 60 });
+    },
+    backoff: { baseMs: 20, maxMs: 20 },
+  });
+  const errors = [];
+  client.on("error", (e) => errors.push(e.code));
+  const welcome = await client.connect();
+  assert.equal(welcome.user, "alice");
+  assert.deepEqual(errors, ["token_failed"]);
+  assert.equal(calls, 2);
+  client.close();
+});

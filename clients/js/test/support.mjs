@@ -96,7 +96,10 @@ export class Gateway {
 export async function proxy(target, { blockWebSocket = false } = {}) {
   const [host, port] = target.split(":");
   const pairs = new Set();
+  const accepted = new Set();
   const server = createServer((downstream) => {
+    accepted.add(downstream);
+    downstream.on("close", () => accepted.delete(downstream));
     downstream.on("error", () => downstream.destroy());
     downstream.once("data", (head) => {
       // A proxy that does not pass WebSocket upgrades: it drops the
@@ -140,7 +143,13 @@ export async function proxy(target, { blockWebSocket = false } = {}) {
       }
       pairs.clear();
     },
-    close: () => new Promise((r) => server.close(r)),
+    /** Stops listening and drops every connection (a browser's stream would keep `server.close` waiting). */
+    close: () => {
+      const closed = new Promise((r) => server.close(r));
+      for (const socket of accepted) socket.destroy();
+      for (const [a, b] of pairs) (a.destroy(), b.destroy());
+      return closed;
+    },
   };
 }
 

@@ -78,6 +78,12 @@ async function say(page, text) {
   await page.press("#text", "Enter");
 }
 
+/** The value of a counter in a gateway's /metrics (0 when absent). */
+async function metric(gateway, name) {
+  const text = await (await fetch(`${gateway.http}/metrics`)).text();
+  return Number(new RegExp(`^${name} (\\S+)`, "m").exec(text)?.[1] ?? 0);
+}
+
 /** A Node client that publishes as `user` on the room. */
 async function publisher(user, url) {
   const client = new Client({ url, token: mint({ sub: user, exp: nowS() + 600 }) });
@@ -88,7 +94,7 @@ async function publisher(user, url) {
 
 test("two pages chat through two instances; the killed one's page recovers every message once", { skip: SKIP }, async () => {
   const [a, b] = gateways;
-  const alice = await open("alice", { urls: `${a.url},${b.url}` });
+  const alice = await open("alice", { urls: `${a.url},${b.url}`, sse_after: "0" });
   const bob = await open("bob", { urls: `${b.url},${a.url}` });
   await bob.waitForFunction(() => document.getElementById("presence").textContent.includes("alice"));
   await alice.waitForFunction(() => document.getElementById("presence").textContent.includes("bob"));
@@ -100,14 +106,19 @@ test("two pages chat through two instances; the killed one's page recovers every
 
   await a.kill(); // SIGKILL: alice's socket is cut, no goodbye
   await alice.waitForFunction(() => document.getElementById("state").dataset.state !== "connected");
+  // Alice's page stays away (offline) until bob's burst is published.
+  await alice.context().setOffline(true);
   const burst = Array.from({ length: 20 }, (_, k) => `while alice was away ${k + 1}`);
   for (const text of burst) await say(bob, text);
-  await connected(alice);
   const expected = ["hi bob", "hi alice", ...burst];
   await shows(bob, expected);
+  const replayed = await metric(b, "ferrygate_history_replayed_messages_total");
+  await alice.context().setOffline(false);
+  await connected(alice);
   await shows(alice, expected);
+  assert.ok((await metric(b, "ferrygate_history_replayed_messages_total")) - replayed >= burst.length, "the burst came from history");
   assert.notEqual(await alice.evaluate(() => window.ferrygateChat.client.welcome.node), aliceNode, "alice moved");
-  assert.equal(await alice.locator("#messages li.notice").count(), 0, "no 'missed messages' notice");
+  assert.deepEqual(await alice.$$eval("#messages li.notice", (l) => l.map((i) => i.textContent)), [], "no notice");
   await say(alice, "back");
   await shows(bob, [...expected, "back"]);
   await alice.waitForFunction(() => document.getElementById("presence").textContent.includes("bob"));

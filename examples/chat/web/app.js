@@ -49,7 +49,11 @@ function signIn(name) {
     showState();
     refreshPresence();
   });
-  client.on("error", (e) => notice(`${e.code}: ${e.message}`));
+  client.on("error", (e) => {
+    // A token that could not be fetched (offline): the badge says it; the client retries.
+    if (e.code === "token_failed") $("state").title = e.message;
+    else notice(`${e.code}: ${e.message}`);
+  });
   client.connect().catch(() => undefined); // the state badge tells
   join(params.get("room") ?? "lobby");
 }
