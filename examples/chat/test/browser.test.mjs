@@ -5,7 +5,6 @@
 //   page moves to the other and shows every message sent meanwhile, once, in order;
 // - a token that lives 3 s is refreshed with no message lost;
 // - a page whose WebSocket is blocked receives over SSE.
-// CHAT_SCREENSHOT=path saves the page of the first test (the README's picture).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
@@ -122,7 +121,6 @@ test("two pages chat through two instances; the killed one's page recovers every
   await say(alice, "back");
   await shows(bob, [...expected, "back"]);
   await alice.waitForFunction(() => document.getElementById("presence").textContent.includes("bob"));
-  if (process.env.CHAT_SCREENSHOT) await bob.screenshot({ path: process.env.CHAT_SCREENSHOT });
 });
 
 test("a token that lives 3 s is refreshed with no message lost", { skip: SKIP }, async () => {
