@@ -264,7 +264,10 @@ async fn sse_runs_auth_before_it_reads_the_channels_and_answers_cross_origin_pag
         &[
             page,
             ("Access-Control-Request-Method", "GET"),
-            ("Access-Control-Request-Headers", "authorization, last-event-id"),
+            (
+                "Access-Control-Request-Headers",
+                "authorization, last-event-id",
+            ),
         ],
     )
     .await;
@@ -283,12 +286,8 @@ async fn sse_runs_auth_before_it_reads_the_channels_and_answers_cross_origin_pag
         refused.header("access-control-allow-origin"),
         Some("http://page.test")
     );
-    let mut stream = Stream::open(
-        gateway.addr,
-        "/sse?channel=chat.a",
-        &[page, authorization],
-    )
-    .await;
+    let mut stream =
+        Stream::open(gateway.addr, "/sse?channel=chat.a", &[page, authorization]).await;
     assert_eq!(stream.status, 200, "{}", stream.body);
     assert_eq!(
         stream.header("access-control-allow-origin"),
@@ -307,12 +306,7 @@ async fn sse_runs_auth_before_it_reads_the_channels_and_answers_cross_origin_pag
     let preflight = Stream::request(gateway.addr, "OPTIONS", "/sse?channel=chat.a", &[other]).await;
     assert_eq!(preflight.status, 403);
     assert_eq!(preflight.header("access-control-allow-origin"), None);
-    let refused = Stream::open(
-        gateway.addr,
-        "/sse?channel=chat.a",
-        &[other, authorization],
-    )
-    .await;
+    let refused = Stream::open(gateway.addr, "/sse?channel=chat.a", &[other, authorization]).await;
     assert_eq!(refused.status, 403, "{}", refused.body);
     assert_eq!(refused.header("access-control-allow-origin"), None);
     drop(stream);

@@ -40,7 +40,9 @@ pub fn run(extra: &[String]) -> Result<()> {
     let server = if page {
         let mut node = Command::new("node");
         node.current_dir(root()).arg("examples/chat/serve.mjs");
-        let child = node.spawn().context("cannot start the chat page's server")?;
+        let child = node
+            .spawn()
+            .context("cannot start the chat page's server")?;
         eprintln!(
             "xtask: open the chat page at http://127.0.0.1:8081/ (development only; Ctrl-C stops it)"
         );

@@ -77,10 +77,7 @@ fn allow_origin(allowed: &[String], headers: &HeaderMap) -> Option<HeaderValue> 
         return Some(HeaderValue::from_static("*"));
     }
     let text = origin.to_str().ok()?;
-    allowed
-        .iter()
-        .any(|a| a == text)
-        .then(|| origin.clone())
+    allowed.iter().any(|a| a == text).then(|| origin.clone())
 }
 
 #[cfg(test)]
@@ -96,7 +93,10 @@ mod tests {
     #[test]
     fn any_origin_is_star_a_listed_one_is_echoed_an_unlisted_one_gets_nothing() {
         let page = with_origin("http://app.test");
-        assert_eq!(allow_origin(&[], &page), Some(HeaderValue::from_static("*")));
+        assert_eq!(
+            allow_origin(&[], &page),
+            Some(HeaderValue::from_static("*"))
+        );
         assert_eq!(allow_origin(&[], &HeaderMap::new()), None);
         let list = vec!["http://app.test".to_owned()];
         assert_eq!(
