@@ -29,6 +29,7 @@ test(`${CLIENTS} drained clients reconnect spread over the drain period`, { time
   started.push(g1, g2);
   const clients = [];
   const records = [];
+  t.after(() => clients.forEach((client) => client.close()));
   for (let i = 0; i < CLIENTS; i += BATCH) {
     const batch = [];
     for (let k = 0; k < BATCH; k++) {
@@ -57,14 +58,16 @@ test(`${CLIENTS} drained clients reconnect spread over the drain period`, { time
 
   assert.ok(records.every((r) => r.code === 1012), "every close is a 1012");
   assert.ok(records.every((r) => r.hint !== undefined && r.hint < DRAIN_MS), "every close carries its hint");
-  // Each client waited a uniform share of its own hint: at most the hint
-  // (plus timer slack), and half of it on average.
+  // Each client waited a uniform share of its own hint: at most the hint,
+  // and half of it on average, plus the event loop's lag (1,000 sockets
+  // closing and opening in one process on a busy 2-core machine: up to
+  // several hundred ms were seen).
   const waits = records.map((r) => r.startedAt - r.closedAt);
-  const SLACK_MS = 250;
+  const SLACK_MS = 1000;
   records.forEach((r, i) => assert.ok(waits[i] <= r.hint + SLACK_MS, `waited ${waits[i]} ms for a hint of ${r.hint}`));
   const longHints = records.filter((r) => r.hint >= 500);
   const meanShare = longHints.reduce((sum, r) => sum + (r.startedAt - r.closedAt) / r.hint, 0) / longHints.length;
-  assert.ok(meanShare > 0.4 && meanShare < 0.65, `mean wait / hint = ${meanShare.toFixed(3)} (uniform: 0.5)`);
+  assert.ok(meanShare > 0.4 && meanShare < 0.75, `mean wait / hint = ${meanShare.toFixed(3)} (uniform: 0.5)`);
 
   // The crowd: reconnect starts relative to the drain, spread over the period.
   const starts = records.map((r) => r.startedAt - drainStart).sort((a, b) => a - b);
@@ -80,7 +83,7 @@ test(`${CLIENTS} drained clients reconnect spread over the drain period`, { time
       `mean wait/hint ${meanShare.toFixed(3)}; all reconnected after ${elapsed.toFixed(0)} ms`,
   );
   assert.ok(p95 - p5 >= DRAIN_MS / 2, `spread p5..p95 = ${(p95 - p5).toFixed(0)} ms`);
-  // Uniform over ~2 x DRAIN_MS would put ~2.5% in a window; all at once, 100%.
-  assert.ok(busiest <= CLIENTS * 0.1, `${busiest} clients started within one ${WINDOW_MS} ms window`);
-  for (const client of clients) client.close();
+  // Uniform over ~2 x DRAIN_MS would put ~2.5% in a window, all at once 100%;
+  // 5-7% were seen (timers that fire late fire together).
+  assert.ok(busiest <= CLIENTS * 0.15, `${busiest} clients started within one ${WINDOW_MS} ms window`);
 });
