@@ -49,7 +49,10 @@ export async function startDevServer({ listen = "127.0.0.1:8081", urls = ["ws://
     throw new Error(`the chat dev server mints tokens for anyone: it listens on loopback only, not ${host}`);
   }
   const server = createServer((request, response) => {
-    handle(request, response, { urls, secret }).catch((e) => reply(response, 500, { error: String(e) }));
+    handle(request, response, { urls, secret }).catch((e) => {
+      if (response.headersSent) response.destroy();
+      else reply(response, 500, { error: String(e) });
+    });
   });
   await new Promise((resolve, reject) => server.once("error", reject).listen(port, host, resolve));
   const address = server.address();
