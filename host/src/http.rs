@@ -9,6 +9,7 @@
 mod api;
 mod auth;
 mod bearer;
+mod cors;
 mod presence;
 mod sse;
 mod upgrade;
@@ -34,7 +35,15 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     let body_limit = gateway.config.server.max_frame_bytes + 1024;
     Router::new()
         .route("/ws", get(upgrade::websocket))
-        .route("/sse", get(sse::stream))
+        .route(
+            "/sse",
+            get(sse::stream)
+                .options(cors::preflight)
+                .layer(axum::middleware::from_fn_with_state(
+                    Arc::clone(&gateway),
+                    cors::label,
+                )),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

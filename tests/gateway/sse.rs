@@ -212,3 +212,103 @@ async fn sse_is_refused_before_it_starts_with_a_clear_status() {
     drop(first);
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn sse_runs_auth_before_it_reads_the_channels_and_answers_cross_origin_pages() {
+    let auth = section(
+        "auth",
+        "auth",
+        "jwt_auth",
+        &format!(
+            "config = {{ hs256_secret = \"{SECRET}\", issuer = \"ferrygate-tests\", audience = \"chat\" }}"
+        ),
+    );
+    let acl = section(
+        "acl",
+        "route",
+        "channel_acl",
+        r#"config = { public = ["chat.>"] }"#,
+    );
+    let gateway = TestGateway::start(&format!(
+        "allowed_origins = [\"http://page.test\"]\n{auth}{acl}[[routes]]\nchannels = \">\"\nroute = \"acl\"\n"
+    ))
+    .await;
+    // A missing or bad token is 401 whatever the query asks (the client
+    // probes `/sse` without a channel to learn why its WebSocket failed).
+    for path in [
+        "/sse",
+        "/sse?x=1",
+        "/sse?channel=bad*name",
+        "/sse?token=garbage",
+        "/sse?channel=bad*name&token=garbage",
+    ] {
+        let refused = Stream::open(gateway.addr, path, &[]).await;
+        assert_eq!(refused.status, 401, "{path}: {}", refused.body);
+        let body: serde_json::Value = serde_json::from_str(&refused.body).expect("JSON body");
+        assert_eq!(body["error"]["code"], "unauthorized", "{path}");
+    }
+    let token = hs256(&crate::plugin_auth::claims("alice"), SECRET);
+    let bearer = format!("Bearer {token}");
+    let authorization = ("Authorization", bearer.as_str());
+    let no_channel = Stream::open(gateway.addr, "/sse", &[authorization]).await;
+    assert_eq!(no_channel.status, 400, "{}", no_channel.body);
+
+    // A page of an allowed origin: the preflight names what it may send,
+    // and every answer (a refusal too) names the origin, so the page can
+    // read it.
+    let page = ("Origin", "http://page.test");
+    let preflight = Stream::request(
+        gateway.addr,
+        "OPTIONS",
+        "/sse?channel=chat.a",
+        &[
+            page,
+            ("Access-Control-Request-Method", "GET"),
+            (
+                "Access-Control-Request-Headers",
+                "authorization, last-event-id",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(preflight.status, 204, "{}", preflight.body);
+    assert_eq!(
+        preflight.header("access-control-allow-origin"),
+        Some("http://page.test")
+    );
+    assert_eq!(
+        preflight.header("access-control-allow-headers"),
+        Some("authorization, last-event-id")
+    );
+    let refused = Stream::open(gateway.addr, "/sse?channel=chat.a", &[page]).await;
+    assert_eq!(refused.status, 401);
+    assert_eq!(
+        refused.header("access-control-allow-origin"),
+        Some("http://page.test")
+    );
+    let mut stream =
+        Stream::open(gateway.addr, "/sse?channel=chat.a", &[page, authorization]).await;
+    assert_eq!(stream.status, 200, "{}", stream.body);
+    assert_eq!(
+        stream.header("access-control-allow-origin"),
+        Some("http://page.test")
+    );
+    assert_eq!(stream.header("vary"), Some("origin"));
+    let (status, _) = gateway
+        .api("/v1/publish", &json!({"channel": "chat.a", "data": "seen"}))
+        .await;
+    assert_eq!(status, 200);
+    let event = stream.next_event().await.expect("a push");
+    assert_eq!(event.json(), json!({"channel": "chat.a", "data": "seen"}));
+
+    // Another origin: no CORS answer, and the stream is refused (403).
+    let other = ("Origin", "http://other.test");
+    let preflight = Stream::request(gateway.addr, "OPTIONS", "/sse?channel=chat.a", &[other]).await;
+    assert_eq!(preflight.status, 403);
+    assert_eq!(preflight.header("access-control-allow-origin"), None);
+    let refused = Stream::open(gateway.addr, "/sse?channel=chat.a", &[other, authorization]).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(refused.header("access-control-allow-origin"), None);
+    drop(stream);
+    gateway.stop().await;
+}

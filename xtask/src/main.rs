@@ -2,14 +2,18 @@
 //! cargo (and installs what else a task needs), so the README and CI call it.
 //!
 //! Tasks:
-//! - `run [ARGS...]`: build the plugins, build in release mode and start the
-//!   gateway on the chat example (`examples/chat/ferrygate.toml`).
+//! - `run [ARGS...]`: build the plugins, the JS client and the gateway in
+//!   release mode, start the gateway on the chat example
+//!   (`examples/chat/ferrygate.toml`) and the chat page's development server
+//!   (`examples/chat/serve.mjs`), and print the page's URL.
 //! - `test`: formatting, clippy and rustdoc with warnings as errors, the
 //!   plugins' checks, then the plugins' build and every test (installing
 //!   `nats-server` and `redis-server`, which the cluster tests run, when they
-//!   are missing; failing when they cannot be installed), and the JS client's
-//!   build and tests (`clients/js`) when node is installed. The fuzz smoke
-//!   run is among the tests (`fuzz/tests/smoke.rs`).
+//!   are missing; failing when they cannot be installed), and, when node is
+//!   installed, the JS client's build and tests (`clients/js`) and the chat
+//!   page's tests in headless Chromium (`examples/chat`, installing Debian's
+//!   `chromium` when it is missing). The fuzz smoke run is among the tests
+//!   (`fuzz/tests/smoke.rs`).
 //! - `build-plugins`: build `plugins/` for `wasm32-wasip2` into `plugins/dist/`,
 //!   and the JavaScript and Python plugins with componentize-js and
 //!   componentize-py (installed on first use into `target/toolchains/`).
@@ -45,11 +49,12 @@ use anyhow::{Context, Result, bail};
 mod fuzz;
 mod plugins;
 mod toolchains;
+mod web;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("run") => run(&args[1..]),
+        Some("run") => web::run(&args[1..]),
         Some("test") => test(),
         Some("build-plugins") => plugins::build(),
         Some("bench-fanout") => bench_script("bench/fanout.sh", &args[1..]),
@@ -114,23 +119,6 @@ fn succeeds(mut command: Command) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn run(extra: &[String]) -> Result<()> {
-    plugins::build()?;
-    let mut command = cargo();
-    command.args([
-        "run",
-        "--release",
-        "-p",
-        "ferrygate",
-        "--",
-        "serve",
-        "--config",
-        "examples/chat/ferrygate.toml",
-    ]);
-    command.args(extra);
-    status(command)
-}
-
 fn test() -> Result<()> {
     ensure_components()?;
     ensure_broker_servers()?;
@@ -168,29 +156,7 @@ fn test() -> Result<()> {
         tests.args(["test", "--workspace", "--no-fail-fast"]);
         status(tests)?;
     }
-    js_client()
-}
-
-/// Builds and tests `clients/js` (npm from the registry, Node's test runner
-/// against the debug `ferrygate` the tests above built) when node is installed.
-fn js_client() -> Result<()> {
-    let mut probe = Command::new("node");
-    probe.arg("--version");
-    if !succeeds(probe) {
-        eprintln!("xtask: node is not installed: skipping clients/js");
-        return Ok(());
-    }
-    let dir = root().join("clients/js");
-    let gateway = plugins::cargo_target_dir()?.join("debug/ferrygate");
-    for args in [&["ci"][..], &["run", "build"], &["test"]] {
-        let mut npm = Command::new("npm");
-        npm.args(args)
-            .current_dir(&dir)
-            .env("FERRYGATE_BIN", &gateway)
-            .env("FERRYGATE_PLUGINS", root().join("plugins/dist"));
-        status(npm)?;
-    }
-    Ok(())
+    web::test()
 }
 
 /// rustup's minimal profile lacks rustfmt and clippy; install them if so.

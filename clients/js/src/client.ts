@@ -209,7 +209,7 @@ export class Client extends Emitter<ClientEvents> {
     try {
       token = await this.currentToken();
     } catch (e) {
-      this.emit("error", new FerrygateError("unauthorized", `getToken failed: ${String(e)}`));
+      this.emit("error", new FerrygateError("token_failed", `getToken failed: ${String(e)}`));
       return this.scheduleReconnect(backoffDelay(this.attempt++, this.options.backoff, this.options.random));
     }
     if (this.stopped) return;
@@ -361,8 +361,13 @@ export class Client extends Emitter<ClientEvents> {
 
   /** Sends `refresh` with a fresh token (SPEC §3); on failure the server's 4001 at expiry reconnects. */
   private async refresh(): Promise<void> {
+    let token: string | undefined;
     try {
-      const token = await this.currentToken();
+      token = await this.currentToken();
+    } catch (e) {
+      return this.emit("error", new FerrygateError("token_failed", `getToken failed: ${String(e)}`));
+    }
+    try {
       const result = (await this.request({ op: "refresh", token })) as { expires_at?: number } | undefined;
       this.scheduleRefresh(result?.expires_at);
     } catch (e) {

@@ -19,11 +19,13 @@ export type ProtocolErrorCode =
  * - `disconnected`: the connection was lost before the reply came (the request
  *   may or may not have been applied);
  * - `closed`: the client was closed by the app;
- * - `receive_only`: the client is on the SSE fallback, which cannot send.
+ * - `receive_only`: the client is on the SSE fallback, which cannot send;
+ * - `token_failed`: the app's `getToken()` threw or rejected (e.g. offline);
+ *   the client backs off and calls it again at the next attempt.
  * A 403 at connect is reported as `forbidden`; a request with no reply within
  * `requestTimeoutMs` as `timeout`.
  */
-export type ClientErrorCode = "unauthorized" | "disconnected" | "closed" | "receive_only";
+export type ClientErrorCode = "unauthorized" | "disconnected" | "closed" | "receive_only" | "token_failed";
 
 /** Every code a {@link FerrygateError} may carry. Unknown server codes pass through as strings. */
 export type ErrorCode = ProtocolErrorCode | ClientErrorCode | (string & {});

@@ -70,6 +70,7 @@ export function openSse(
     try {
       await readEvents(response.body, (event, data, id) => {
         if (id !== undefined) stream.lastEventId = id;
+        if (data === undefined) return; // an id-only event: recorded, not dispatched
         let value: unknown;
         try {
           value = JSON.parse(data);
@@ -92,10 +93,14 @@ export function openSse(
   return stream;
 }
 
-/** The text/event-stream parser (WHATWG HTML §9.2.6), one callback per dispatched event. */
+/**
+ * The text/event-stream parser (WHATWG HTML §9.2.6): one callback per
+ * dispatched event, and one with `data` undefined for a block that only sets
+ * the last event id (the gateway sends one right after its subscribes).
+ */
 async function readEvents(
   body: ReadableStream<Uint8Array>,
-  dispatch: (event: string, data: string, id: string | undefined) => void,
+  dispatch: (event: string, data: string | undefined, id: string | undefined) => void,
 ): Promise<void> {
   const reader = body.getReader();
   const decoder = new TextDecoder();
@@ -113,6 +118,7 @@ async function readEvents(
       buffer = buffer.slice(newline + (buffer.startsWith("\r\n", newline) ? 2 : 1));
       if (line === "") {
         if (data.length > 0) dispatch(event || "message", data.join("\n"), id);
+        else if (id !== undefined) dispatch(event, undefined, id);
         event = "";
         data = [];
         continue;

@@ -10,11 +10,16 @@
 //!
 //! | case | answer |
 //! |---|---|
+//! | the auth plugin refuses (whatever the channels) | 401 / 403, as for `/ws` |
 //! | no `channel`, an invalid name, more than `max_subscriptions_per_connection` | 400 `bad_request` |
-//! | the auth plugin refuses | 401 / 403, as for `/ws` |
 //! | the route plugin refuses a channel | 403 `forbidden` (plugin failure: 403 `plugin_error`) |
 //! | draining, `max_connections` reached, broker or history store down | 503 `unavailable` |
 //! | a malformed `Last-Event-ID` | not refused: every history channel gets `recovered:false` |
+//!
+//! Checked in this order: draining, then the admission (origin, a slot, the
+//! auth plugin), then the channels, then the route plugin; so a bad token is
+//! 401/403 whatever the query. Cross-origin pages read all of it through
+//! `http/cors.rs`.
 //!
 //! Each push is one `data:` line holding the push's JSON; on history
 //! channels it carries an `id:` (see [`cursor`]). A stream opened with
@@ -57,6 +62,16 @@ pub(super) async fn stream(State(gateway): State<Arc<Gateway>>, request: Request
             "draining: reconnect to another instance",
         );
     }
+    // Auth first: a client with a bad token learns 401/403 whatever it asked
+    // for (the JS client probes `/sse` without a channel to learn why a
+    // WebSocket did not open), and an unauthenticated caller learns nothing
+    // about channel names.
+    let peer = request.extensions().get::<RemoteAddr>().copied();
+    let accepted =
+        match super::upgrade::admit(&gateway, request.uri(), request.headers(), peer).await {
+            Ok(accepted) => accepted,
+            Err(refusal) => return refusal,
+        };
     let limit = gateway.config.server.max_subscriptions_per_connection;
     let channels = match channels(request.uri(), limit) {
         Ok(channels) => channels,
@@ -67,12 +82,6 @@ pub(super) async fn stream(State(gateway): State<Arc<Gateway>>, request: Request
             return error(StatusCode::BAD_REQUEST, "bad_request", why);
         }
     };
-    let peer = request.extensions().get::<RemoteAddr>().copied();
-    let accepted =
-        match super::upgrade::admit(&gateway, request.uri(), request.headers(), peer).await {
-            Ok(accepted) => accepted,
-            Err(refusal) => return refusal,
-        };
     let last_event_id = last_event_id(request.uri(), request.headers());
     let plugins = gateway.plugins.current();
     let history: Vec<ChannelName> = channels

@@ -30,6 +30,8 @@ pub struct Stream {
     pub status: u16,
     /// The body of a refusal (empty for a stream).
     pub body: String,
+    /// The response head's fields, names in lower case.
+    pub headers: Vec<(String, String)>,
     reader: BufReader<TcpStream>,
     decoded: Vec<u8>,
 }
@@ -37,9 +39,27 @@ pub struct Stream {
 impl Stream {
     /// `GET path` with `headers`.
     pub async fn open(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Self {
+        Self::request(addr, "GET", path, headers).await
+    }
+
+    /// The value of the response field `name` (lower case), if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `method path` with `headers` (e.g. a CORS preflight, `OPTIONS`).
+    pub async fn request(
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Self {
         let mut socket = TcpStream::connect(addr).await.expect("connect");
         let mut request =
-            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n");
+            format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n");
         for (name, value) in headers {
             request.push_str(&format!("{name}: {value}\r\n"));
         }
@@ -48,6 +68,7 @@ impl Stream {
         let mut reader = BufReader::new(socket);
         let mut status = 0;
         let mut length = None;
+        let mut fields = Vec::new();
         loop {
             let line = read_line(&mut reader).await.expect("a response head");
             if status == 0 {
@@ -58,10 +79,11 @@ impl Stream {
                     .expect("status line");
             } else if line.is_empty() {
                 break;
-            } else if let Some((name, value)) = line.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse::<usize>().ok();
+            } else if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse::<usize>().ok();
+                }
+                fields.push((name.to_ascii_lowercase(), value.trim().to_owned()));
             }
         }
         let mut body = String::new();
@@ -73,6 +95,7 @@ impl Stream {
         Self {
             status,
             body,
+            headers: fields,
             reader,
             decoded: Vec::new(),
         }
