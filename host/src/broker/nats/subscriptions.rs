@@ -65,11 +65,22 @@ pub fn subject(prefix: &str, topic: &Topic) -> String {
     }
 }
 
-/// Subscribes `subject` and delivers what arrives until the returned task is aborted.
+/// What picks the lane of `topic`'s reader (see `broker::lanes`).
+pub fn lane_key(topic: &Topic) -> &str {
+    match topic {
+        Topic::Channel(channel) => channel.as_str(),
+        Topic::User(user) => user.as_ref(),
+    }
+}
+
+/// Subscribes `subject` and delivers what arrives until the returned task is
+/// aborted. The reader runs on the lane of `key`, so that decoding and
+/// fan-out happen on that worker, never on the accepting thread.
 pub async fn read(
     client: &Client,
     prefix: &str,
     subject: String,
+    key: &str,
     inbound: Inbound,
 ) -> Result<JoinHandle<()>, BrokerError> {
     let mut subscriber = client
@@ -77,7 +88,8 @@ pub async fn read(
         .await
         .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
     let strip = format!("{prefix}.");
-    Ok(tokio::spawn(async move {
+    let lane = inbound.clone();
+    Ok(lane.spawn_on_lane(key, async move {
         while let Some(message) = subscriber.next().await {
             let route = message
                 .subject
@@ -100,7 +112,16 @@ impl Subscriptions for NatsSubscriptions {
                 continue;
             }
             let subject = subject(&self.prefix, topic);
-            match read(&self.client, &self.prefix, subject, self.inbound.clone()).await {
+            let key = lane_key(topic);
+            match read(
+                &self.client,
+                &self.prefix,
+                subject,
+                key,
+                self.inbound.clone(),
+            )
+            .await
+            {
                 Ok(reader) => {
                     self.readers.insert(topic.clone(), reader);
                     added.push(topic);
