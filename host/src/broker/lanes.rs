@@ -114,3 +114,47 @@ async fn drain(mut messages: mpsc::Receiver<Queued>, inbound: Inbound) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeSet, HashMap};
+
+    use super::*;
+    use crate::connections::Connections;
+    use crate::hub::Hub;
+    use crate::metrics::Metrics;
+
+    fn inbound() -> Inbound {
+        let metrics = Arc::new(Metrics::new());
+        Inbound::new(
+            Arc::new(Hub::new(Arc::clone(&metrics))),
+            Arc::new(Connections::new(10, "node".into())),
+            metrics,
+            1024,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_key_always_runs_on_one_worker_and_keys_spread_over_all() {
+        let workers = crate::workers::Workers::start(2).expect("two runtimes");
+        let lanes = Lanes::on(workers.handles(), &inbound());
+        assert!(!lanes.is_inline());
+        let mut threads: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for _ in 0..3 {
+            for n in 0..32 {
+                let key = format!("channel.{n}");
+                let name = lanes
+                    .spawn(&key, async {
+                        std::thread::current().name().unwrap_or("?").to_owned()
+                    })
+                    .await
+                    .expect("ran");
+                assert!(name.starts_with("ferrygate-worker-"), "{name}");
+                threads.entry(key).or_default().insert(name);
+            }
+        }
+        assert!(threads.values().all(|names| names.len() == 1));
+        let used: BTreeSet<&String> = threads.values().flatten().collect();
+        assert_eq!(used.len(), 2, "32 keys use both workers");
+    }
+}
