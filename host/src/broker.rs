@@ -7,12 +7,14 @@
 //! channel, and no double delivery. Implementations: [`memory`] (one instance,
 //! in process), [`nats`] and [`redis`]; the shared parts of the last two are
 //! [`interest`] (which subscriptions an instance wants), [`envelope`] (what
-//! travels) and [`inbound`] (delivery of what arrives).
+//! travels), [`inbound`] (delivery of what arrives) and [`lanes`] (which
+//! worker delivers it).
 
 pub mod envelope;
 pub mod health;
 pub mod inbound;
 pub mod interest;
+pub mod lanes;
 pub mod memory;
 pub mod nats;
 pub mod redis;

@@ -15,6 +15,7 @@ use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::plugin::{LivePlugins, Outcome, Reloader, StartError};
 use crate::presence::Presence;
+use crate::workers::Workers;
 
 /// See the module docs.
 #[derive(Debug)]
@@ -52,6 +53,7 @@ pub enum GatewayError {
 }
 
 /// The parts a broker is built from.
+#[derive(Clone)]
 struct Parts {
     node: Arc<str>,
     metrics: Arc<Metrics>,
@@ -74,6 +76,20 @@ impl Gateway {
         config: Config,
         manifest: Option<std::path::PathBuf>,
     ) -> Result<Arc<Self>, GatewayError> {
+        Self::start_on(config, manifest, &Workers::current()).await
+    }
+
+    /// As [`Gateway::start_from`], with the broker on `workers`: its client
+    /// connections and background tasks run on the first worker, and what
+    /// arrives from it is decoded and fanned out on every worker, each
+    /// channel always on the same one (`broker::lanes`). Nothing of the
+    /// broker then runs on the caller's runtime, which accepts connections
+    /// and reloads. With no workers, everything runs on the caller's runtime.
+    pub async fn start_on(
+        config: Config,
+        manifest: Option<std::path::PathBuf>,
+        workers: &Workers,
+    ) -> Result<Arc<Self>, GatewayError> {
         let parts = Parts::new(&config);
         let plugins = LivePlugins::start(&config, &parts.metrics.plugins).await?;
         let inbound = Inbound::new(
@@ -82,34 +98,30 @@ impl Gateway {
             Arc::clone(&parts.metrics),
             config.server.max_frame_bytes,
         );
-        let node = Arc::clone(&parts.node);
-        let metrics = Arc::clone(&parts.metrics);
-        // What receivers accept is also what publishers may send (`SizeLimit`).
-        let max_bytes = config.server.max_frame_bytes;
-        let broker: Arc<dyn Broker> = match config.broker.kind {
-            BrokerKind::Memory => parts.memory_broker(max_bytes),
-            BrokerKind::Nats => Arc::new(
-                NatsBroker::start(
-                    &config.broker,
-                    &config.base_dir,
-                    node,
-                    inbound,
-                    metrics,
-                    max_bytes,
-                )
-                .await?,
-            ),
-            BrokerKind::Redis => Arc::new(
-                crate::broker::RedisBroker::start(
-                    &config.broker,
-                    node,
-                    inbound,
-                    metrics,
-                    max_bytes,
-                )
-                .await?,
-            ),
+        // The memory broker delivers on the publisher's own worker already.
+        let inbound = match config.broker.kind {
+            BrokerKind::Memory => inbound,
+            BrokerKind::Nats | BrokerKind::Redis => inbound.on_workers(workers.handles()),
         };
+        let (config, broker) = match workers.handles().first() {
+            None => {
+                let broker = parts.broker(&config, inbound).await;
+                (config, broker)
+            }
+            Some(runtime) => {
+                // Every task the broker spawns (client connections, the
+                // reconcile task, readers) lands on the runtime it starts on.
+                let owned = parts.clone();
+                let started = runtime.spawn(async move {
+                    let broker = owned.broker(&config, inbound).await;
+                    (config, broker)
+                });
+                started.await.map_err(|e| {
+                    BrokerError::Unavailable(format!("the broker did not start: {e}"))
+                })?
+            }
+        };
+        let broker = broker?;
         let presence = Arc::new(Presence::new(broker.presence(), Arc::clone(&parts.metrics)));
         let gateway = Arc::new(Self {
             config,
@@ -162,6 +174,42 @@ impl Gateway {
 }
 
 impl Parts {
+    /// Connects to the broker `[broker] kind` names, delivering into `inbound`.
+    async fn broker(
+        &self,
+        config: &Config,
+        inbound: Inbound,
+    ) -> Result<Arc<dyn Broker>, BrokerError> {
+        let node = Arc::clone(&self.node);
+        let metrics = Arc::clone(&self.metrics);
+        // What receivers accept is also what publishers may send (`SizeLimit`).
+        let max_bytes = config.server.max_frame_bytes;
+        Ok(match config.broker.kind {
+            BrokerKind::Memory => self.memory_broker(max_bytes),
+            BrokerKind::Nats => Arc::new(
+                NatsBroker::start(
+                    &config.broker,
+                    &config.base_dir,
+                    node,
+                    inbound,
+                    metrics,
+                    max_bytes,
+                )
+                .await?,
+            ),
+            BrokerKind::Redis => Arc::new(
+                crate::broker::RedisBroker::start(
+                    &config.broker,
+                    node,
+                    inbound,
+                    metrics,
+                    max_bytes,
+                )
+                .await?,
+            ),
+        })
+    }
+
     fn memory_broker(&self, max_bytes: usize) -> Arc<dyn Broker> {
         // In process, instances are never apart.
         self.metrics.broker.connected.set(1);

@@ -14,6 +14,7 @@
 //! duplicates.
 
 mod member;
+mod members;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -58,7 +59,7 @@ pub enum Unsubscribed {
     NotSubscribed,
 }
 
-type Channels = HashMap<ChannelName, Vec<member::Member>>;
+type Channels = HashMap<ChannelName, members::Members>;
 
 /// See the module docs.
 #[derive(Debug)]
@@ -116,7 +117,7 @@ impl Hub {
         let mut shard = self.shard(channel).lock();
         let member = shard
             .get_mut(channel)
-            .and_then(|members| members.iter_mut().find(|m| &m.subscriber.conn == conn));
+            .and_then(|members| members.get_mut(conn));
         if let Some(member) = member {
             member.release(self, ack, replay, floor);
         }
@@ -129,22 +130,23 @@ impl Hub {
                 Subscribed::Joined
             }
             None => {
-                shard.insert(channel.clone(), vec![member]);
+                shard.insert(channel.clone(), members::Members::new(member));
                 Subscribed::First
             }
         }
     }
 
-    /// Removes `conn` from `channel`.
+    /// Removes `conn` from `channel`: O(1) whatever the channel's size (see
+    /// `hub::members`), so that a drain or a network blip that makes a large
+    /// channel's members leave at once costs linear, not quadratic, time.
     pub fn unsubscribe(&self, channel: &ChannelName, conn: &ConnId) -> Unsubscribed {
         let mut shard = self.shard(channel).lock();
         let Some(subscribers) = shard.get_mut(channel) else {
             return Unsubscribed::NotSubscribed;
         };
-        let Some(index) = subscribers.iter().position(|m| &m.subscriber.conn == conn) else {
+        if !subscribers.remove(conn) {
             return Unsubscribed::NotSubscribed;
-        };
-        subscribers.swap_remove(index);
+        }
         if subscribers.is_empty() {
             shard.remove(channel);
             Unsubscribed::Last
@@ -225,115 +227,4 @@ impl Hub {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn subscriber(conn: &str) -> Subscriber {
-        Subscriber {
-            conn: ConnId::from(conn),
-            outbox: Arc::new(Outbox::new(1 << 20)),
-        }
-    }
-
-    async fn texts(outbox: &Outbox) -> Vec<String> {
-        let mut batch = Vec::new();
-        outbox.next(&mut batch, usize::MAX).await;
-        batch.iter().map(|f| f.as_str().to_owned()).collect()
-    }
-
-    #[tokio::test]
-    async fn ack_precedes_pushes_and_interest_is_reported() {
-        let hub = Hub::new(Arc::new(Metrics::new()));
-        let channel = ChannelName::new("c").expect("valid");
-        let (a, b) = (subscriber("a"), subscriber("b"));
-        assert_eq!(
-            hub.subscribe(&channel, a.clone(), Some(Frame::from("ack".to_owned()))),
-            Subscribed::First
-        );
-        assert_eq!(
-            hub.subscribe(&channel, b.clone(), Some(Frame::from("ack".to_owned()))),
-            Subscribed::Joined
-        );
-        assert_eq!(hub.deliver(&channel, "1"), 2);
-        assert_eq!(
-            texts(&a.outbox).await,
-            ["ack", r#"{"channel":"c","data":1}"#]
-        );
-        assert_eq!(hub.unsubscribe(&channel, &a.conn), Unsubscribed::Left);
-        assert_eq!(
-            hub.unsubscribe(&channel, &a.conn),
-            Unsubscribed::NotSubscribed
-        );
-        assert_eq!(hub.unsubscribe(&channel, &b.conn), Unsubscribed::Last);
-        assert_eq!(hub.deliver(&channel, "2"), 0);
-        assert_eq!(hub.channel_count(), 0);
-    }
-
-    fn at(offset: u64) -> (Position, Frame) {
-        let channel = ChannelName::new("c").expect("valid");
-        let position = Position {
-            epoch: "e".into(),
-            offset,
-        };
-        (position, Frame::push_at(&channel, "0", offset, "e"))
-    }
-
-    fn offsets(texts: &[String]) -> Vec<String> {
-        texts
-            .iter()
-            .map(|t| {
-                t.split("\"offset\":")
-                    .nth(1)
-                    .map_or(t.clone(), |o| o[..1].to_owned())
-            })
-            .collect()
-    }
-
-    #[tokio::test]
-    async fn a_held_member_gets_ack_replay_then_what_the_replay_did_not_cover() {
-        let hub = Hub::new(Arc::new(Metrics::new()));
-        let channel = ChannelName::new("c").expect("valid");
-        let a = subscriber("a");
-        hub.hold(&channel, a.clone());
-        for offset in 3..=6 {
-            let (position, frame) = at(offset);
-            assert_eq!(hub.deliver_at(&channel, &position, &frame), 1);
-        }
-        let replay = (1..=4).map(|o| at(o).1).collect();
-        hub.release(
-            &channel,
-            &a.conn,
-            Frame::from("ack".to_owned()),
-            replay,
-            Some(at(4).0),
-        );
-        // A late copy of 4 is dropped, 7 goes through.
-        for offset in [4, 7] {
-            let (position, frame) = at(offset);
-            hub.deliver_at(&channel, &position, &frame);
-        }
-        let got = offsets(&texts(&a.outbox).await);
-        assert_eq!(got, ["ack", "1", "2", "3", "4", "5", "6", "7"]);
-    }
-
-    #[tokio::test]
-    async fn a_held_member_is_bounded_like_its_outbox() {
-        let metrics = Arc::new(Metrics::new());
-        let hub = Hub::new(Arc::clone(&metrics));
-        let channel = ChannelName::new("c").expect("valid");
-        let small = Subscriber {
-            conn: ConnId::from("s"),
-            outbox: Arc::new(Outbox::new(100)),
-        };
-        hub.hold(&channel, small.clone());
-        for offset in 1..=5 {
-            let (position, frame) = at(offset);
-            hub.deliver_at(&channel, &position, &frame);
-        }
-        assert_eq!(
-            small.outbox.close_reason(),
-            Some(crate::close::CloseReason::SlowConsumer)
-        );
-        assert_eq!(metrics.slow_consumers.get(), 1);
-    }
-}
+mod tests;

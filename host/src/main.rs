@@ -330,8 +330,9 @@ fn serve(path: Option<PathBuf>, listen: Option<SocketAddr>) -> ExitCode {
         config.server.listen = listen;
     }
     ferrygate::logging::hide_secrets_of(&config);
-    // The main runtime only accepts, handles signals and drains; connections
-    // are served by per-core worker runtimes (see `ferrygate::workers`).
+    // The main runtime only accepts, handles signals, reloads and drains;
+    // connections and the broker are served by per-core worker runtimes (see
+    // `ferrygate::workers`, `ferrygate::broker::lanes`).
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -358,7 +359,8 @@ fn serve(path: Option<PathBuf>, listen: Option<SocketAddr>) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let gateway = match Gateway::start_from(config, path).await {
+        // The broker runs on the workers: nothing it receives is handled here.
+        let gateway = match Gateway::start_on(config, path, &workers).await {
             Ok(gateway) => gateway,
             Err(e) => {
                 tracing::error!("{e}");

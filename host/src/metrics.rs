@@ -60,6 +60,9 @@ pub enum UpgradeRefusal {
     Auth,
     /// The auth plugin failed (trap, deadline, ...): refused, as auth fails closed.
     AuthFailed,
+    /// `max_pending_connections` HTTP connections were open: answered 503
+    /// at accept, before any request was read.
+    Pending,
 }
 
 impl UpgradeRefusal {
@@ -71,6 +74,7 @@ impl UpgradeRefusal {
             Self::BadHandshake => "bad_handshake",
             Self::Auth => "auth",
             Self::AuthFailed => "auth_failed",
+            Self::Pending => "pending",
         }
     }
 }

@@ -3,6 +3,9 @@
 //!
 //! `run(listener, gateway, shutdown)` is the whole server: tests call it on a
 //! port-0 listener with a future of their own as the shutdown signal.
+//! Connections that are not sessions yet are bounded by `server::pending`.
+
+pub mod pending;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -88,6 +91,7 @@ async fn accept_loop(listener: TcpListener, gateway: Arc<Gateway>, workers: Work
     http.timer(TokioTimer::new())
         .header_read_timeout(Duration::from_millis(server.request_head_timeout_ms))
         .max_buf_size(server.max_request_head_bytes);
+    let limit = pending::PendingLimit::new(server.max_pending_connections);
     let mut backoff = Duration::from_millis(5);
     loop {
         let (stream, remote) = match listener.accept().await {
@@ -103,6 +107,13 @@ async fn accept_loop(listener: TcpListener, gateway: Arc<Gateway>, workers: Work
             }
         };
         let _ = stream.set_nodelay(true);
+        let Some(slot) = limit.take() else {
+            gateway
+                .metrics
+                .upgrade_refused(crate::metrics::UpgradeRefusal::Pending);
+            workers.spawn(stream, pending::refuse);
+            continue;
+        };
         let router = router.clone();
         let http = http.clone();
         workers.spawn(stream, move |stream| async move {
@@ -110,11 +121,16 @@ async fn accept_loop(listener: TcpListener, gateway: Arc<Gateway>, workers: Work
                 TokioIo::new(stream),
                 TowerToHyperService::new(tower::service_fn(
                     move |mut request: hyper::Request<hyper::body::Incoming>| {
-                        request.extensions_mut().insert(RemoteAddr(remote));
+                        let extensions = request.extensions_mut();
+                        extensions.insert(RemoteAddr(remote));
+                        // So that an SSE stream, which stays HTTP, stops counting.
+                        extensions.insert(slot.clone());
                         router.clone().oneshot(request)
                     },
                 )),
             );
+            // Ends when the client leaves, a request head times out (an
+            // idle keep-alive wait included), or the socket is upgraded.
             if let Err(e) = connection.with_upgrades().await {
                 tracing::debug!(%remote, error = %e, "http connection ended with an error");
             }

@@ -12,7 +12,8 @@
 //!
 //! A session stays on the runtime that accepted it; the hub, outboxes and
 //! metrics are shared and thread-safe, so a publish on one runtime wakes
-//! sessions on all of them.
+//! sessions on all of them. The broker's tasks run on these runtimes too
+//! (see `broker::lanes`), never on the thread that accepts.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -68,6 +69,11 @@ impl Workers {
     /// Whether connections are served on the caller's runtime.
     pub fn is_empty(&self) -> bool {
         self.handles.is_empty()
+    }
+
+    /// The worker runtimes, in order (empty: the caller's runtime serves).
+    pub fn handles(&self) -> &[Handle] {
+        &self.handles
     }
 
     /// Serves `stream` with `serve` on the next runtime.

@@ -5,6 +5,7 @@ mod support;
 
 mod bad_input;
 mod broker_acked;
+mod broker_lanes;
 mod cli;
 mod cluster;
 mod cluster_auth;
@@ -25,6 +26,7 @@ mod hot;
 mod http_api;
 mod http_interop;
 mod limits;
+mod pending;
 mod plugin_auth;
 mod plugin_author;
 mod plugin_check;

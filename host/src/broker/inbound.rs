@@ -1,12 +1,15 @@
 //! Delivery of messages that arrive from the broker to this instance's clients.
 //!
 //! Every payload is checked here ([`envelope::decode`]) before any client sees
-//! it; a malformed one is counted by reason and dropped. Owns no connection
-//! to the broker and never publishes.
+//! it; a malformed one is counted by reason and dropped. Which runtime does
+//! it is [`super::lanes`]' choice: with worker runtimes, a channel's messages
+//! are always handled on the same worker, never on the accepting thread.
+//! Owns no connection to the broker and never publishes.
 
 use std::sync::Arc;
 
 use super::envelope;
+use super::lanes::Lanes;
 use crate::connections::Connections;
 use crate::hub::Hub;
 use crate::metrics::{Malformed, MessageKind, Metrics};
@@ -35,6 +38,15 @@ impl Route {
             _ => None,
         }
     }
+
+    /// What picks the lane: the channel name, user or connection id.
+    pub fn key(&self) -> &str {
+        match self {
+            Self::Channel(channel) => channel.as_str(),
+            Self::User(user) => user.as_str(),
+            Self::Conn(conn) => conn.as_str(),
+        }
+    }
 }
 
 /// Hands broker messages to the hub or to connections.
@@ -44,6 +56,7 @@ pub struct Inbound {
     connections: Arc<Connections>,
     metrics: Arc<Metrics>,
     max_bytes: usize,
+    lanes: Lanes,
 }
 
 impl Inbound {
@@ -59,7 +72,32 @@ impl Inbound {
             connections,
             metrics,
             max_bytes,
+            lanes: Lanes::default(),
         }
+    }
+
+    /// The same, delivering on `runtimes` (one lane each, see
+    /// [`super::lanes`]) instead of on the caller's runtime; empty: inline.
+    pub fn on_workers(self, runtimes: &[tokio::runtime::Handle]) -> Self {
+        // The lanes' consumers deliver inline: they already run on their lane.
+        let lanes = Lanes::on(runtimes, &self);
+        Self { lanes, ..self }
+    }
+
+    /// Runs a reader `task` for messages routed by `key` (a channel name,
+    /// user or connection id) on that key's lane.
+    pub fn spawn_on_lane<F>(&self, key: &str, task: F) -> tokio::task::JoinHandle<()>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.lanes.spawn(key, task)
+    }
+
+    /// Delivers one message on its route's lane ([`Inbound::deliver`] runs
+    /// there), in the order of the calls for one route; waits while that
+    /// lane's queue is full.
+    pub async fn dispatch(&self, route: Option<Route>, payload: bytes::Bytes) {
+        self.lanes.send(self, route, payload).await;
     }
 
     /// Delivers one message whose subject or channel was parsed as `route`

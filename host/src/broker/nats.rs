@@ -81,7 +81,8 @@ impl NatsBroker {
         // Connection-targeted messages: one wildcard per node, so an instance
         // receives only those for its own connections.
         let conns = format!("{prefix}.conn.{node}.*");
-        let reader = subscriptions::read(&client, &prefix, conns, inbound.clone()).await?;
+        let reader =
+            subscriptions::read(&client, &prefix, conns.clone(), &conns, inbound.clone()).await?;
         drop(reader); // Detached: it lives as long as the client.
         let probe = Probe::start(client.clone(), &prefix, &node).await?;
         let (interest, work) = Interest::new(config.timeout());

@@ -29,6 +29,9 @@ pub struct ServerConfig {
     pub max_frame_bytes: usize,
     /// Most WebSocket sessions at once; further upgrades get HTTP 503.
     pub max_connections: usize,
+    /// Most HTTP connections that are not sessions (not yet upgraded, API
+    /// calls, keep-alive waits); one more is answered 503 at accept.
+    pub max_pending_connections: usize,
     /// Most channels one connection may be subscribed to.
     pub max_subscriptions_per_connection: usize,
     /// Most rpcs one connection may have awaiting an answer; one more is
@@ -65,6 +68,7 @@ impl Default for ServerConfig {
             allowed_origins: Vec::new(),
             max_frame_bytes: 64 * 1024,
             max_connections: 100_000,
+            max_pending_connections: 4096,
             max_subscriptions_per_connection: 1024,
             max_inflight_rpc_per_connection: 16,
             max_queued_bytes: 1024 * 1024,
@@ -130,6 +134,12 @@ impl ServerConfig {
             size(self.max_connections),
             MAX_CONNECTIONS,
             "sessions of one process",
+        )?;
+        within(
+            "max_pending_connections",
+            size(self.max_pending_connections),
+            MAX_PENDING_CONNECTIONS,
+            "HTTP connections that are not sessions yet",
         )?;
         within(
             "max_subscriptions_per_connection",
@@ -235,6 +245,9 @@ impl ServerConfig {
 const MAX_FRAME_BYTES: (u64, u64) = (256, 16 << 20);
 /// `max_connections`: ten million is beyond what one process can hold.
 const MAX_CONNECTIONS: (u64, u64) = (1, 10_000_000);
+/// `max_pending_connections`: 1 to one million; each holds a descriptor
+/// for at most `request_head_timeout_ms` between requests.
+const MAX_PENDING_CONNECTIONS: (u64, u64) = (1, 1_000_000);
 /// `max_subscriptions_per_connection`: one million channels per client.
 const MAX_SUBSCRIPTIONS: (u64, u64) = (1, 1_000_000);
 /// `max_queued_bytes`: at most 1 GiB queued for one client.

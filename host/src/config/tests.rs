@@ -209,6 +209,7 @@ fn huge_durations_and_sizes_are_errors_at_their_line() {
         ("server", "request_head_timeout_ms"),
         ("server", "max_frame_bytes"),
         ("server", "max_connections"),
+        ("server", "max_pending_connections"),
         ("server", "max_subscriptions_per_connection"),
         ("server", "max_queued_bytes"),
         ("server", "max_request_head_bytes"),

@@ -82,6 +82,14 @@ pub(super) async fn stream(State(gateway): State<Arc<Gateway>>, request: Request
             return error(StatusCode::BAD_REQUEST, "bad_request", why);
         }
     };
+    // A session now (counted in `max_connections`), no longer a pending
+    // HTTP connection, though the stream stays on HTTP.
+    if let Some(slot) = request
+        .extensions()
+        .get::<crate::server::pending::PendingSlot>()
+    {
+        slot.release();
+    }
     let last_event_id = last_event_id(request.uri(), request.headers());
     let plugins = gateway.plugins.current();
     let history: Vec<ChannelName> = channels

@@ -2,9 +2,13 @@
 //! per wanted topic, confirmed by one server round trip ([`Probe`]) per batch.
 //!
 //! async-nats replays every live subscription after a reconnect by itself,
-//! so nothing here reacts to reconnects. Dropping a subscription (aborting its
-//! reader, which owns it) sends UNSUB; the aborted reader delivers nothing
-//! more, so a quick unsubscribe+subscribe never delivers a message twice.
+//! so nothing here reacts to reconnects. Dropping a subscription (stopping its
+//! reader, which owns it) sends UNSUB. A reader runs on its channel's lane,
+//! another thread than this task's, and may be in the middle of a batch when
+//! it is stopped: so it checks its stop token before every delivery, and a
+//! stopped reader delivers nothing more, even before the abort lands. A quick
+//! unsubscribe+subscribe therefore never delivers a message twice (the old
+//! subscription may still receive it until its UNSUB reaches the server).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,6 +18,7 @@ use async_nats::Client;
 use async_nats::connection::State;
 use futures_util::StreamExt;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::broker::BrokerError;
 use crate::broker::inbound::{Inbound, Route};
@@ -30,7 +35,23 @@ pub struct NatsSubscriptions {
     probe: Arc<Probe>,
     /// Longest wait for the confirming round trip (`[broker] timeout_ms`).
     confirm: Duration,
-    readers: HashMap<Topic, JoinHandle<()>>,
+    readers: HashMap<Topic, Reader>,
+}
+
+/// A subject's reader task; [`Reader::stop`] ends it. Dropped unstopped, it
+/// runs as long as the client.
+#[derive(Debug)]
+pub struct Reader {
+    task: JoinHandle<()>,
+    stop: CancellationToken,
+}
+
+impl Reader {
+    /// Delivers nothing more from now on, and ends the task (UNSUB).
+    pub fn stop(self) {
+        self.stop.cancel();
+        self.task.abort();
+    }
 }
 
 impl NatsSubscriptions {
@@ -65,27 +86,45 @@ pub fn subject(prefix: &str, topic: &Topic) -> String {
     }
 }
 
-/// Subscribes `subject` and delivers what arrives until the returned task is aborted.
+/// What picks the lane of `topic`'s reader (see `broker::lanes`).
+pub fn lane_key(topic: &Topic) -> &str {
+    match topic {
+        Topic::Channel(channel) => channel.as_str(),
+        Topic::User(user) => user.as_ref(),
+    }
+}
+
+/// Subscribes `subject` and delivers what arrives until the returned task is
+/// aborted. The reader runs on the lane of `key`, so that decoding and
+/// fan-out happen on that worker, never on the accepting thread.
 pub async fn read(
     client: &Client,
     prefix: &str,
     subject: String,
+    key: &str,
     inbound: Inbound,
-) -> Result<JoinHandle<()>, BrokerError> {
+) -> Result<Reader, BrokerError> {
     let mut subscriber = client
         .subscribe(subject)
         .await
         .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
     let strip = format!("{prefix}.");
-    Ok(tokio::spawn(async move {
+    let lane = inbound.clone();
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
+    let task = lane.spawn_on_lane(key, async move {
         while let Some(message) = subscriber.next().await {
+            if stopped.is_cancelled() {
+                return;
+            }
             let route = message
                 .subject
                 .strip_prefix(strip.as_str())
                 .and_then(|rest| Route::parse(rest, '.'));
             inbound.deliver(route, &message.payload);
         }
-    }))
+    });
+    Ok(Reader { task, stop })
 }
 
 impl Subscriptions for NatsSubscriptions {
@@ -100,7 +139,16 @@ impl Subscriptions for NatsSubscriptions {
                 continue;
             }
             let subject = subject(&self.prefix, topic);
-            match read(&self.client, &self.prefix, subject, self.inbound.clone()).await {
+            let key = lane_key(topic);
+            match read(
+                &self.client,
+                &self.prefix,
+                subject,
+                key,
+                self.inbound.clone(),
+            )
+            .await
+            {
                 Ok(reader) => {
                     self.readers.insert(topic.clone(), reader);
                     added.push(topic);
@@ -120,7 +168,7 @@ impl Subscriptions for NatsSubscriptions {
             // Unconfirmed: dropped (UNSUB), and made anew when retried.
             for topic in added {
                 if let Some(reader) = self.readers.remove(topic) {
-                    reader.abort();
+                    reader.stop();
                 }
             }
         }
@@ -129,7 +177,7 @@ impl Subscriptions for NatsSubscriptions {
 
     async fn unsubscribe(&mut self, topic: &Topic) {
         if let Some(reader) = self.readers.remove(topic) {
-            reader.abort();
+            reader.stop();
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The Redis subscriber connection's two background tasks: the reader that
-//! hands every pub/sub message to [`Inbound`] (or to a waiting rpc), and the
+//! hands every pub/sub message to [`Inbound`]'s lane for its channel (or to
+//! a waiting rpc), and the
 //! watch that keeps the connected gauge and restores subscriptions after a
 //! reconnect. Neither publishes anything but subscriptions.
 
@@ -48,7 +49,8 @@ pub fn spawn_reader(
             let route = name
                 .strip_prefix(strip.as_str())
                 .and_then(|rest| Route::parse(rest, ':'));
-            inbound.deliver(route, &payload);
+            // Decoded and fanned out on the route's lane (a worker).
+            inbound.dispatch(route, payload).await;
         }
     });
 }
