@@ -24,7 +24,7 @@ const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: appli
 /// How long a refused socket is kept to read what the client sent before
 /// closing (closing with unread bytes would reset the connection and could
 /// destroy the 503 before the client reads it).
-const REFUSAL_LINGER: Duration = Duration::from_millis(500);
+pub const REFUSAL_LINGER: Duration = Duration::from_millis(500);
 
 /// Largest number of request bytes read and discarded from a refused socket.
 const REFUSAL_READ_BYTES: usize = 16 * 1024;
