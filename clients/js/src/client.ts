@@ -14,6 +14,12 @@ import { Subscription, type SubscriptionHandlers } from "./subscription.js";
 export type ConnectionState = "connecting" | "connected" | "disconnected" | "closed";
 
 /** The first frame of a session (`welcome`). */
+/** What {@link Client.publish} resolves with. */
+export interface PublishResult {
+  /** A route or transform plugin dropped the message on purpose: accepted, delivered to nobody. */
+  dropped: boolean;
+}
+
 export interface Welcome {
   conn: string;
   user: string | null;
@@ -134,9 +140,16 @@ export class Client extends Emitter<ClientEvents> {
     return sub;
   }
 
-  /** Publishes `data` on `channel`; resolves when the broker accepted it. */
-  async publish(channel: string, data: unknown): Promise<void> {
-    await this.request({ op: "publish", channel, data });
+  /**
+   * Publishes `data` on `channel`; resolves when the broker accepted it, with
+   * `dropped: true` when a route or transform plugin dropped the message on
+   * purpose (the reply `{"ok":true,"result":{"dropped":true}}`: not an error,
+   * and nobody receives it).
+   */
+  async publish(channel: string, data: unknown): Promise<PublishResult> {
+    const result = await this.request({ op: "publish", channel, data });
+    const dropped = typeof result === "object" && result !== null && (result as { dropped?: unknown }).dropped === true;
+    return { dropped };
   }
 
   /** Calls a backend method; resolves with its `result`. */

@@ -1,6 +1,6 @@
 // @ferrygate/client: the public API.
 export { Client } from "./client.js";
-export type { ClientOptions, ClientEvents, ConnectionState, Welcome } from "./client.js";
+export type { ClientOptions, ClientEvents, ConnectionState, PublishResult, Welcome } from "./client.js";
 export { Subscription } from "./subscription.js";
 export type { SubscriptionHandlers, Position, PushMeta, Recovery } from "./subscription.js";
 export { FerrygateError } from "./errors.js";

@@ -192,3 +192,20 @@ test("a 401 at connect stops the client with an error event, without retrying", 
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(attempts, 1, "one attempt, no loop");
 });
+
+test("publish resolves with whether a plugin dropped the message", { skip: !existsSync(join(PLUGINS, "seen_by_rust.wasm")) && "no plugins/dist/seen_by_rust.wasm (cargo xtask build-plugins)" }, async () => {
+  // `seen-by` (plugins/testing) drops a payload containing its `drop_word`.
+  const g = await gateway({
+    extra: `[plugins.seen]\nkind = "transform"\npath = "${join(PLUGINS, "seen_by_rust.wasm")}"\nconfig = { drop_word = "spam" }\n\n[[routes]]\nchannels = "filtered.*"\ninbound = ["seen"]\n`,
+  });
+  const client = new Client({ url: g.url });
+  await client.connect();
+  const got = [];
+  const sub = client.subscribe("filtered.a", { onMessage: (data) => got.push(data) });
+  await sub.ready;
+  assert.deepEqual(await client.publish("filtered.a", { text: "buy spam now" }), { dropped: true });
+  assert.deepEqual(await client.publish("filtered.a", { text: "fine" }), { dropped: false });
+  await until(() => got.length === 1, "the kept message");
+  assert.equal(got[0].text, "fine");
+  client.close();
+});
