@@ -14,20 +14,12 @@ use crate::cluster::Instance;
 use crate::cluster::backend::Backend;
 use crate::cluster::nats_cluster::NatsCluster;
 use crate::plugin_auth::{SECRET, claims, hs256};
-use crate::support::plugins::section;
 use crate::support::{Client, PATIENCE};
 
 /// The `[broker]` body of instance `i`, with `jwt-auth` so that user
 /// messages have users to reach.
 fn manifest(cluster: &NatsCluster, i: usize) -> String {
-    let auth = section(
-        "auth",
-        "auth",
-        "jwt_auth",
-        &format!(
-            "config = {{ hs256_secret = \"{SECRET}\", issuer = \"ferrygate-tests\", audience = \"chat\" }}"
-        ),
-    );
+    let auth = crate::plugin_auth::jwt_auth_section();
     let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache");
     format!(
         "kind = \"nats\"\nurls = {}\nrpc_timeout_ms = 2000\n{auth}\n[wasm]\ncache_dir = {:?}\n",

@@ -12,20 +12,12 @@ use crate::cluster::backend::Backend;
 use crate::cluster::{BrokerServer, Instance, Kind, assert_silent};
 use crate::plugin_auth::{SECRET, claims, hs256};
 use crate::support::Client;
-use crate::support::plugins::section;
 
 const USER: &str = "ada.l@example.com";
 
 async fn user_messages_reach_every_socket_of_the_user(kind: Kind) {
     let server = BrokerServer::start(kind);
-    let auth = section(
-        "auth",
-        "auth",
-        "jwt_auth",
-        &format!(
-            "config = {{ hs256_secret = \"{SECRET}\", issuer = \"ferrygate-tests\", audience = \"chat\" }}"
-        ),
-    );
+    let auth = crate::plugin_auth::jwt_auth_section();
     let gateways: Vec<Instance> = (0..3).map(|_| Instance::start(&server, &auth)).collect();
     let token = hs256(&claims(USER), SECRET);
     let connect = |gateway: &Instance, token: &str| {

@@ -24,6 +24,20 @@ fn fixture(name: &str) -> String {
     std::fs::read_to_string(repo_root().join("tests/fixtures").join(name)).expect("fixture")
 }
 
+/// The `[plugins.auth]` section most tests share: `jwt-auth` with
+/// [`SECRET`], issuer `ferrygate-tests`, audience `chat` (what [`claims`]
+/// carries).
+pub fn jwt_auth_section() -> String {
+    section(
+        "auth",
+        "auth",
+        "jwt_auth",
+        &format!(
+            "config = {{ hs256_secret = \"{SECRET}\", issuer = \"ferrygate-tests\", audience = \"chat\" }}"
+        ),
+    )
+}
+
 pub fn claims(sub: &str) -> Value {
     json!({"sub": sub, "iss": "ferrygate-tests", "aud": "chat", "exp": now() + 300})
 }

@@ -165,14 +165,7 @@ async fn plugin_test_replays_a_live_recording_to_the_same_decisions() {
         "json_redact",
         &format!("{}\n{}", record(&transform_file), toml_inline(REDACT)),
     );
-    let auth = section(
-        "auth",
-        "auth",
-        "jwt_auth",
-        &format!(
-            "config = {{ hs256_secret = \"{SECRET}\", issuer = \"ferrygate-tests\", audience = \"chat\" }}"
-        ),
-    );
+    let auth = crate::plugin_auth::jwt_auth_section();
     let routes = "[[routes]]\nchannels = \">\"\nroute = \"acl\"\ninbound = [\"redact\"]\n";
     let gateway = TestGateway::start(&format!("{auth}{acl}{redact}{routes}")).await;
     let url = format!(

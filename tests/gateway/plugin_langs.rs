@@ -101,14 +101,7 @@ async fn user(gateway: &TestGateway, name: &str) -> Client {
 
 #[tokio::test]
 async fn a_python_route_applies_per_room_rules() {
-    let auth = section(
-        "auth",
-        "auth",
-        "jwt_auth",
-        &format!(
-            "config = {{ hs256_secret = \"{SECRET}\", issuer = \"ferrygate-tests\", audience = \"chat\" }}"
-        ),
-    );
+    let auth = crate::plugin_auth::jwt_auth_section();
     let rules = section(
         "rooms",
         "route",

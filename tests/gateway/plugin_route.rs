@@ -9,14 +9,7 @@ use crate::support::plugins::section;
 use crate::support::{Client, TestGateway};
 
 async fn chat_gateway() -> TestGateway {
-    let auth = section(
-        "auth",
-        "auth",
-        "jwt_auth",
-        &format!(
-            "config = {{ hs256_secret = \"{SECRET}\", issuer = \"ferrygate-tests\", audience = \"chat\" }}"
-        ),
-    );
+    let auth = crate::plugin_auth::jwt_auth_section();
     let acl = section(
         "acl",
         "route",

@@ -18,14 +18,7 @@ const RPC_TIMEOUT_MS: u64 = 1500;
 /// An in-process gateway on `server` with `jwt-auth`, `channel-acl` on every
 /// channel and method, and at most two rpcs in flight per connection.
 async fn gateway(server: &BrokerServer) -> TestGateway {
-    let auth = section(
-        "auth",
-        "auth",
-        "jwt_auth",
-        &format!(
-            "config = {{ hs256_secret = \"{SECRET}\", issuer = \"ferrygate-tests\", audience = \"chat\" }}"
-        ),
-    );
+    let auth = crate::plugin_auth::jwt_auth_section();
     let acl = section(
         "acl",
         "route",

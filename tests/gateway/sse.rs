@@ -160,14 +160,7 @@ async fn a_sse_reader_that_falls_behind_is_cut_and_released() {
 
 #[tokio::test]
 async fn sse_is_refused_before_it_starts_with_a_clear_status() {
-    let auth = section(
-        "auth",
-        "auth",
-        "jwt_auth",
-        &format!(
-            "config = {{ hs256_secret = \"{SECRET}\", issuer = \"ferrygate-tests\", audience = \"chat\" }}"
-        ),
-    );
+    let auth = crate::plugin_auth::jwt_auth_section();
     let acl = section(
         "acl",
         "route",
@@ -215,14 +208,7 @@ async fn sse_is_refused_before_it_starts_with_a_clear_status() {
 
 #[tokio::test]
 async fn sse_runs_auth_before_it_reads_the_channels_and_answers_cross_origin_pages() {
-    let auth = section(
-        "auth",
-        "auth",
-        "jwt_auth",
-        &format!(
-            "config = {{ hs256_secret = \"{SECRET}\", issuer = \"ferrygate-tests\", audience = \"chat\" }}"
-        ),
-    );
+    let auth = crate::plugin_auth::jwt_auth_section();
     let acl = section(
         "acl",
         "route",
