@@ -151,6 +151,52 @@ async fn tabs_on_several_instances_count_once_and_join_and_leave_once(kind: Kind
     for gateway in &gateways {
         wait_presence(gateway.addr, "room.1", &want, 4, PATIENCE).await;
     }
+    if kind == Kind::Nats {
+        // "alice" in the bucket's key encoding (lowercase hex).
+        nats_bucket_forgets(&server, "616c696365").await;
+    }
+}
+
+/// The NATS bucket keeps no key of a user who left: the delete marker is
+/// purged (`broker/nats/presence/cleanup.rs`), so the bucket and the
+/// listing a page reads do not grow with every user ever seen.
+async fn nats_bucket_forgets(server: &BrokerServer, user_hex: &str) {
+    use futures_util::TryStreamExt;
+    let nats = async_nats::connect(server.url()).await.expect("nats");
+    let js = async_nats::jetstream::new(nats);
+    let names: Vec<String> = js.stream_names().try_collect().await.expect("stream names");
+    let name = names
+        .into_iter()
+        .find(|n| n.starts_with("KV_") && n.ends_with("_presence"))
+        .expect("the presence bucket's stream");
+    let stream = js.get_stream(&name).await.expect("the stream");
+    let filter = format!("$KV.{}.>", name.trim_start_matches("KV_"));
+    let suffix = format!(".{user_hex}");
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let subjects: Vec<(String, usize)> = stream
+            .info_with_subjects(filter.clone())
+            .await
+            .expect("subjects")
+            .try_collect()
+            .await
+            .expect("subjects");
+        let users = subjects.iter().filter(|(s, _)| s.contains(".u.")).count();
+        let left: Vec<&String> = subjects
+            .iter()
+            .map(|(s, _)| s)
+            .filter(|s| s.ends_with(&suffix))
+            .collect();
+        if left.is_empty() {
+            assert!(users > 0, "the users still in are listed: {subjects:?}");
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "keys of a departed user stay in the bucket: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn a_killed_instance_leaves_within_30_s_and_a_drained_one_at_once(kind: Kind) {

@@ -45,6 +45,7 @@ use crate::broker::interest::Topic;
 use crate::presence::{Beat, Change, ENTRY_TTL, EventKind, Gone, Member, Page, PresenceStore};
 use crate::protocol::ChannelName;
 
+mod cleanup;
 mod totals;
 
 /// Compare-and-set attempts on one key before the write is refused.
@@ -60,6 +61,8 @@ type Nodes = BTreeMap<String, u64>;
 struct Bucket {
     kv: Store,
     stream: Stream,
+    /// For deletes that report their sequence (`cleanup`).
+    js: async_nats::jetstream::Context,
     subject_prefix: String,
 }
 
@@ -139,6 +142,7 @@ impl NatsPresence {
                 Ok(Bucket {
                     kv,
                     stream,
+                    js,
                     subject_prefix: format!("$KV.{name}."),
                 })
             })
@@ -206,11 +210,7 @@ impl NatsPresence {
                 if !live {
                     return Ok(Change { before, after });
                 }
-                bucket
-                    .kv
-                    .delete_expect_revision(key, Some(revision))
-                    .await
-                    .is_ok()
+                cleanup::delete_expect_revision(bucket, key, revision).await
             } else {
                 let value = Bytes::from(serde_json::to_vec(&nodes).unwrap_or_default());
                 bucket.kv.update(key, value, revision).await.is_ok()
@@ -264,9 +264,7 @@ impl NatsPresence {
                     });
                 }
             }
-            bucket
-                .kv
-                .delete(&key)
+            cleanup::delete(bucket, &key)
                 .await
                 .map_err(|e| unavailable("delete", e))?;
         }
@@ -289,9 +287,7 @@ impl NatsPresence {
                 .get(channel)
                 .map_or(0, |members| members.values().map(|&n| u64::from(n)).sum());
             if total == 0 {
-                bucket
-                    .kv
-                    .delete(&key)
+                cleanup::delete(bucket, &key)
                     .await
                     .map_err(|e| unavailable("total", e))?;
             } else {
@@ -443,11 +439,7 @@ impl PresenceStore for NatsPresence {
                 if let Some(entry) = entry
                     && entry.operation == Operation::Put
                     && (now - entry.created).whole_milliseconds() > ttl_ms
-                    && bucket
-                        .kv
-                        .delete_expect_revision(&key, Some(revision))
-                        .await
-                        .is_ok()
+                    && cleanup::delete_expect_revision(bucket, &key, revision).await
                 {
                     dead.push(node);
                 }
@@ -488,9 +480,7 @@ impl PresenceStore for NatsPresence {
             let gone = self.remove(bucket, &self.node).await?;
             self.mine.lock().clear();
             self.totals.clear();
-            bucket
-                .kv
-                .delete(format!("n.{}", self.node))
+            cleanup::delete(bucket, &format!("n.{}", self.node))
                 .await
                 .map_err(|e| unavailable("delete", e))?;
             Ok(gone)
