@@ -18,32 +18,31 @@ use super::Bucket;
 /// caller reads it again. A failed purge only leaves the marker, as a plain
 /// delete would.
 pub(super) async fn delete_expect_revision(bucket: &Bucket, key: &str, revision: u64) -> bool {
-    let subject = format!("{}{key}", bucket.subject_prefix);
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert("KV-Operation", "DEL");
-    headers.insert(
-        async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
-        async_nats::HeaderValue::from(revision),
-    );
-    let acked = match bucket
-        .js
-        .publish_with_headers(subject.clone(), headers, Bytes::new())
-        .await
-    {
-        Ok(ack) => ack.await,
-        Err(_) => return false,
-    };
-    let Ok(ack) = acked else { return false };
-    purge_through(bucket, subject, ack.sequence).await;
-    true
+    delete_marked(bucket, key, Some(revision)).await.is_ok()
 }
 
 /// Deletes `key` whatever it holds (keys with one writer: a node's totals
 /// and heartbeat), then purges its marker.
 pub(super) async fn delete(bucket: &Bucket, key: &str) -> Result<(), async_nats::Error> {
+    delete_marked(bucket, key, None).await
+}
+
+/// Writes the delete marker (compare-and-set on `expect` when given), then
+/// purges it.
+async fn delete_marked(
+    bucket: &Bucket,
+    key: &str,
+    expect: Option<u64>,
+) -> Result<(), async_nats::Error> {
     let subject = format!("{}{key}", bucket.subject_prefix);
     let mut headers = async_nats::HeaderMap::new();
     headers.insert("KV-Operation", "DEL");
+    if let Some(revision) = expect {
+        headers.insert(
+            async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+            async_nats::HeaderValue::from(revision),
+        );
+    }
     let ack = bucket
         .js
         .publish_with_headers(subject.clone(), headers, Bytes::new())
