@@ -158,8 +158,9 @@ async fn a_sse_reader_that_falls_behind_is_cut_and_released() {
     gateway.stop().await;
 }
 
-#[tokio::test]
-async fn sse_is_refused_before_it_starts_with_a_clear_status() {
+/// A gateway with `server_keys`, jwt-auth, and channel-acl on every channel
+/// (`chat.>` public, `user.X` only to X).
+async fn acl_gateway(server_keys: &str) -> TestGateway {
     let auth = crate::plugin_auth::jwt_auth_section();
     let acl = section(
         "acl",
@@ -167,10 +168,15 @@ async fn sse_is_refused_before_it_starts_with_a_clear_status() {
         "channel_acl",
         r#"config = { public = ["chat.>"] }"#,
     );
-    let gateway = TestGateway::start(&format!(
-        "max_connections = 2\n{auth}{acl}[[routes]]\nchannels = \">\"\nroute = \"acl\"\n"
+    TestGateway::start(&format!(
+        "{server_keys}{auth}{acl}[[routes]]\nchannels = \">\"\nroute = \"acl\"\n"
     ))
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn sse_is_refused_before_it_starts_with_a_clear_status() {
+    let gateway = acl_gateway("max_connections = 2\n").await;
     let token = hs256(&crate::plugin_auth::claims("alice"), SECRET);
     let with_token = |path: &str| format!("{path}&token={token}");
     for (path, status, code) in [
@@ -208,17 +214,7 @@ async fn sse_is_refused_before_it_starts_with_a_clear_status() {
 
 #[tokio::test]
 async fn sse_runs_auth_before_it_reads_the_channels_and_answers_cross_origin_pages() {
-    let auth = crate::plugin_auth::jwt_auth_section();
-    let acl = section(
-        "acl",
-        "route",
-        "channel_acl",
-        r#"config = { public = ["chat.>"] }"#,
-    );
-    let gateway = TestGateway::start(&format!(
-        "allowed_origins = [\"http://page.test\"]\n{auth}{acl}[[routes]]\nchannels = \">\"\nroute = \"acl\"\n"
-    ))
-    .await;
+    let gateway = acl_gateway("allowed_origins = [\"http://page.test\"]\n").await;
     // A missing or bad token is 401 whatever the query asks (the client
     // probes `/sse` without a channel to learn why its WebSocket failed).
     for path in [
