@@ -105,6 +105,9 @@ pub struct Metrics {
     request_errors: Family<Code, Counter>,
     /// HTTP API calls refused for a missing or wrong key.
     pub api_unauthorized: Counter,
+    /// HTTP API calls whose body did not arrive within
+    /// `request_head_timeout_ms` (answered 408).
+    pub request_body_timeouts: Counter,
     /// Messages addressed to a connection or user (`/v1/send`) and delivered.
     pub direct_delivered: Counter,
     /// Plugin calls, failures and latency.
@@ -141,6 +144,7 @@ impl Metrics {
             slow_consumers: Counter::default(),
             request_errors: Family::default(),
             api_unauthorized: Counter::default(),
+            request_body_timeouts: Counter::default(),
             direct_delivered: Counter::default(),
             plugins: PluginMetrics::new(),
             broker: BrokerMetrics::default(),
@@ -209,6 +213,11 @@ impl Metrics {
             "api_unauthorized",
             "HTTP API calls with a missing or wrong key",
             metrics.api_unauthorized.clone(),
+        );
+        r.register(
+            "request_body_timeouts",
+            "HTTP API calls whose body did not arrive in time (408)",
+            metrics.request_body_timeouts.clone(),
         );
         r.register(
             "direct_delivered",

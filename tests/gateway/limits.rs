@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{PATIENCE, TestGateway, http};
+use crate::support::{API_KEY, PATIENCE, TestGateway, http};
 
 #[tokio::test]
 async fn a_slow_reader_is_cut_with_1013_while_fast_readers_get_everything() {
@@ -180,6 +180,36 @@ async fn oversize_and_slow_request_heads_are_refused() {
     assert!(
         text.is_empty() || text.starts_with("HTTP/1.1 408"),
         "{text}"
+    );
+    let (status, _) = http(gateway.addr, "GET", "/healthz", &[], "").await;
+    assert_eq!(status, 200, "the gateway still serves");
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn a_trickled_api_body_is_cut_with_408() {
+    let gateway = TestGateway::start("request_head_timeout_ms = 300").await;
+    let mut stream = tokio::net::TcpStream::connect(gateway.addr)
+        .await
+        .expect("connect");
+    // The head arrives at once; the body never finishes.
+    let head = format!(
+        "POST /v1/publish HTTP/1.1\r\nHost: x\r\nX-API-Key: {API_KEY}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"chan"
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    let mut answer = vec![0u8; 4096];
+    let read = tokio::time::timeout(PATIENCE, stream.read(&mut answer)).await;
+    let n = read
+        .expect("a body that never finishes is answered")
+        .expect("read");
+    let text = String::from_utf8_lossy(&answer[..n]);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("request_timeout"), "{text}");
+    assert_eq!(
+        gateway
+            .metric("ferrygate_request_body_timeouts_total")
+            .await,
+        1.0
     );
     let (status, _) = http(gateway.addr, "GET", "/healthz", &[], "").await;
     assert_eq!(status, 200, "the gateway still serves");

@@ -1,7 +1,9 @@
 //! The `/v1/` API for backend services, guarded by the manifest's `api_key`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -76,8 +78,12 @@ struct ReloadBody {
 pub(super) async fn reload(
     State(gateway): State<Arc<Gateway>>,
     _: Authorized,
-    body: axum::body::Bytes,
+    request: Request,
 ) -> Response {
+    let body = match read_body(request, &gateway).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
     let rollback = if body.iter().all(u8::is_ascii_whitespace) {
         false
     } else {
@@ -129,9 +135,7 @@ impl<T: DeserializeOwned> FromRequest<Arc<Gateway>> for ApiCall<T> {
                 ),
             ));
         }
-        let body = axum::body::Bytes::from_request(request, gateway)
-            .await
-            .map_err(|rejection| bad_body(&rejection))?;
+        let body = read_body(request, gateway).await?;
         serde_json::from_slice(&body).map(Self).map_err(|e| {
             error(
                 StatusCode::BAD_REQUEST,
@@ -242,6 +246,30 @@ fn broker_error(e: &BrokerError) -> Response {
         _ => StatusCode::SERVICE_UNAVAILABLE,
     };
     error(status, e.code().as_str(), e.to_string())
+}
+
+/// Reads a request body within `[server] request_head_timeout_ms`, counted
+/// from when the handler starts reading: a client that trickles its body
+/// cannot hold a connection (and a pending slot) longer than one that
+/// trickles its head. Errors: 408 `request_timeout` past the limit, 413
+/// `too_large` over the body limit, 400 `bad_request` for a broken body.
+async fn read_body(request: Request, gateway: &Arc<Gateway>) -> Result<Bytes, Response> {
+    let limit = Duration::from_millis(gateway.config.server.request_head_timeout_ms);
+    match tokio::time::timeout(limit, Bytes::from_request(request, gateway)).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(rejection)) => Err(bad_body(&rejection)),
+        Err(_elapsed) => {
+            gateway.metrics.request_body_timeouts.inc();
+            Err(error(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                format!(
+                    "the request body did not arrive within {} ms",
+                    limit.as_millis()
+                ),
+            ))
+        }
+    }
 }
 
 fn bad_body(rejection: &BytesRejection) -> Response {
