@@ -221,6 +221,10 @@ pub async fn reconcile(
 ) {
     let mut items = Vec::with_capacity(MAX_BATCH);
     let mut batch: Vec<Topic> = Vec::new();
+    // The topics in `batch`: a resubscribe after a reconnect checks every
+    // wanted topic at once, and a scan of `batch` per topic would make that
+    // quadratic in the number of channels.
+    let mut batched: HashSet<Topic> = HashSet::new();
     while work.recv_many(&mut items, MAX_BATCH).await > 0 {
         let mut checks = Vec::with_capacity(items.len());
         for item in items.drain(..) {
@@ -235,7 +239,7 @@ pub async fn reconcile(
         }
         for topic in checks {
             match interest.decide(&topic) {
-                Decision::Subscribe if !batch.contains(&topic) => batch.push(topic),
+                Decision::Subscribe if batched.insert(topic.clone()) => batch.push(topic),
                 Decision::Subscribe | Decision::Keep => {}
                 // In event order, so an unsubscribe goes out before a later subscribe.
                 Decision::Unsubscribe => {
@@ -247,6 +251,7 @@ pub async fn reconcile(
         if batch.is_empty() {
             continue;
         }
+        batched.clear();
         match broker.subscribe(&batch).await {
             Ok(()) => {
                 for topic in batch.drain(..) {
