@@ -84,10 +84,11 @@ async fn jetstream_many_recoveries_at_once_are_exact_and_a_broken_chain_is_not_r
     let server = BrokerServer::start_jetstream();
     let nats = async_nats::connect(server.url()).await.expect("nats");
     let js = async_nats::jetstream::new(nats);
-    // The stream of an older deployment: no direct gets, larger limits.
+    // The stream of an older deployment: no direct gets, larger limits, and
+    // a subject an operator added.
     js.create_stream(stream::Config {
         name: "ferrygate_history".to_owned(),
-        subjects: vec!["ferrygate.hist.>".to_owned()],
+        subjects: vec!["ferrygate.hist.>".to_owned(), "ops.audit".to_owned()],
         max_messages_per_subject: 5000,
         max_age: Duration::from_secs(600),
         republish: Some(stream::Republish {
@@ -105,6 +106,11 @@ async fn jetstream_many_recoveries_at_once_are_exact_and_a_broken_chain_is_not_r
     let epoch = epoch_of(&mut live, "room.5").await;
     let config = history_stream(&js).await;
     assert!(config.allow_direct, "direct gets turned on");
+    assert!(
+        config.subjects.iter().any(|s| s == "ops.audit"),
+        "the operator's subject stays: {:?}",
+        config.subjects
+    );
     assert_eq!(
         (config.max_messages_per_subject, config.max_age.as_secs()),
         (5000, 600),

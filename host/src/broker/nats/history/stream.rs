@@ -9,8 +9,9 @@
 //! RePublish `<prefix>.hist.>` → `<prefix>.ch.>`: the server itself sends
 //! each message it stored, in stream order, to the channel's live subject;
 //! `allow_direct` on, for the replay's direct gets (`super::replay`).
-//! The gateway only ever raises those two limits and sets subjects,
-//! RePublish and `allow_direct` (never turns it off); replicas, placement
+//! The gateway only ever raises those two limits, adds its subject (keeping
+//! any an operator added) and sets RePublish and `allow_direct` (never
+//! turns it off); replicas, placement
 //! and storage are the operator's to change (`nats stream edit`). Owns no
 //! message and no cache of positions.
 
@@ -96,7 +97,12 @@ impl HistoryStream {
             || config.republish != wanted.republish
             || !config.allow_direct
         {
-            config.subjects = wanted.subjects;
+            // Ours is added; subjects an operator put on the stream stay.
+            if let Some(ours) = wanted.subjects.into_iter().next()
+                && !config.subjects.contains(&ours)
+            {
+                config.subjects.push(ours);
+            }
             config.republish = wanted.republish;
             config.allow_direct = true;
             changed = true;
