@@ -41,4 +41,5 @@ mod rpc;
 mod secrets;
 mod session;
 mod sse;
+mod sse_recovery;
 mod token_lifetime;

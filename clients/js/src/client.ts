@@ -157,9 +157,16 @@ export class Client extends Emitter<ClientEvents> {
     return this.request({ op: "rpc", method, data });
   }
 
-  /** Who is on a channel (the shape of `GET /v1/presence`). */
-  presence(channel: string): Promise<unknown> {
-    return this.request({ op: "presence", channel });
+  /**
+   * Who is on a channel (the shape of `GET /v1/presence`): one page of at
+   * most `limit` users (server default 1,000), from `cursor` (an earlier
+   * page's `next_cursor`, present only when more users follow).
+   */
+  presence(channel: string, page: { limit?: number; cursor?: string } = {}): Promise<unknown> {
+    const frame: Record<string, unknown> = { op: "presence", channel };
+    if (page.limit !== undefined) frame.limit = page.limit;
+    if (page.cursor !== undefined) frame.cursor = page.cursor;
+    return this.request(frame);
   }
 
   /**

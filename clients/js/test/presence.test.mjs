@@ -41,6 +41,14 @@ test("presence lists who is here; join and leave reach subscribers", { skip: NO_
     { user: "alice", connections: 1 },
     { user: "bob", connections: 1 },
   ]);
+  // Paged: one user a page, in id order, the cursor leading to the next.
+  const first = await bob.presence("lobby.main", { limit: 1 });
+  assert.deepEqual(first.users, [{ user: "alice", connections: 1 }]);
+  assert.equal(typeof first.next_cursor, "string");
+  const second = await bob.presence("lobby.main", { limit: 1, cursor: first.next_cursor });
+  assert.deepEqual(second.users, [{ user: "bob", connections: 1 }]);
+  assert.equal(second.next_cursor, undefined, "the last page has no cursor");
+  await assert.rejects(bob.presence("lobby.main", { limit: 0 }), (e) => e.code === "bad_request");
   bob.close();
   await until(() => seen.length === 3, "bob's leave");
   assert.deepEqual(seen, [

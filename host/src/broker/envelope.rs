@@ -32,20 +32,30 @@ pub struct Decoded<'a> {
     pub presence: Option<crate::presence::EventKind>,
 }
 
+/// The envelope's fields, unread: the object is parsed once, and only a
+/// numeric `ferrygate` makes it an envelope whose fields must then be right
+/// (a field of the wrong type is `bad_envelope`, never a payload).
 #[derive(Deserialize)]
 struct Probe<'a> {
-    #[serde(default)]
-    ferrygate: Option<u64>,
-    #[serde(default)]
-    node: Option<String>,
-    #[serde(default)]
-    offset: Option<u64>,
-    #[serde(default)]
-    epoch: Option<String>,
-    #[serde(default)]
-    presence: Option<String>,
+    #[serde(borrow, default)]
+    ferrygate: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    node: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    offset: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    epoch: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    presence: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "present")]
     data: Option<&'a RawValue>,
+}
+
+/// A field of an envelope as `T`; absent is `None`, the wrong type is
+/// `bad_envelope`.
+fn field<'a, T: Deserialize<'a>>(raw: Option<&'a RawValue>) -> Result<Option<T>, Malformed> {
+    raw.map(|raw| serde_json::from_str(raw.get()).map_err(|_| Malformed::BadEnvelope))
+        .transpose()
 }
 
 /// Keeps `"data":null` as `Some(null)`: a plain `Option` would read it as a
@@ -136,15 +146,22 @@ pub fn decode(payload: &[u8], max_bytes: usize) -> Result<Decoded<'_>, Malformed
     if trimmed.starts_with('{')
         && let Ok(probe) = serde_json::from_str::<Probe<'_>>(trimmed)
         && let Some(version) = probe.ferrygate
+        && version
+            .get()
+            .starts_with(|c: char| c == '-' || c.is_ascii_digit())
     {
-        let at = match (probe.offset, probe.epoch) {
+        let version: u64 = serde_json::from_str(version.get()).unwrap_or(0);
+        let offset: Option<u64> = field(probe.offset)?;
+        let epoch: Option<String> = field(probe.epoch)?;
+        let at = match (offset, epoch) {
             (None, None) => None,
             (Some(offset), Some(epoch)) if crate::history::is_epoch(&epoch) => {
                 Some((offset, epoch))
             }
             _ => return Err(Malformed::BadEnvelope),
         };
-        let presence = match probe.presence.as_deref() {
+        let presence: Option<String> = field(probe.presence)?;
+        let presence = match presence.as_deref() {
             None => None,
             Some(kind) => {
                 Some(crate::presence::EventKind::parse(kind).ok_or(Malformed::BadEnvelope)?)
@@ -153,7 +170,7 @@ pub fn decode(payload: &[u8], max_bytes: usize) -> Result<Decoded<'_>, Malformed
         return match (version, probe.data) {
             (1, Some(data)) => Ok(Decoded {
                 data: data.get(),
-                node: probe.node,
+                node: field(probe.node)?,
                 at,
                 presence,
             }),
@@ -282,6 +299,27 @@ mod tests {
             decode(br#"{"ferrygate":1,"offset":3,"data":1}"#, 100),
             Err(Malformed::BadEnvelope)
         );
+        // A numeric `ferrygate` makes an envelope: its other fields must be
+        // right, or it is dropped (never delivered whole as a payload).
+        for envelope in [
+            r#"{"ferrygate":1,"offset":-1,"epoch":"e1","data":1}"#,
+            r#"{"ferrygate":1,"offset":1.5,"epoch":"e1","data":1}"#,
+            r#"{"ferrygate":1,"offset":3,"epoch":7,"data":1}"#,
+            r#"{"ferrygate":1,"node":5,"data":1}"#,
+            r#"{"ferrygate":1,"presence":true,"data":1}"#,
+            r#"{"ferrygate":-1,"data":1}"#,
+            r#"{"ferrygate":1.5,"data":1}"#,
+            r#"{"ferrygate":1e0,"data":1}"#,
+        ] {
+            assert_eq!(
+                decode(envelope.as_bytes(), 100),
+                Err(Malformed::BadEnvelope),
+                "{envelope}"
+            );
+        }
+        // A `ferrygate` that is not a number: a payload like any other.
+        let raw = r#"{"ferrygate":"1","data":1}"#;
+        assert_eq!(decode(raw.as_bytes(), 100).expect("a payload").data, raw);
         let kept = decode(br#"{"ferrygate":1,"offset":3,"epoch":"e1","data":1}"#, 100);
         assert_eq!(kept.expect("kept").at, Some((3, "e1".to_owned())));
     }

@@ -117,7 +117,7 @@ pub(super) async fn stream(State(gateway): State<Arc<Gateway>>, request: Request
     let span = session.span();
     let requested: Vec<ChannelName> = asked.iter().map(|(c, _)| c.clone()).collect();
     let frames = session.subscribe_all(asked).instrument(span.clone()).await;
-    let opening = match events::opening(&requested, frames, last_event_id.is_some()) {
+    let opening = match events::opening(&requested, &since, frames, last_event_id.is_some()) {
         Ok(opening) => opening,
         Err(refusal) => {
             session.close(CloseReason::ClientClosed);

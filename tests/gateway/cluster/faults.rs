@@ -25,17 +25,25 @@ pub async fn malformed_broker_messages_are_counted_and_dropped(kind: Kind) {
     backend.publish("ch", "room", b"not json").await;
     let oversize = format!("\"{}\"", "x".repeat(70_000));
     backend.publish("ch", "room", oversize.as_bytes()).await;
-    backend
-        .publish("ch", "room", br#"{"ferrygate":9,"data":1}"#)
-        .await;
+    // Envelopes (a numeric `ferrygate`) with a field of the wrong type are
+    // dropped too, never delivered whole as if they were payloads.
+    let envelopes: [&[u8]; 4] = [
+        br#"{"ferrygate":9,"data":1}"#,
+        br#"{"ferrygate":1,"offset":-1,"epoch":"e1","data":1}"#,
+        br#"{"ferrygate":1,"node":5,"data":1}"#,
+        br#"{"ferrygate":-1,"data":1}"#,
+    ];
+    for envelope in envelopes {
+        backend.publish("ch", "room", envelope).await;
+    }
     backend.publish("ch", "room", br#"{"ok":true}"#).await;
     assert_eq!(
         client.recv().await,
         json!({"channel":"room","data":{"ok":true}})
     );
-    for reason in ["not_json", "oversize", "bad_envelope"] {
+    for (reason, count) in [("not_json", 1.0), ("oversize", 1.0), ("bad_envelope", 4.0)] {
         let series = format!("ferrygate_broker_malformed_total{{reason=\"{reason}\"}}");
-        gateways[0].wait_metric(&series, 1.0).await;
+        gateways[0].wait_metric(&series, count).await;
     }
 }
 

@@ -22,7 +22,7 @@ use serde_json::json;
 use super::cursor::Cursor;
 use crate::close::{CloseReason, reconnect_hint_ms};
 use crate::outbox::{Next, Outbox};
-use crate::protocol::{ChannelName, Frame};
+use crate::protocol::{ChannelName, Frame, Since};
 
 /// Most bytes taken from the outbox per turn of the stream.
 const MAX_BATCH_BYTES: usize = 256 * 1024;
@@ -73,9 +73,13 @@ struct AckResult {
 /// Reads the frames queued by the subscribes to `requested` (replies with
 /// ids 0, 1, ... and pushes): the first error refuses the stream; otherwise
 /// the opening is the recovery events (when the client sent a
-/// `Last-Event-ID`), the id of the positions reached, and the pushes.
+/// `Last-Event-ID`), the id of the positions the client holds, and the
+/// pushes. A channel recovered from `since` starts at `since`, not at the
+/// reply's newest offset: its replay is still to come, and a stream cut
+/// before it arrives must ask for it again.
 pub(super) fn opening(
     requested: &[ChannelName],
+    since: &HashMap<ChannelName, Since>,
     frames: Vec<Frame>,
     with_recovery: bool,
 ) -> Result<Opening, Refusal> {
@@ -106,7 +110,13 @@ pub(super) fn opening(
             opening.asked_for.insert(target, channel.clone());
         }
         if let (Some(epoch), Some(offset)) = (&result.epoch, result.offset) {
-            opening.cursor.set(channel, epoch, offset);
+            match since
+                .get(channel)
+                .filter(|_| result.recovered == Some(true))
+            {
+                Some(from) => opening.cursor.set(channel, &from.epoch, from.offset),
+                None => opening.cursor.set(channel, epoch, offset),
+            }
             if with_recovery {
                 let data = json!({
                     "channel": channel.as_str(),
@@ -304,7 +314,8 @@ mod tests {
             Frame::ok(&RequestId::number(0)),
             Frame::error(Some(&RequestId::number(1)), &error),
         ];
-        let refused = opening(&[ch("a"), ch("b")], frames, false).expect_err("refused");
+        let refused =
+            opening(&[ch("a"), ch("b")], &HashMap::new(), frames, false).expect_err("refused");
         assert_eq!(refused.status, StatusCode::FORBIDDEN);
         assert_eq!(refused.message, "b: no");
     }
@@ -316,7 +327,7 @@ mod tests {
             Frame::push_at(&ch("a"), r#"{"x":1}"#, 5, "E"),
             Frame::push(&ch("a"), "2"),
         ];
-        let mut opening = opening(&[ch("a")], frames, false).expect("opens");
+        let mut opening = opening(&[ch("a")], &HashMap::new(), frames, false).expect("opens");
         assert_eq!(opening.events.len(), 3, "id, push with offset, plain push");
         assert_eq!(opening.cursor.id().as_deref(), Some("E:5"));
         let next = Frame::push_at(&ch("a"), "{\n\"y\":2}", 6, "E");
@@ -328,7 +339,7 @@ mod tests {
 
     #[test]
     fn missing_replies_refuse_the_stream() {
-        let refused = opening(&[ch("a")], Vec::new(), false).expect_err("refused");
+        let refused = opening(&[ch("a")], &HashMap::new(), Vec::new(), false).expect_err("refused");
         assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
     }
 }
