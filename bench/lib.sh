@@ -1,0 +1,97 @@
+# Shell helpers shared by the benchmark scripts (sourced, never run): the
+# binaries' paths, the processes a script started and their cleanup, waits
+# for a port or a gateway's /readyz, CPU ticks from /proc, one value from
+# /metrics, and starting gateways and brokers pinned to CPUs. It owns no
+# scenario: each script decides what to run and what to report.
+#
+# Sourcing it changes to the repository root, turns on `set -euo pipefail`,
+# raises the descriptor limit and sets:
+#   out         bench-results/ (created)
+#   load        target/$PROFILE/ferrygate-load, gateway target/$PROFILE/ferrygate
+#               (PROFILE=release by default; PROFILE=debug for a smoke run)
+#   server_cpu  SERVER_CPU (default 0), the CPU list servers are pinned to
+#   load_cpu    LOAD_CPU (default 1), the CPU list of the load tool
+#   pids        every process started through these helpers, killed on exit
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+out=bench-results
+mkdir -p "$out"
+profile=${PROFILE:-release}
+load=target/$profile/ferrygate-load
+gateway=target/$profile/ferrygate
+server_cpu=${SERVER_CPU:-0}
+load_cpu=${LOAD_CPU:-1}
+ulimit -n "$(ulimit -Hn)"
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+# Kills every process started so far and forgets them (between set-ups).
+stop_all() { cleanup; pids=(); }
+
+wait_port() { # PORT
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done
+  echo "nothing listens on port $1" >&2; exit 1
+}
+
+wait_ready() { # HOST:PORT of a gateway
+  for _ in $(seq 100); do curl -sf "http://$1/readyz" >/dev/null && return; sleep 0.1; done
+  echo "gateway $1 not ready" >&2; exit 1
+}
+
+# CPU time of a process so far, in clock ticks (utime + stime, USER_HZ).
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# One sample's value from a gateway's /metrics (0 when absent).
+metric() { curl -s "http://$1/metrics" | awk -v s="$2" '$1 == s {v = $2} END {printf "%d\n", v}'; }
+
+# The 1/5/15-minute load averages, to record beside every figure.
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# MANIFEST with `workers = $WORKERS` set in [server] (unchanged when WORKERS
+# is empty); prints the path of the copy, or of MANIFEST itself.
+with_workers() {
+  if [[ -z ${WORKERS:-} ]]; then echo "$1"; return; fi
+  local copy
+  copy="$out/$(basename "$1" .toml)-workers-$WORKERS.toml"
+  awk -v w="$WORKERS" '{print} /^\[server\]$/ {print "workers = " w}' "$1" >"$copy"
+  echo "$copy"
+}
+
+# Starts a gateway on server_cpu; its pid is ${pids[-1]}, its log $out/NAME.log.
+start_gateway() { # NAME MANIFEST LISTEN
+  taskset -c "$server_cpu" "$gateway" serve --config "$(with_workers "$2")" --listen "$3" 2>"$out/$1.log" &
+  pids+=($!)
+  wait_ready "$3"
+}
+
+# Starts a broker for the cluster manifests (bench/cluster-KIND.toml) on
+# server_cpu: nats-server on 14222 or redis-server on 16379; sets broker_pid.
+start_broker() { # nats|redis
+  case $1 in
+    nats)
+      taskset -c "$server_cpu" nats-server -a 127.0.0.1 -p 14222 2>"$out/broker-nats.log" &
+      broker_pid=$!; pids+=($!); wait_port 14222 ;;
+    redis)
+      taskset -c "$server_cpu" redis-server --bind 127.0.0.1 --port 16379 --save '' --appendonly no \
+        >"$out/broker-redis.log" 2>&1 &
+      broker_pid=$!; pids+=($!); wait_port 16379 ;;
+    *) echo "unknown broker $1" >&2; exit 2 ;;
+  esac
+}
+
+# nats-server with its WebSocket listener (bench/nats-ws.conf, ws on 19222),
+# the peer of the fan-out benchmarks; its pid is ${pids[-1]}.
+start_nats_ws() {
+  taskset -c "$server_cpu" nats-server -c bench/nats-ws.conf 2>"$out/nats-ws.log" &
+  pids+=($!)
+  wait_port 19222
+}
+
+# The load tool pinned to load_cpu, with a hard time limit.
+run_load() { taskset -c "$load_cpu" "$load" --max-secs 600 "$@"; }
