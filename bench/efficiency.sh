@@ -2,7 +2,8 @@
 # Efficiency (issue 11): server CPU-seconds per million deliveries at fixed
 # publish rates below saturation, for ferrygate and nats-server in one run.
 # SUBSCRIBERS (1,000) on one channel, one publisher, 100-byte payloads, RATES
-# (250,500,1000 msg/s) for STEP_SECS (5) each, every set-up back to back:
+# (250,500,1000 msg/s) for STEP_SECS (5) each, then up to GRACE_SECS (5) for
+# late deliveries, every set-up back to back:
 #   memory   one gateway, in-process broker (bench/ferrygate.toml)
 #   nats-ws  nats-server with its WebSocket listener (bench/nats-ws.conf), the
 #            peer of bench/fanout.sh
@@ -23,6 +24,7 @@ what=${1:-all}
 subscribers=${SUBSCRIBERS:-1000}
 rates=${RATES:-250,500,1000}
 step_secs=${STEP_SECS:-5}
+grace_secs=${GRACE_SECS:-5} # late deliveries still count (a busy machine delays some by seconds)
 a=127.0.0.1:18081
 b=127.0.0.1:18082
 
@@ -33,7 +35,7 @@ measure() {
   echo "$setup: servers on CPU $server_cpu, load tool on CPU $load_cpu, workers ${WORKERS:-default}," \
     "load average before: $(loadavg)" | tee "$result.txt"
   run_load fanout --subscribers "$subscribers" --rates "$rates" --step-secs "$step_secs" \
-    --sources 127.0.0.1-8 --no-stop --json "$result.json" "$@" | tee -a "$result.txt"
+    --grace-secs "$grace_secs" --sources 127.0.0.1-8 --no-stop --json "$result.json" "$@" | tee -a "$result.txt"
   echo "load average after: $(loadavg)" | tee -a "$result.txt"
   stop_all
 }
