@@ -22,7 +22,8 @@ load=target/$profile/ferrygate-load
 gateway=target/$profile/ferrygate
 server_cpu=${SERVER_CPU:-0}
 load_cpu=${LOAD_CPU:-1}
-ulimit -n "$(ulimit -Hn)"
+# 20,000 connections need more descriptors than some shells allow (root may raise the hard limit).
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 pids=()
 cleanup() {
