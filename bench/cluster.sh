@@ -17,8 +17,8 @@ what=${1:-all}
 subscribers=${SUBSCRIBERS:-1000}
 rates=${RATES:-1000,5000,10000,20000}
 step_secs=${STEP_SECS:-5}
-a=127.0.0.1:18081
-b=127.0.0.1:18082
+a=127.0.0.1:$(port 18081)
+b=127.0.0.1:$(port 18082)
 suffix=${WORKERS:+-w$WORKERS}
 
 run() { # broker-kind

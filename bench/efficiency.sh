@@ -25,8 +25,8 @@ subscribers=${SUBSCRIBERS:-1000}
 rates=${RATES:-250,500,1000}
 step_secs=${STEP_SECS:-5}
 grace_secs=${GRACE_SECS:-5} # late deliveries still count (a busy machine delays some by seconds)
-a=127.0.0.1:18081
-b=127.0.0.1:18082
+a=127.0.0.1:$(port 18081)
+b=127.0.0.1:$(port 18082)
 
 # run SET-UP LOAD-ARGS...: the fan-out steps with the efficiency table.
 measure() {
@@ -56,7 +56,7 @@ for setup in memory nats-ws nats redis; do
       measure memory --url "ws://$a/ws" --server-pid "${pids[-1]}" --cpu-pid "gateway=${pids[-1]}" ;;
     nats-ws)
       start_nats_ws
-      measure nats-ws --target nats --url ws://127.0.0.1:19222 --server-pid "${pids[-1]}" \
+      measure nats-ws --target nats --url ws://127.0.0.1:$nats_ws_port --server-pid "${pids[-1]}" \
         --cpu-pid "nats-server=${pids[-1]}" ;;
     nats | redis) cluster "$setup" ;;
   esac

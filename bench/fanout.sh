@@ -16,7 +16,7 @@ subscribers=${SUBSCRIBERS:-1000}
 rates=${RATES:-1000,2000,5000,10000,20000,50000,100000}
 step_secs=${STEP_SECS:-5}
 disconnect_subscribers=${DISCONNECT_SUBSCRIBERS:-20000}
-ferrygate=127.0.0.1:18080
+ferrygate=127.0.0.1:$(port 18080)
 
 if ! command -v nats-server >/dev/null; then
   echo "installing nats-server (Debian package)" >&2
@@ -32,7 +32,7 @@ if [[ $what == all || $what == conns ]]; then
     --sources 127.0.0.1-8 --server-pid "$server_pid" --json "$out/conns-ferrygate.json"
   stop_all
   start_nats
-  run_load conns --target nats --url ws://127.0.0.1:19222 --count "$conns" \
+  run_load conns --target nats --url ws://127.0.0.1:$nats_ws_port --count "$conns" \
     --sources 127.0.0.1-8 --server-pid "$server_pid" --json "$out/conns-nats.json"
   stop_all
 fi
@@ -44,7 +44,7 @@ if [[ $what == all || $what == fanout ]]; then
     --json "$out/fanout-ferrygate.json"
   stop_all
   start_nats
-  run_load fanout --target nats --url ws://127.0.0.1:19222 --subscribers "$subscribers" \
+  run_load fanout --target nats --url ws://127.0.0.1:$nats_ws_port --subscribers "$subscribers" \
     --rates "$rates" --step-secs "$step_secs" --sources 127.0.0.1-8 --server-pid "$server_pid" \
     --json "$out/fanout-nats.json"
   stop_all
