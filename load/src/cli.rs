@@ -199,6 +199,10 @@ pub struct FanoutArgs {
     /// WebSocket read buffer per subscriber, bytes.
     #[arg(long, default_value_t = 32 * 1024)]
     pub read_buffer: usize,
+    /// `NAME=PID` (repeatable): a server process whose CPU-seconds per step
+    /// count toward the efficiency table (CPU-s per million deliveries).
+    #[arg(long = "cpu-pid", value_parser = crate::efficiency::parse_named_pid)]
+    pub cpu_pids: Vec<crate::efficiency::NamedPid>,
     /// Write results as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,

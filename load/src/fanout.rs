@@ -1,6 +1,7 @@
 //! `fanout`: many subscribers on one channel, one publisher stepping through
 //! target rates; per step: rates, latency, loss and CPU. Stops after the first
-//! step that is not sustained.
+//! step that is not sustained (unless `--no-stop`); with `--cpu-pid`, the
+//! servers' CPU-seconds per million deliveries (`efficiency`).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -12,6 +13,7 @@ use tokio::time::Instant;
 
 use crate::cli::{FanoutArgs, PublishVia, Target};
 use crate::client::{Client, OpenPlan, Opened, open_many};
+use crate::efficiency::{self, CpuWindow};
 use crate::net::{self, Endpoint};
 use crate::procfs::{CpuSampler, MachineSampler};
 use crate::publisher::{Publisher, Replies};
@@ -160,6 +162,7 @@ pub async fn run(args: FanoutArgs, threads: usize) -> Result<()> {
         println!("subscribers disconnected: {n} x {why}");
     }
     report::print_summary(&run);
+    efficiency::print_summary(&run.steps);
     if let Some(path) = &args.json {
         report::write_json(path, &run)?;
     }
@@ -225,6 +228,9 @@ impl StepCtx<'_> {
         let server_cpu = pid.and_then(|p| CpuSampler::start(Some(p)).ok());
         let load_cpu = CpuSampler::start(None).ok();
         let machine_cpu = MachineSampler::start().ok();
+        let window = (!a.cpu_pids.is_empty())
+            .then(|| CpuWindow::start(&a.cpu_pids))
+            .transpose()?;
 
         let sent = publisher
             .run_step(
@@ -245,6 +251,9 @@ impl StepCtx<'_> {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let t2 = self.shared.totals();
+        let cpu = window
+            .map(|w| w.finish(t2.unique - t0.unique))
+            .transpose()?;
         let r1 = ReplySnap::take(&publisher.replies);
         let latency = self.shared.take_latency();
         let missing = expected_total as i64 - t2.unique as i64;
@@ -272,6 +281,7 @@ impl StepCtx<'_> {
             server_cpu_pct,
             load_cpu_pct,
             machine_cpu_pct,
+            cpu,
             sustained: false,
         };
         step.sustained = report::shortfall(&step, a.p99_limit_ms).is_none();

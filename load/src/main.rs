@@ -12,6 +12,7 @@ mod cli;
 mod client;
 mod conns;
 mod counters;
+mod efficiency;
 mod fanout;
 mod ferry;
 mod http_pub;

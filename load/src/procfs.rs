@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow};
 
 /// Clock ticks per second for `/proc/PID/stat` times (`USER_HZ`, 100 on Linux).
-const TICKS_PER_SEC: f64 = 100.0;
+pub const TICKS_PER_SEC: f64 = 100.0;
 
 /// `VmRSS` of a process in bytes; `pid` `None` is this process.
 pub fn rss_bytes(pid: Option<u32>) -> Result<u64> {

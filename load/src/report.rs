@@ -34,6 +34,9 @@ pub struct Step {
     /// Every process on the machine (100 = one core); well above server + load
     /// means other work competed with the benchmark.
     pub machine_cpu_pct: Option<f64>,
+    /// CPU-seconds of the `--cpu-pid` processes and of the load tool over
+    /// the step, with the step's deliveries.
+    pub cpu: Option<crate::efficiency::StepCpu>,
     pub sustained: bool,
 }
 

@@ -17,9 +17,17 @@
 //! - `build-plugins`: build `plugins/` for `wasm32-wasip2` into `plugins/dist/`,
 //!   and the JavaScript and Python plugins with componentize-js and
 //!   componentize-py (installed on first use into `target/toolchains/`).
-//! - `bench-fanout [ARGS...]`: build release binaries and run `bench/fanout.sh`.
+//! - `bench-fanout [conns|fanout|disconnect|all]`: build release binaries and
+//!   run `bench/fanout.sh` (`disconnect`: 20,000 subscribers of one channel
+//!   closed at once, time until the gateway released them all).
 //! - `bench-cluster [ARGS...]`: build release binaries and run `bench/cluster.sh`
-//!   (fan-out across two instances on NATS and on Redis).
+//!   (fan-out across two instances on NATS and on Redis; `WORKERS=N` sets
+//!   the gateways' worker count).
+//! - `bench-efficiency [memory|nats-ws|nats|redis|all]`: build release
+//!   binaries and run `bench/efficiency.sh` (server CPU-seconds per million
+//!   deliveries at fixed rates below saturation: ferrygate in memory mode,
+//!   two instances on NATS and on Redis, and nats-server's WebSocket
+//!   listener, in one run).
 //! - `bench-history [fanout|storm|append|memory|all]`: build release binaries
 //!   and run `bench/history.sh` (fan-out with history on and off on memory,
 //!   NATS with JetStream and Redis; a reconnect storm with `since`; the
@@ -64,6 +72,9 @@ fn main() -> ExitCode {
         Some("bench-cluster") => {
             ensure_broker_servers().and_then(|()| bench_script("bench/cluster.sh", &args[1..]))
         }
+        Some("bench-efficiency") => {
+            ensure_broker_servers().and_then(|()| bench_script("bench/efficiency.sh", &args[1..]))
+        }
         Some("bench-history") => {
             ensure_broker_servers().and_then(|()| bench_script("bench/history.sh", &args[1..]))
         }
@@ -74,7 +85,7 @@ fn main() -> ExitCode {
         Some("soak") => plugins::build().and_then(|()| bench_script("bench/soak.sh", &args[1..])),
         _ => {
             eprintln!(
-                "usage: cargo xtask <run [ARGS...] | test | build-plugins | bench-fanout [ARGS...] | bench-cluster [ARGS...] | bench-history [ARGS...] | bench-presence [ARGS...] | bench-reload | fuzz [TARGET|all] [SECONDS] | soak>"
+                "usage: cargo xtask <run [ARGS...] | test | build-plugins | bench-fanout [ARGS...] | bench-cluster [ARGS...] | bench-efficiency [ARGS...] | bench-history [ARGS...] | bench-presence [ARGS...] | bench-reload | fuzz [TARGET|all] [SECONDS] | soak>"
             );
             return ExitCode::from(2);
         }
