@@ -28,6 +28,14 @@ use crate::protocol::ChannelName;
 
 type Key = (ChannelName, Member);
 
+/// Store writes of this instance in flight at once. A burst (10,000
+/// sockets closed together) waits here for its turn rather than sending
+/// every write at once, where each waits on all the others and most run out
+/// of `[broker] timeout_ms` (measured in `docs/benchmarks.md` §10: 9,871 of
+/// 10,000 leave writes timed out on NATS, then were retried one heartbeat
+/// later). The wait for a turn is not counted against the timeout.
+pub const MAX_WRITES_IN_FLIGHT: usize = 64;
+
 #[derive(Debug)]
 struct Entry {
     conns: HashSet<ConnId>,
@@ -63,6 +71,8 @@ pub struct Presence {
     /// How many times the store lost this node ([`Beat::Lost`]): a pending
     /// write from before a loss, once answered, is written again.
     losses: AtomicU64,
+    /// Turns to write ([`MAX_WRITES_IN_FLIGHT`]).
+    turns: tokio::sync::Semaphore,
 }
 
 impl Presence {
@@ -75,6 +85,7 @@ impl Presence {
             closed: AtomicBool::new(false),
             writes: AtomicU64::new(0),
             losses: AtomicU64::new(0),
+            turns: tokio::sync::Semaphore::new(MAX_WRITES_IN_FLIGHT),
         }
     }
 
@@ -169,10 +180,14 @@ impl Presence {
                 (write, entry.last.clone(), entry.join_leave)
             };
             let (channel, member) = key;
-            let result = self
-                .store
-                .set(channel, member, write.count, write.write)
-                .await;
+            let result = {
+                let Ok(_turn) = self.turns.acquire().await else {
+                    return;
+                };
+                self.store
+                    .set(channel, member, write.count, write.write)
+                    .await
+            };
             let change = {
                 let mut local = self.local.lock();
                 let Some(entry) = local.get_mut(key) else {
@@ -268,9 +283,12 @@ impl Presence {
             .filter(|(_, e)| e.pending.is_some() || e.stored != u32::try_from(e.conns.len()).ok())
             .map(|(key, _)| key.clone())
             .collect();
-        for key in dirty {
-            self.sync(&key).await;
-        }
+        futures_util::StreamExt::for_each_concurrent(
+            futures_util::stream::iter(dirty),
+            MAX_WRITES_IN_FLIGHT,
+            |key| async move { self.sync(&key).await },
+        )
+        .await;
         match self.store.sweep().await {
             Ok(gone) => self.announce_gone(gone, plugins).await,
             Err(error) => tracing::warn!(%error, "presence sweep failed"),
