@@ -42,6 +42,20 @@ pub const HEARTBEAT: Duration = Duration::from_secs(5);
 /// while two missed heartbeats in a row are still tolerated.
 pub const ENTRY_TTL: Duration = Duration::from_secs(15);
 
+/// How long a store remembers the answer of a write by its [`WriteId`], so
+/// that a write whose reply was lost (it landed, the caller timed out) is
+/// answered, when retried with the same id, with the change it made rather
+/// than with a no-op: the join or leave it caused is announced, once. NATS
+/// keeps it as the bucket stream's duplicate window (its default, 2 min),
+/// Redis as a record key with this expiry. A retry later than this (a broker
+/// unreachable for longer) is a fresh write, and a push its first attempt
+/// caused is lost.
+pub const WRITE_MEMORY: Duration = Duration::from_secs(120);
+
+/// Names one write of a node to a (channel, member): unique per node (a
+/// counter from 1); a retry of a write whose outcome is unknown reuses it.
+pub type WriteId = u64;
+
 /// Members in one page when the query gives no `limit`.
 pub const DEFAULT_PAGE: usize = 1000;
 
@@ -136,11 +150,19 @@ impl Page {
 pub trait PresenceStore: Send + Sync + std::fmt::Debug {
     /// Sets this node's connections of `member` in `channel` to `count`
     /// (0 removes the entry); returns the member's total before and after.
+    ///
+    /// Idempotent by `write`: a call with the `write` (and `count`) of an
+    /// earlier call for the same key whose answer was lost returns the
+    /// earlier write's change if it landed (within [`WRITE_MEMORY`]) and
+    /// makes the write if it did not; either way the change is applied once.
+    /// An error means the outcome is unknown: the caller retries with the
+    /// same `write` before any other write of the key.
     fn set<'a>(
         &'a self,
         channel: &'a ChannelName,
         member: &'a Member,
         count: u32,
+        write: WriteId,
     ) -> BoxFuture<'a, Result<Change, BrokerError>>;
 
     /// Refreshes this node's liveness for another [`ENTRY_TTL`].

@@ -9,6 +9,7 @@ pub mod faults;
 pub mod history;
 pub mod nats_cluster;
 pub mod presence;
+pub mod presence_lost;
 pub mod redis_cluster;
 pub mod scenarios;
 

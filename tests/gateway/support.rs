@@ -2,6 +2,7 @@
 
 pub mod binary;
 pub mod canary;
+pub mod nats_acks;
 pub mod plugins;
 pub mod relay;
 pub mod sse;

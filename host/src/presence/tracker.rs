@@ -4,19 +4,23 @@
 //!
 //! Local state is the truth for this node: per (channel, member) the set of
 //! local connections. A write sets the store to that set's size (absolute,
-//! so a retry or a re-write after the store lost the node is harmless), one
-//! write at a time per key, repeated until the store matches. A failed write
-//! leaves the key dirty for the next heartbeat: delivery never waits on it.
+//! so a re-write after the store lost the node is harmless), one write at a
+//! time per key, repeated until the store matches. A failed write's outcome
+//! is unknown (it may have landed, its reply lost): it stays pending with
+//! its [`WriteId`] and count, and the next heartbeat retries exactly it
+//! before any other write of the key, so the store answers with the change
+//! it made (see [`PresenceStore::set`]) and its join or leave is announced
+//! once. Delivery never waits on presence.
 //! Sessions call [`Presence::join`] and [`Presence::leave`]; nothing here
 //! touches sockets or the hub.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
-use super::{Beat, EventKind, Gone, HEARTBEAT, Member, PresenceStore, event_data};
+use super::{Beat, EventKind, Gone, HEARTBEAT, Member, PresenceStore, WriteId, event_data};
 use crate::connections::ConnId;
 use crate::metrics::Metrics;
 use crate::plugin::PluginSet;
@@ -24,16 +28,35 @@ use crate::protocol::ChannelName;
 
 type Key = (ChannelName, Member);
 
+/// Store writes of this instance in flight at once. A burst (10,000
+/// sockets closed together) waits here for its turn rather than sending
+/// every write at once, where each waits on all the others and most run out
+/// of `[broker] timeout_ms` (measured in `docs/benchmarks.md` §10: 9,871 of
+/// 10,000 leave writes timed out on NATS, then were retried one heartbeat
+/// later). The wait for a turn is not counted against the timeout.
+pub const MAX_WRITES_IN_FLIGHT: usize = 64;
+
 #[derive(Debug)]
 struct Entry {
     conns: HashSet<ConnId>,
     /// What the store holds for this node; `None` when unknown.
     stored: Option<u32>,
+    /// A write whose outcome is unknown, retried as it was before any other.
+    pending: Option<Pending>,
     /// The connection that joined or left last (for the push).
     last: Option<ConnId>,
     join_leave: bool,
     /// One write at a time per key, in order.
     lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A write that failed: it may have landed.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    write: WriteId,
+    count: u32,
+    /// [`Presence::losses`] when it was first sent.
+    losses: u64,
 }
 
 /// See the module docs.
@@ -43,6 +66,13 @@ pub struct Presence {
     metrics: Arc<Metrics>,
     local: Mutex<HashMap<Key, Entry>>,
     closed: AtomicBool,
+    /// The last [`WriteId`] given out.
+    writes: AtomicU64,
+    /// How many times the store lost this node ([`Beat::Lost`]): a pending
+    /// write from before a loss, once answered, is written again.
+    losses: AtomicU64,
+    /// Turns to write ([`MAX_WRITES_IN_FLIGHT`]).
+    turns: tokio::sync::Semaphore,
 }
 
 impl Presence {
@@ -53,6 +83,9 @@ impl Presence {
             metrics,
             local: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
+            writes: AtomicU64::new(0),
+            losses: AtomicU64::new(0),
+            turns: tokio::sync::Semaphore::new(MAX_WRITES_IN_FLIGHT),
         }
     }
 
@@ -78,6 +111,7 @@ impl Presence {
             let entry = local.entry(key.clone()).or_insert_with(|| Entry {
                 conns: HashSet::new(),
                 stored: Some(0),
+                pending: None,
                 last: None,
                 join_leave,
                 lock: Arc::default(),
@@ -121,33 +155,62 @@ impl Presence {
             if self.closed.load(Ordering::Acquire) {
                 return;
             }
-            let (count, last, join_leave) = {
+            let (write, last, join_leave) = {
                 let mut local = self.local.lock();
                 let Some(entry) = local.get(key) else { return };
-                let count = u32::try_from(entry.conns.len()).unwrap_or(u32::MAX);
-                if entry.stored == Some(count) {
-                    // Forget an empty key unless another write waits on it.
-                    if count == 0 && Arc::strong_count(&entry.lock) == 2 {
-                        local.remove(key);
+                let write = match entry.pending {
+                    Some(pending) => pending,
+                    None => {
+                        let count = u32::try_from(entry.conns.len()).unwrap_or(u32::MAX);
+                        if entry.stored == Some(count) {
+                            // Forget an empty key unless another write waits on it.
+                            if count == 0 && Arc::strong_count(&entry.lock) == 2 {
+                                local.remove(key);
+                            }
+                            self.count_entries(&local);
+                            return;
+                        }
+                        Pending {
+                            write: self.writes.fetch_add(1, Ordering::Relaxed) + 1,
+                            count,
+                            losses: self.losses.load(Ordering::Acquire),
+                        }
                     }
-                    self.count_entries(&local);
-                    return;
-                }
-                (count, entry.last.clone(), entry.join_leave)
+                };
+                (write, entry.last.clone(), entry.join_leave)
             };
             let (channel, member) = key;
-            let change = match self.store.set(channel, member, count).await {
-                Ok(change) => change,
-                Err(error) => {
-                    self.metrics.presence.write_failures.inc();
-                    tracing::warn!(%channel, %error, "presence write failed; retried at the next heartbeat");
+            let result = {
+                let Ok(_turn) = self.turns.acquire().await else {
                     return;
+                };
+                self.store
+                    .set(channel, member, write.count, write.write)
+                    .await
+            };
+            let change = {
+                let mut local = self.local.lock();
+                let Some(entry) = local.get_mut(key) else {
+                    return;
+                };
+                match result {
+                    Ok(change) => {
+                        entry.pending = None;
+                        // Lost since it was sent: whatever it did, the
+                        // store no longer holds it.
+                        let kept = write.losses == self.losses.load(Ordering::Acquire);
+                        entry.stored = kept.then_some(write.count);
+                        change
+                    }
+                    Err(error) => {
+                        entry.pending = Some(write);
+                        self.metrics.presence.write_failures.inc();
+                        tracing::warn!(%channel, %error, "presence write failed or its answer was lost; retried as it was at the next heartbeat");
+                        return;
+                    }
                 }
             };
             self.metrics.presence.writes.inc();
-            if let Some(entry) = self.local.lock().get_mut(key) {
-                entry.stored = Some(count);
-            }
             let Some(user) = member.user() else { continue };
             if !join_leave {
                 continue;
@@ -201,6 +264,7 @@ impl Presence {
                     tracing::warn!(
                         "this instance's presence entries were lost; writing them again"
                     );
+                    self.losses.fetch_add(1, Ordering::AcqRel);
                     for entry in self.local.lock().values_mut() {
                         entry.stored = None;
                     }
@@ -216,12 +280,15 @@ impl Presence {
             .local
             .lock()
             .iter()
-            .filter(|(_, e)| e.stored != u32::try_from(e.conns.len()).ok())
+            .filter(|(_, e)| e.pending.is_some() || e.stored != u32::try_from(e.conns.len()).ok())
             .map(|(key, _)| key.clone())
             .collect();
-        for key in dirty {
-            self.sync(&key).await;
-        }
+        futures_util::StreamExt::for_each_concurrent(
+            futures_util::stream::iter(dirty),
+            MAX_WRITES_IN_FLIGHT,
+            |key| async move { self.sync(&key).await },
+        )
+        .await;
         match self.store.sweep().await {
             Ok(gone) => self.announce_gone(gone, plugins).await,
             Err(error) => tracing::warn!(%error, "presence sweep failed"),

@@ -19,7 +19,7 @@ use crate::support::{Client, PATIENCE};
 /// What the contract allows for a dead instance's entries to go.
 const DEAD_PATIENCE: Duration = Duration::from_secs(30);
 
-fn server(kind: Kind) -> BrokerServer {
+pub(super) fn server(kind: Kind) -> BrokerServer {
     match kind {
         Kind::Nats => BrokerServer::start_jetstream(),
         Kind::Redis => BrokerServer::start(kind),
@@ -33,7 +33,7 @@ fn three(server: &BrokerServer) -> Vec<Instance> {
 
 /// A watcher on each instance, subscribed to `channel`, with every join of
 /// the watchers read: each sees its own join, then those of the later ones.
-async fn watchers(gateways: &[Instance], channel: &str) -> Vec<Client> {
+pub(super) async fn watchers(gateways: &[Instance], channel: &str) -> Vec<Client> {
     let mut watchers: Vec<Client> = Vec::new();
     for (i, gateway) in gateways.iter().enumerate() {
         let name = format!("watcher{i}");

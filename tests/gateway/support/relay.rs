@@ -1,8 +1,12 @@
 //! A TCP relay between a gateway and its broker, for broker-fault tests: it
 //! holds every chunk for a fixed delay in each direction (a broker ~10 ms
 //! away), and can stop forwarding while keeping every connection open (a
-//! hung broker or a network path that silently drops traffic), then resume.
-//! Bounded: at most [`CHUNKS`] chunks of 64 KiB queued per direction.
+//! hung broker or a network path that silently drops traffic), or hold only
+//! the broker's replies (commands run, their answers late), then resume.
+//! Optionally it drops JetStream publish acknowledgements from the broker
+//! while told to ([`Relay::drop_acks`], `nats_acks.rs`): a key-value write
+//! lands, its answer never arrives. Bounded: at most [`CHUNKS`] chunks of
+//! 64 KiB queued per direction.
 
 use std::time::Duration;
 
@@ -13,6 +17,16 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
+use super::nats_acks::AckFilter;
+
+/// What flows: both directions, neither, or only towards the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Both,
+    Paused,
+    RepliesHeld,
+}
+
 /// Chunks read but not yet written, per direction of one connection.
 const CHUNKS: usize = 256;
 
@@ -20,7 +34,8 @@ const CHUNKS: usize = 256;
 pub struct Relay {
     /// The port to connect to instead of the broker's.
     pub port: u16,
-    paused: watch::Sender<bool>,
+    flow: watch::Sender<Flow>,
+    dropping: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
 
@@ -32,8 +47,10 @@ impl Relay {
             .await
             .expect("bind the relay");
         let port = listener.local_addr().expect("relay address").port();
-        let paused = watch::Sender::new(false);
-        let gate = paused.subscribe();
+        let flow = watch::Sender::new(Flow::Both);
+        let dropping = watch::Sender::new(false);
+        let gate = flow.subscribe();
+        let drops = dropping.subscribe();
         let task = tokio::spawn(async move {
             // Owned here, so aborting the relay ends every pipe.
             let mut pipes = JoinSet::new();
@@ -43,21 +60,49 @@ impl Relay {
                 };
                 let (client_read, client_write) = client.into_split();
                 let (server_read, server_write) = server.into_split();
-                pipes.spawn(pipe(client_read, server_write, delay, gate.clone()));
-                pipes.spawn(pipe(server_read, client_write, delay, gate.clone()));
+                let out = Direction {
+                    delay,
+                    gate: gate.clone(),
+                    open: |flow| flow != Flow::Paused,
+                    filter: None,
+                };
+                let back = Direction {
+                    delay,
+                    gate: gate.clone(),
+                    open: |flow| flow == Flow::Both,
+                    filter: Some(AckFilter::new(drops.clone())),
+                };
+                pipes.spawn(pipe(client_read, server_write, out));
+                pipes.spawn(pipe(server_read, client_write, back));
             }
         });
-        Self { port, paused, task }
+        Self {
+            port,
+            flow,
+            dropping,
+            task,
+        }
     }
 
     /// Stops forwarding in both directions; connections stay open.
     pub fn pause(&self) {
-        self.paused.send_replace(true);
+        self.flow.send_replace(Flow::Paused);
+    }
+
+    /// Forwards commands to the broker but holds its replies.
+    pub fn hold_replies(&self) {
+        self.flow.send_replace(Flow::RepliesHeld);
     }
 
     /// Forwards again, what was held first.
     pub fn resume(&self) {
-        self.paused.send_replace(false);
+        self.flow.send_replace(Flow::Both);
+    }
+
+    /// While `on`, JetStream publish acknowledgements from a NATS broker
+    /// are dropped (everything else passes).
+    pub fn drop_acks(&self, on: bool) {
+        self.dropping.send_replace(on);
     }
 }
 
@@ -67,29 +112,38 @@ impl Drop for Relay {
     }
 }
 
-async fn pipe(
-    mut from: OwnedReadHalf,
-    mut to: OwnedWriteHalf,
+/// One direction of a connection.
+struct Direction {
     delay: Duration,
-    gate: watch::Receiver<bool>,
-) {
+    gate: watch::Receiver<Flow>,
+    open: fn(Flow) -> bool,
+    filter: Option<AckFilter>,
+}
+
+async fn pipe(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, direction: Direction) {
+    let Direction {
+        delay,
+        gate,
+        open,
+        mut filter,
+    } = direction;
     let (tx, mut rx) = mpsc::channel::<(Instant, Vec<u8>)>(CHUNKS);
     let mut read_gate = gate.clone();
     let reader = async move {
         let mut buffer = vec![0; 64 * 1024];
         loop {
-            if read_gate.wait_for(|paused| !paused).await.is_err() {
+            if read_gate.wait_for(|flow| open(*flow)).await.is_err() {
                 return;
             }
             let n = match from.read(&mut buffer).await {
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
-            if tx
-                .send((Instant::now() + delay, buffer[..n].to_vec()))
-                .await
-                .is_err()
-            {
+            let chunk = match filter.as_mut() {
+                Some(filter) => filter.pass(&buffer[..n]),
+                None => buffer[..n].to_vec(),
+            };
+            if tx.send((Instant::now() + delay, chunk)).await.is_err() {
                 return;
             }
         }
@@ -98,7 +152,7 @@ async fn pipe(
     let writer = async move {
         while let Some((due, chunk)) = rx.recv().await {
             tokio::time::sleep_until(due).await;
-            if write_gate.wait_for(|paused| !paused).await.is_err() {
+            if write_gate.wait_for(|flow| open(*flow)).await.is_err() {
                 return;
             }
             if to.write_all(&chunk).await.is_err() {

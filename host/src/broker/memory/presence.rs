@@ -13,7 +13,9 @@ use parking_lot::Mutex;
 
 use crate::broker::BrokerError;
 use crate::hub::Hub;
-use crate::presence::{Beat, Change, EventKind, Gone, Member, Page, PresenceStore, event_frame};
+use crate::presence::{
+    Beat, Change, EventKind, Gone, Member, Page, PresenceStore, WriteId, event_frame,
+};
 use crate::protocol::ChannelName;
 
 #[derive(Debug, Default)]
@@ -51,6 +53,8 @@ impl PresenceStore for MemoryPresence {
         channel: &'a ChannelName,
         member: &'a Member,
         count: u32,
+        // In process, an answer is never lost: nothing to remember.
+        _write: WriteId,
     ) -> BoxFuture<'a, Result<Change, BrokerError>> {
         let mut channels = self.channels.lock();
         let entry = channels.entry(channel.clone()).or_default();

@@ -38,15 +38,19 @@ use parking_lot::Mutex;
 use tokio::sync::OnceCell;
 
 use self::totals::Totals;
+use self::writes::Unanswered;
 use super::subscriptions;
 use crate::broker::BrokerError;
 use crate::broker::envelope;
 use crate::broker::interest::Topic;
-use crate::presence::{Beat, Change, ENTRY_TTL, EventKind, Gone, Member, Page, PresenceStore};
+use crate::presence::{
+    Beat, Change, ENTRY_TTL, EventKind, Gone, Member, Page, PresenceStore, WRITE_MEMORY, WriteId,
+};
 use crate::protocol::ChannelName;
 
 mod cleanup;
 mod totals;
+mod writes;
 
 /// Compare-and-set attempts on one key before the write is refused.
 const MAX_CAS_ATTEMPTS: usize = 32;
@@ -80,6 +84,8 @@ pub struct NatsPresence {
     beat: Mutex<Option<u64>>,
     /// Which of this node's `t` keys need writing ([`totals`]).
     totals: Totals,
+    /// User-key writes sent whose answer was lost ([`writes`]).
+    unanswered: Unanswered,
 }
 
 fn hex(text: &str) -> String {
@@ -102,6 +108,7 @@ impl NatsPresence {
             mine: Mutex::new(HashMap::new()),
             beat: Mutex::new(None),
             totals: Totals::default(),
+            unanswered: Unanswered::default(),
         }
     }
 
@@ -126,6 +133,9 @@ impl NatsPresence {
                     allow_direct: true,
                     allow_rollup: true,
                     deny_delete: true,
+                    // How long a write's `Nats-Msg-Id` is remembered
+                    // (`writes.rs`); the server's default, said here.
+                    duplicate_window: WRITE_MEMORY,
                     ..Default::default()
                 };
                 js.get_or_create_stream(config)
@@ -191,39 +201,6 @@ impl NatsPresence {
         Ok((value, entry.revision, Some(entry)))
     }
 
-    /// Applies `change` to the node map of `key` by compare-and-set;
-    /// returns the total before and after.
-    async fn update_user(
-        bucket: &Bucket,
-        key: &str,
-        change: impl Fn(&mut Nodes),
-    ) -> Result<Change, BrokerError> {
-        for _ in 0..MAX_CAS_ATTEMPTS {
-            let (mut nodes, revision, entry) = Self::read::<Nodes>(bucket, key).await?;
-            let before: u64 = nodes.values().sum();
-            change(&mut nodes);
-            let after: u64 = nodes.values().sum();
-            let live = entry
-                .as_ref()
-                .is_some_and(|e| e.operation == Operation::Put);
-            let written = if nodes.is_empty() {
-                if !live {
-                    return Ok(Change { before, after });
-                }
-                cleanup::delete_expect_revision(bucket, key, revision).await
-            } else {
-                let value = Bytes::from(serde_json::to_vec(&nodes).unwrap_or_default());
-                bucket.kv.update(key, value, revision).await.is_ok()
-            };
-            if written {
-                return Ok(Change { before, after });
-            }
-        }
-        Err(BrokerError::Unavailable(format!(
-            "nats presence: {key} kept changing ({MAX_CAS_ATTEMPTS} attempts)"
-        )))
-    }
-
     /// Removes `node` from every user of its channels, then its `t` keys.
     async fn remove(&self, bucket: &Bucket, node: &str) -> Result<Vec<Gone>, BrokerError> {
         let mut gone = Vec::new();
@@ -240,9 +217,18 @@ impl NatsPresence {
             let results: Vec<Result<Option<String>, BrokerError>> =
                 futures_util::stream::iter(users)
                     .map(|key| async move {
-                        let change = Self::update_user(bucket, &key, |nodes| {
-                            nodes.remove(node);
-                        })
+                        // Its own slot: a retry (the next sweep here) of a
+                        // removal whose answer was lost learns its outcome.
+                        let slot = format!("{key} {node}");
+                        let change = writes::update(
+                            bucket,
+                            &self.unanswered,
+                            (&slot, 0, &self.node),
+                            &key,
+                            |nodes| {
+                                nodes.remove(node);
+                            },
+                        )
                         .await?;
                         let left = change.before > 0 && change.after == 0;
                         Ok(left
@@ -327,9 +313,10 @@ impl PresenceStore for NatsPresence {
         channel: &'a ChannelName,
         member: &'a Member,
         count: u32,
+        write: WriteId,
     ) -> BoxFuture<'a, Result<Change, BrokerError>> {
-        self.bounded(self.timeout, async move {
-            let bucket = self.bucket().await?;
+        async move {
+            let bucket = self.bounded(self.timeout, self.bucket()).await?;
             let channel_hex = hex(channel.as_str());
             let old = {
                 let mut mine = self.mine.lock();
@@ -345,32 +332,40 @@ impl PresenceStore for NatsPresence {
                 }
                 old
             };
+            self.totals.touch(channel);
             let change = match member {
                 Member::User(user) => {
                     let key = format!("u.{channel_hex}.{}", hex(user));
                     let node = self.node.to_string();
-                    Self::update_user(bucket, &key, |nodes| {
-                        if count == 0 {
-                            nodes.remove(&node);
-                        } else {
-                            nodes.insert(node.clone(), u64::from(count));
-                        }
-                    })
-                    .await?
+                    let update = writes::update(
+                        bucket,
+                        &self.unanswered,
+                        (&key, write, &node),
+                        &key,
+                        |nodes| {
+                            if count == 0 {
+                                nodes.remove(&node);
+                            } else {
+                                nodes.insert(node.clone(), u64::from(count));
+                            }
+                        },
+                    );
+                    self.bounded(self.timeout, update).await?
                 }
                 Member::Anonymous => Change {
                     before: u64::from(old),
                     after: u64::from(count),
                 },
             };
-            self.totals.touch(channel);
-            if let Err(error) = self.write_total(bucket, channel).await {
-                // The user's key holds the change; the total follows at
-                // the next heartbeat.
+            // Best effort, after the user's change is known and on its own
+            // budget, so a slow total never cuts that answer: a total not
+            // written stays dirty and follows at the next heartbeat.
+            let total = self.bounded(self.timeout, self.write_total(bucket, channel));
+            if let Err(error) = total.await {
                 tracing::warn!(%channel, %error, "presence total not written; retried at the next heartbeat");
             }
             Ok(change)
-        })
+        }
         .boxed()
     }
 
@@ -383,15 +378,22 @@ impl PresenceStore for NatsPresence {
             let (revision, beat) = match last {
                 Some(revision) => match bucket.kv.update(&key, value.clone(), revision).await {
                     Ok(revision) => (revision, Beat::Kept),
-                    // Deleted by a sweeper that judged this node dead.
-                    Err(_) => (
-                        bucket
-                            .kv
-                            .put(&key, value)
-                            .await
-                            .map_err(|e| unavailable("heartbeat", e))?,
-                        Beat::Lost,
-                    ),
+                    // Only this node puts `n.N`: still there, it is this
+                    // node's own earlier beat whose answer was lost; gone,
+                    // a sweeper judged this node dead and deleted it.
+                    Err(_) => match Self::read::<serde_json::Value>(bucket, &key).await? {
+                        (_, revision, Some(entry)) if entry.operation == Operation::Put => {
+                            (revision, Beat::Kept)
+                        }
+                        _ => (
+                            bucket
+                                .kv
+                                .put(&key, value)
+                                .await
+                                .map_err(|e| unavailable("heartbeat", e))?,
+                            Beat::Lost,
+                        ),
+                    },
                 },
                 None => (
                     bucket
@@ -480,6 +482,7 @@ impl PresenceStore for NatsPresence {
             let gone = self.remove(bucket, &self.node).await?;
             self.mine.lock().clear();
             self.totals.clear();
+            self.unanswered.clear();
             cleanup::delete(bucket, &format!("n.{}", self.node))
                 .await
                 .map_err(|e| unavailable("delete", e))?;

@@ -13,6 +13,11 @@
 //! - `{P:pres}:nodes`, a sorted set: node -> deadline in ms, pushed
 //!   [`ENTRY_TTL`] ahead by each heartbeat; a node whose deadline passed is dead.
 //! - `{P:pres}:chans:N`, a set: the channels where `N` has entries.
+//! - `P:pres:{C}:node:N:w:u:<user>`, a string expiring after
+//!   [`WRITE_MEMORY`]: the id and answer (`"id before after"`) of `N`'s last
+//!   write of the user, so a write that ran but whose reply was lost (a
+//!   timeout, or fred re-sending it after a reconnect) is answered, when
+//!   retried with its id, with the change it made, not with a no-op.
 //!
 //! A sweep claims a dead node by moving its deadline one TTL on (only one
 //! instance wins the claim; if it dies while cleaning, the claim lapses),
@@ -32,12 +37,25 @@ use super::history::Script;
 use crate::broker::BrokerError;
 use crate::broker::envelope;
 use crate::broker::interest::Topic;
-use crate::presence::{Beat, Change, ENTRY_TTL, EventKind, Gone, Member, Page, PresenceStore};
+use crate::presence::{
+    Beat, Change, ENTRY_TTL, EventKind, Gone, Member, Page, PresenceStore, WRITE_MEMORY, WriteId,
+};
 use crate::protocol::ChannelName;
 
+/// KEYS: users, count, conns, node:N, node:N:w:<field>. ARGV: field, user ('':
+/// anonymous), count, write id, record expiry ms. A retried write (this
+/// node's count already the one asked, and the record names its id) is
+/// answered from the record; any other is applied and its answer recorded.
 const SET: &str = r#"
 local old = tonumber(redis.call('HGET', KEYS[4], ARGV[1]) or '0')
 local new = tonumber(ARGV[3])
+if ARGV[2] ~= '' and old == new then
+  local rec = redis.call('GET', KEYS[5])
+  if rec then
+    local id, b, a = string.match(rec, '^(%d+) (-?%d+) (-?%d+)$')
+    if id == ARGV[4] then return {tonumber(b), tonumber(a)} end
+  end
+end
 if new == 0 then redis.call('HDEL', KEYS[4], ARGV[1]) else redis.call('HSET', KEYS[4], ARGV[1], new) end
 local d = new - old
 if redis.call('INCRBY', KEYS[3], d) <= 0 then redis.call('DEL', KEYS[3]) end
@@ -52,6 +70,7 @@ else
   redis.call('HSET', KEYS[2], ARGV[2], after)
   if before <= 0 then redis.call('ZADD', KEYS[1], 0, ARGV[2]) end
 end
+redis.call('SET', KEYS[5], ARGV[4] .. ' ' .. before .. ' ' .. after, 'PX', ARGV[5])
 return {before, after}
 "#;
 
@@ -249,6 +268,7 @@ impl PresenceStore for RedisPresence {
         channel: &'a ChannelName,
         member: &'a Member,
         count: u32,
+        write: WriteId,
     ) -> BoxFuture<'a, Result<Change, BrokerError>> {
         async move {
             if count > 0 && !self.marked.lock().contains(channel) {
@@ -261,12 +281,19 @@ impl PresenceStore for RedisPresence {
                 Member::User(user) => (format!("u:{user}"), user.to_string()),
                 Member::Anonymous => ("a".to_owned(), String::new()),
             };
-            let keys = self.channel_keys(channel, &self.node);
+            let [users, counts, conns, node] = self.channel_keys(channel, &self.node);
+            let record = format!("{node}:w:{field}");
             let reply = self
                 .run(
                     &self.scripts.set,
-                    &keys,
-                    vec![field, user, count.to_string()],
+                    &[users, counts, conns, node, record],
+                    vec![
+                        field,
+                        user,
+                        count.to_string(),
+                        write.to_string(),
+                        WRITE_MEMORY.as_millis().to_string(),
+                    ],
                 )
                 .await?;
             let mut fields = reply.into_array().into_iter().map(|v| v.as_u64());

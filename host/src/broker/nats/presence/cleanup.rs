@@ -54,7 +54,7 @@ async fn delete_marked(
 
 /// Purges `subject`'s messages up to and including stream sequence
 /// `sequence` (the purge API's `seq` is exclusive).
-async fn purge_through(bucket: &Bucket, subject: String, sequence: u64) {
+pub(super) async fn purge_through(bucket: &Bucket, subject: String, sequence: u64) {
     let purged = bucket
         .stream
         .purge()
