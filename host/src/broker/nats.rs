@@ -129,6 +129,7 @@ impl NatsBroker {
             &prefix,
             Arc::clone(&node),
             max_bytes,
+            config.timeout(),
         );
         let broker = Self {
             history,
@@ -230,6 +231,30 @@ impl NatsBroker {
 }
 
 /// `work` within `limit`, else `unavailable` saying that JetStream did not `what`.
+impl NatsBroker {
+    /// Keeps `data` (one or more messages) in `channel`'s history as one
+    /// record; the position of the last one. No local-only fallback: a
+    /// message history cannot keep is refused, and all of `data` with it.
+    async fn keep(
+        &self,
+        channel: &ChannelName,
+        data: &[String],
+        policy: &HistoryConfig,
+    ) -> Result<Position, BrokerError> {
+        for one in data {
+            self.admit(one)?;
+            self.limit.check_kept(one)?;
+        }
+        let append = self.history.append(channel, data, policy);
+        let kept = within(self.timeout, "keep the message", append).await;
+        match &kept {
+            Ok(_) => self.metrics.broker.sent(MessageKind::Channel),
+            Err(_) => self.metrics.broker.publish_failed(PublishFailure::Error),
+        }
+        kept
+    }
+}
+
 async fn within<T>(
     limit: Duration,
     what: &str,
@@ -268,16 +293,21 @@ impl Broker for NatsBroker {
         policy: &'a HistoryConfig,
     ) -> BoxFuture<'a, Result<Position, BrokerError>> {
         async move {
-            // No local-only fallback: a message history cannot keep is refused.
-            self.admit(data)?;
-            self.limit.check_kept(data)?;
-            let append = self.history.append(channel, data, policy);
-            let kept = within(self.timeout, "keep the message", append).await;
-            match &kept {
-                Ok(_) => self.metrics.broker.sent(MessageKind::Channel),
-                Err(_) => self.metrics.broker.publish_failed(PublishFailure::Error),
-            }
-            kept
+            let one = [data.to_owned()];
+            self.keep(channel, &one, policy).await
+        }
+        .boxed()
+    }
+
+    fn publish_kept_batch<'a>(
+        &'a self,
+        channel: &'a ChannelName,
+        data: &'a [String],
+        policy: &'a HistoryConfig,
+    ) -> BoxFuture<'a, Vec<Result<Position, BrokerError>>> {
+        async move {
+            let kept = self.keep(channel, data, policy).await;
+            crate::history::appender::spread(kept, data.len())
         }
         .boxed()
     }
@@ -293,8 +323,8 @@ impl Broker for NatsBroker {
             if !self.is_connected() {
                 return Err(unavailable());
             }
-            let read = self.history.read(channel, policy, after, max);
-            within(self.timeout, "read the history", read).await
+            // Each JetStream request of the read is bounded by `timeout`.
+            self.history.read(channel, policy, after, max).await
         }
         .boxed()
     }
