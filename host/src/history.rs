@@ -2,8 +2,9 @@
 //! `history` carry, what a broker's history store answers, and the one publish
 //! path that decides whether a message goes into history.
 //!
-//! The store itself belongs to each broker ([`memory`] here for the in-process
-//! broker); what a subscribe with `since` gets is decided by [`recovery`], the
+//! Every message kept goes through the instance's [`Appender`] (per-channel
+//! order, batches). The store itself belongs to each broker ([`memory`] here
+//! for the in-process broker); what a subscribe with `since` gets is decided by [`recovery`], the
 //! same for every broker. The switch from replay to live delivery (no gap, no
 //! duplicate) is the hub's job: see [`crate::hub::Hub::hold`]. Nothing here
 //! touches sockets or sessions.

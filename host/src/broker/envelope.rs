@@ -325,7 +325,7 @@ mod tests {
         assert_eq!(decoded.at, Some((4, "e1".to_owned())));
         assert_eq!((decoded.data, decoded.more), ("1", vec![r#""b""#, "null"]));
         // Each message is bound by max_bytes, the record by MAX_RECORD_BYTES.
-        assert!(decode(record, 3).is_ok());
+        assert!(decode(record, 4).is_ok());
         let big = br#"{"ferrygate":1,"offset":4,"epoch":"e1","batch":["long"]}"#;
         assert_eq!(decode(big, 5), Err(Malformed::Oversize));
         for bad in [

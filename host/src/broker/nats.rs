@@ -306,8 +306,34 @@ impl Broker for NatsBroker {
         policy: &'a HistoryConfig,
     ) -> BoxFuture<'a, Vec<Result<Position, BrokerError>>> {
         async move {
-            let kept = self.keep(channel, data, policy).await;
-            crate::history::appender::spread(kept, data.len())
+            // Records of at most half the server's max_payload (with the
+            // default 1 MiB, the appender's whole batch is one record).
+            let room = self.client.server_info().max_payload / 2;
+            let mut outcomes = Vec::with_capacity(data.len());
+            let mut rest = data;
+            while !rest.is_empty() {
+                let mut take = 1;
+                let mut bytes = rest[0].len();
+                while take < rest.len() && bytes + rest[take].len() < room {
+                    bytes += rest[take].len() + 1;
+                    take += 1;
+                }
+                let kept = self.keep(channel, &rest[..take], policy).await;
+                let failed = kept.is_err();
+                outcomes.extend(crate::history::appender::spread(kept, take));
+                rest = &rest[take..];
+                if failed {
+                    // Not tried: a refused record (the store away, most
+                    // likely) refuses the rest of the batch with it.
+                    let why = "an earlier message of the batch was not kept";
+                    outcomes.extend(
+                        rest.iter()
+                            .map(|_| Err(BrokerError::Unavailable(why.to_owned()))),
+                    );
+                    break;
+                }
+            }
+            outcomes
         }
         .boxed()
     }
