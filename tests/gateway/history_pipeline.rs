@@ -162,7 +162,10 @@ async fn killed_broker_mid_pipeline(server: &mut BrokerServer) -> (Vec<u64>, Vec
         }
     }
     acked.sort_unstable();
-    assert!(acked.len() < 2 * N as usize, "publishes after the kill are refused");
+    assert!(
+        acked.len() < 2 * N as usize,
+        "publishes after the kill are refused"
+    );
     while let Ok(push) = tokio::time::timeout(Duration::from_millis(500), subscriber.recv()).await {
         live.push(push["data"]["n"].as_u64().expect("n"));
     }
@@ -177,11 +180,7 @@ async fn jetstream_pipelined_publishes_from_two_instances_keep_one_order_and_bat
     let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.expect("nats"));
     let mut stream = js.get_stream("ferrygate_history").await.expect("stream");
     let records = stream.info().await.expect("info").state.messages;
-    assert!(
-        records < 4 * N,
-        "{records} records for {} messages",
-        4 * N
-    );
+    assert!(records < 4 * N, "{records} records for {} messages", 4 * N);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -194,7 +193,10 @@ async fn redis_pipelined_publishes_from_two_instances_keep_one_order_and_recover
 async fn jetstream_a_broker_killed_mid_pipeline_loses_no_acknowledged_publish() {
     let mut server = BrokerServer::start_jetstream();
     let (acked, live) = killed_broker_mid_pipeline(&mut server).await;
-    assert!(live.windows(2).all(|w| w[0] < w[1]), "live: in order, once each");
+    assert!(
+        live.windows(2).all(|w| w[0] < w[1]),
+        "live: in order, once each"
+    );
     // JetStream kept every acknowledged one: a recovery after a restart of
     // the server reads them all back, in order.
     server.restart();
@@ -202,7 +204,11 @@ async fn jetstream_a_broker_killed_mid_pipeline_loses_no_acknowledged_publish() 
     let mut back = b.client().await;
     let position = subscribe(&mut back, "room.k", None).await;
     let kept = position["offset"].as_u64().expect("offset");
-    assert!(kept >= acked.len() as u64, "{kept} kept, {} acked", acked.len());
+    assert!(
+        kept >= acked.len() as u64,
+        "{kept} kept, {} acked",
+        acked.len()
+    );
     let epoch = position["epoch"].as_str().expect("epoch").to_owned();
     let mut again = b.client().await;
     let result = subscribe(&mut again, "room.k", Some((&epoch, 0))).await;
@@ -211,7 +217,10 @@ async fn jetstream_a_broker_killed_mid_pipeline_loses_no_acknowledged_publish() 
     for _ in 0..kept {
         stored.push(again.recv().await["data"]["n"].as_u64().expect("n"));
     }
-    assert!(stored.windows(2).all(|w| w[0] < w[1]), "one order, no double");
+    assert!(
+        stored.windows(2).all(|w| w[0] < w[1]),
+        "one order, no double"
+    );
     for n in &acked {
         assert!(stored.contains(n), "acknowledged {n} was kept");
     }

@@ -98,14 +98,25 @@ impl Appender {
     /// Appends `channel`'s queue batch by batch until it is empty, then
     /// forgets the channel.
     async fn drain(&self, channel: ChannelName) {
+        // However this task ends (a panic, a runtime shut down), the channel
+        // does not stay marked busy with nobody draining it: what is still
+        // queued is dropped, and its publishers are answered `unavailable`.
+        let mut forget = Forget {
+            queues: &self.queues,
+            channel: &channel,
+            armed: true,
+        };
         loop {
             let batch = {
                 let mut queues = self.queues.lock();
                 let Some(queue) = queues.get_mut(&channel) else {
+                    forget.armed = false;
                     return;
                 };
                 if queue.is_empty() {
                     queues.remove(&channel);
+                    // A later enqueue may start another drain at once: not ours to forget.
+                    forget.armed = false;
                     return;
                 }
                 take_batch(queue)
@@ -142,6 +153,22 @@ impl Appender {
             // A waiter that went away (its connection closed) still had its
             // message kept; nobody is left to tell.
             let _ = waiter.send(result);
+        }
+    }
+}
+
+/// Forgets a channel's queue when its drain task ends.
+struct Forget<'a> {
+    queues: &'a Mutex<HashMap<ChannelName, VecDeque<Pending>>>,
+    channel: &'a ChannelName,
+    /// False once the task removed the queue itself.
+    armed: bool,
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.queues.lock().remove(self.channel);
         }
     }
 }
@@ -217,9 +244,17 @@ mod tests {
             pending(1, 10),
             pending(1, 20),
         ]);
-        assert_eq!(take_batch(&mut queue).len(), 1, "an oversize one goes alone");
+        assert_eq!(
+            take_batch(&mut queue).len(),
+            1,
+            "an oversize one goes alone"
+        );
         assert_eq!(take_batch(&mut queue).len(), 2, "bytes bound the batch");
-        assert_eq!(take_batch(&mut queue).len(), 1, "another policy starts another");
+        assert_eq!(
+            take_batch(&mut queue).len(),
+            1,
+            "another policy starts another"
+        );
         assert_eq!(take_batch(&mut queue).len(), 1);
         assert!(queue.is_empty());
     }

@@ -254,10 +254,7 @@ impl NatsHistory {
             // No live position: a marker makes one that later publishes continue.
             let epoch = fresh_epoch();
             let marker = kept_envelope(&self.node, 0, &epoch, "null");
-            match self
-                .store(subject, marker, last.map_or(0, |l| l.seq))
-                .await
-            {
+            match self.store(subject, marker, last.map_or(0, |l| l.seq)).await {
                 Ok(seq) => {
                     let at_ms = now_ms();
                     break Last {
