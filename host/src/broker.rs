@@ -135,6 +135,27 @@ pub trait Broker: Send + Sync + fmt::Debug {
         .boxed()
     }
 
+    /// Keeps each of `data` (JSON texts, in order) as `channel`'s next
+    /// messages, with consecutive offsets, as [`Broker::publish_kept`] does
+    /// for one; resolves with each message's outcome, in order. A broker
+    /// that stores them in one step fails them all together (none kept, none
+    /// delivered). The default: one [`Broker::publish_kept`] after the other.
+    fn publish_kept_batch<'a>(
+        &'a self,
+        channel: &'a ChannelName,
+        data: &'a [String],
+        policy: &'a HistoryConfig,
+    ) -> BoxFuture<'a, Vec<Result<Position, BrokerError>>> {
+        async move {
+            let mut kept = Vec::with_capacity(data.len());
+            for one in data {
+                kept.push(self.publish_kept(channel, one, policy).await);
+            }
+            kept
+        }
+        .boxed()
+    }
+
     /// One consistent read of `channel`'s history: its position and, with
     /// `after`, up to `max` kept messages after that offset. The default:
     /// this broker keeps no history.

@@ -32,6 +32,9 @@ pub struct Gateway {
     pub connections: Arc<Connections>,
     /// The bus every publish goes through.
     pub broker: Arc<dyn Broker>,
+    /// Every history append of this instance, queued per channel in order
+    /// and batched (`crate::history::appender`).
+    pub appender: Arc<crate::history::Appender>,
     /// Who is in which presence channel (this instance's side).
     pub presence: Arc<Presence>,
     /// The plugins in use now.
@@ -123,6 +126,8 @@ impl Gateway {
         };
         let broker = broker?;
         let presence = Arc::new(Presence::new(broker.presence(), Arc::clone(&parts.metrics)));
+        let appender =
+            crate::history::Appender::new(Arc::clone(&broker), Arc::clone(&parts.metrics));
         let gateway = Arc::new(Self {
             config,
             node: parts.node,
@@ -130,6 +135,7 @@ impl Gateway {
             hub: parts.hub,
             connections: parts.connections,
             broker,
+            appender,
             presence,
             plugins,
             reloader: Reloader::new(manifest),

@@ -2,20 +2,23 @@
 //! `history` carry, what a broker's history store answers, and the one publish
 //! path that decides whether a message goes into history.
 //!
-//! The store itself belongs to each broker ([`memory`] here for the in-process
-//! broker); what a subscribe with `since` gets is decided by [`recovery`], the
+//! Every message kept goes through the instance's [`Appender`] (per-channel
+//! order, batches). The store itself belongs to each broker ([`memory`] here
+//! for the in-process broker); what a subscribe with `since` gets is decided by [`recovery`], the
 //! same for every broker. The switch from replay to live delivery (no gap, no
 //! duplicate) is the hub's job: see [`crate::hub::Hub::hold`]. Nothing here
 //! touches sockets or sessions.
 
+pub mod appender;
 pub mod memory;
 pub mod recovery;
 
 use std::sync::Arc;
 
+pub use appender::{Appended, Appender};
+
 use crate::broker::{Broker, BrokerError};
 use crate::config::HistoryConfig;
-use crate::metrics::Metrics;
 use crate::plugin::PluginSet;
 use crate::protocol::{ChannelName, Frame};
 
@@ -88,29 +91,56 @@ pub fn policy_for(plugins: &PluginSet, channel: &ChannelName) -> Option<HistoryC
     plugins.route_for(channel).and_then(|route| route.history)
 }
 
-/// Publishes `data` (JSON text) on `channel` through `broker`: into the
-/// channel's history first when its route keeps one (the broker then refuses
-/// with [`BrokerError::Unavailable`] when it cannot store it, so that nothing
-/// is acknowledged and lost), as a plain publish otherwise.
-pub async fn publish(
-    broker: &dyn Broker,
-    metrics: &Metrics,
+/// How one publish to one channel proceeds: a plain publish is a future of
+/// the broker's; a kept one already has its place in the channel's order.
+pub enum Publishing<'a> {
+    /// No history on the channel: [`Broker::publish`], not yet started.
+    Plain(futures_util::future::BoxFuture<'a, Result<(), BrokerError>>),
+    /// Queued in the [`Appender`]; resolves once the store holds it.
+    Kept(Appended),
+}
+
+impl std::fmt::Debug for Publishing<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.is_kept() { "Kept" } else { "Plain" })
+    }
+}
+
+impl Publishing<'_> {
+    /// Waits for the broker's answer.
+    pub async fn done(self) -> Result<(), BrokerError> {
+        match self {
+            Self::Plain(publish) => publish.await,
+            Self::Kept(appended) => match appended.await {
+                Ok(kept) => kept.map(drop),
+                Err(_gone) => Err(BrokerError::Unavailable(
+                    "the history append was cut short (shutdown)".to_owned(),
+                )),
+            },
+        }
+    }
+
+    /// Whether the message goes into history (its answer waits for the store).
+    pub fn is_kept(&self) -> bool {
+        matches!(self, Self::Kept(_))
+    }
+}
+
+/// Publishes `data` (JSON text) on `channel`: into the channel's history
+/// through `appender` when its route keeps one (queued in order before this
+/// returns; the broker refuses with [`BrokerError::Unavailable`] when it
+/// cannot store it, so that nothing is acknowledged and lost), as a plain
+/// publish through `broker` otherwise (started when awaited).
+pub fn publish<'a>(
+    broker: &'a dyn Broker,
+    appender: &Arc<Appender>,
     plugins: &PluginSet,
-    channel: &ChannelName,
-    data: &str,
-) -> Result<(), BrokerError> {
+    channel: &'a ChannelName,
+    data: &'a str,
+) -> Publishing<'a> {
     match policy_for(plugins, channel) {
-        None => broker.publish(channel, data).await,
-        Some(policy) => match broker.publish_kept(channel, data, &policy).await {
-            Ok(_) => {
-                metrics.history.appends.inc();
-                Ok(())
-            }
-            Err(error) => {
-                metrics.history.append_failed();
-                Err(error)
-            }
-        },
+        None => Publishing::Plain(broker.publish(channel, data)),
+        Some(policy) => Publishing::Kept(appender.enqueue(channel, data.to_owned(), policy)),
     }
 }
 

@@ -13,6 +13,7 @@
 //! cleans up every subscription it made when it ends, however it ends.
 
 mod lifetime;
+mod pipeline;
 mod presence;
 mod rate;
 mod reader;
@@ -38,6 +39,7 @@ use crate::plugin::{Connection, Identity};
 use crate::protocol::{ChannelName, Frame, RequestId, Since};
 
 pub use lifetime::{Lifetime, now_unix_ms};
+pub use pipeline::MAX_INFLIGHT_PUBLISHES;
 pub use websocket::run;
 
 use rate::TokenBucket;
@@ -70,6 +72,8 @@ pub struct Session {
     refreshes: TokenBucket,
     /// The rpcs awaiting an answer, bounded.
     rpcs: rpc::InFlight,
+    /// The publishes awaiting the history store, bounded.
+    pipeline: pipeline::Publishes,
     remote: SocketAddr,
     /// `None` once the session is closed.
     registration: Option<Registration>,
@@ -125,6 +129,7 @@ impl Session {
             publishes,
             refreshes: TokenBucket::new(refresh::REFRESH_RATE),
             rpcs,
+            pipeline: pipeline::Publishes::default(),
             remote: accepted.remote,
             registration: Some(registration),
         }

@@ -21,6 +21,7 @@ mod fail_closed_routes;
 mod fanout;
 mod history;
 mod history_nats;
+mod history_pipeline;
 mod history_redis;
 mod hot;
 mod http_api;

@@ -3,7 +3,9 @@
 //!
 //! The gateway publishes `{"ferrygate":1,"node":"<node id>","data":<payload>}`;
 //! on a channel with history the broker adds `"offset":N,"epoch":"E"`; a
-//! presence event (join/leave) says `"presence":"join"|"leave"` and its
+//! NATS history record of several messages has `"batch":[D1,..,Dn]` instead
+//! of `data`, the messages at offsets N to N+n-1 (see
+//! `broker::nats::history`); a presence event (join/leave) says `"presence":"join"|"leave"` and its
 //! `data` is `{"user":..,"conn":..}`.
 //! A backend may publish the same envelope, or just the payload (any JSON
 //! value). A JSON object whose `ferrygate` key is a number is read as an
@@ -22,8 +24,11 @@ pub const VERSION: u32 = 1;
 /// A broker message's payload, checked: valid JSON of bounded size.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Decoded<'a> {
-    /// The JSON text to hand to clients.
+    /// The JSON text to hand to clients (a batch record's first message).
     pub data: &'a str,
+    /// A batch record's messages after the first, at the offsets after
+    /// `at`'s; empty otherwise.
+    pub more: Vec<&'a str>,
     /// The publishing gateway's node id, when the sender said.
     pub node: Option<String>,
     /// The message's history position (offset, epoch), on channels with history.
@@ -49,6 +54,8 @@ struct Probe<'a> {
     presence: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "present")]
     data: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    batch: Option<&'a RawValue>,
 }
 
 /// A field of an envelope as `T`; absent is `None`, the wrong type is
@@ -57,6 +64,10 @@ fn field<'a, T: Deserialize<'a>>(raw: Option<&'a RawValue>) -> Result<Option<T>,
     raw.map(|raw| serde_json::from_str(raw.get()).map_err(|_| Malformed::BadEnvelope))
         .transpose()
 }
+
+/// Most bytes of a batch record [`decode`] accepts: the appender's batch
+/// bound plus room for the envelope and the separators.
+pub const MAX_RECORD_BYTES: usize = crate::history::appender::MAX_BATCH_BYTES + 16 * 1024;
 
 /// Keeps `"data":null` as `Some(null)`: a plain `Option` would read it as a
 /// missing `data` and refuse the envelope of a `null` payload.
@@ -135,9 +146,11 @@ impl SizeLimit {
     }
 }
 
-/// Checks and unwraps one broker payload; `max_bytes` bounds what a client may be sent.
+/// Checks and unwraps one broker payload; `max_bytes` bounds what a client
+/// may be sent (each message of a batch record; the whole record at most
+/// [`MAX_RECORD_BYTES`]).
 pub fn decode(payload: &[u8], max_bytes: usize) -> Result<Decoded<'_>, Malformed> {
-    if payload.len() > max_bytes {
+    if payload.len() > max_bytes.max(MAX_RECORD_BYTES) {
         return Err(Malformed::Oversize);
     }
     let text = std::str::from_utf8(payload).map_err(|_| Malformed::NotJson)?;
@@ -167,18 +180,38 @@ pub fn decode(payload: &[u8], max_bytes: usize) -> Result<Decoded<'_>, Malformed
                 Some(crate::presence::EventKind::parse(kind).ok_or(Malformed::BadEnvelope)?)
             }
         };
-        return match (version, probe.data) {
-            (1, Some(data)) => Ok(Decoded {
-                data: data.get(),
-                node: field(probe.node)?,
-                at,
-                presence,
-            }),
-            _ => Err(Malformed::BadEnvelope),
+        let batch: Option<Vec<&RawValue>> = field(probe.batch)?;
+        let (data, more) = match (version, probe.data, batch) {
+            (1, Some(data), None) if payload.len() <= max_bytes => (data.get(), Vec::new()),
+            (1, Some(_), None) => return Err(Malformed::Oversize),
+            // A batch only as a kept record: with a position, of messages
+            // (offset 0 is a marker's).
+            (1, None, Some(batch))
+                if at.as_ref().is_some_and(|(offset, _)| *offset > 0) && presence.is_none() =>
+            {
+                if batch.iter().any(|one| one.get().len() > max_bytes) {
+                    return Err(Malformed::Oversize);
+                }
+                let mut items = batch.into_iter().map(RawValue::get);
+                let first = items.next().ok_or(Malformed::BadEnvelope)?;
+                (first, items.collect())
+            }
+            _ => return Err(Malformed::BadEnvelope),
         };
+        return Ok(Decoded {
+            data,
+            more,
+            node: field(probe.node)?,
+            at,
+            presence,
+        });
+    }
+    if payload.len() > max_bytes {
+        return Err(Malformed::Oversize);
     }
     Ok(Decoded {
         data: trimmed,
+        more: Vec::new(),
         node: None,
         at: None,
         presence: None,
@@ -322,6 +355,30 @@ mod tests {
         assert_eq!(decode(raw.as_bytes(), 100).expect("a payload").data, raw);
         let kept = decode(br#"{"ferrygate":1,"offset":3,"epoch":"e1","data":1}"#, 100);
         assert_eq!(kept.expect("kept").at, Some((3, "e1".to_owned())));
+    }
+
+    #[test]
+    fn batch_records_unpack_and_are_checked() {
+        let record = br#"{"ferrygate":1,"node":"n","offset":4,"epoch":"e1","batch":[1,"b",null]}"#;
+        let decoded = decode(record, 100).expect("batch record");
+        assert_eq!(decoded.at, Some((4, "e1".to_owned())));
+        assert_eq!((decoded.data, decoded.more), ("1", vec![r#""b""#, "null"]));
+        // Each message is bound by max_bytes, the record by MAX_RECORD_BYTES.
+        assert!(decode(record, 4).is_ok());
+        let big = br#"{"ferrygate":1,"offset":4,"epoch":"e1","batch":["long"]}"#;
+        assert_eq!(decode(big, 5), Err(Malformed::Oversize));
+        for bad in [
+            &br#"{"ferrygate":1,"batch":[1,2]}"#[..],
+            br#"{"ferrygate":1,"offset":0,"epoch":"e1","batch":[1]}"#,
+            br#"{"ferrygate":1,"offset":1,"epoch":"e1","batch":[]}"#,
+            br#"{"ferrygate":1,"offset":1,"epoch":"e1","batch":[1],"data":1}"#,
+            br#"{"ferrygate":1,"offset":1,"epoch":"e1","batch":[1],"presence":"join"}"#,
+            // A batch of the wrong type is a broken envelope, not a payload.
+            br#"{"ferrygate":1,"offset":1,"epoch":"e1","batch":5}"#,
+            br#"{"ferrygate":1,"offset":1,"epoch":"e1","batch":{"a":1}}"#,
+        ] {
+            assert_eq!(decode(bad, 100), Err(Malformed::BadEnvelope), "{bad:?}");
+        }
     }
 
     #[test]

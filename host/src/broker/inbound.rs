@@ -129,13 +129,18 @@ impl Inbound {
                     }
                     // Offset 0 is a position marker (a NATS history's), never a message.
                     Some((0, _)) => {}
-                    Some((offset, epoch)) => {
-                        let frame = Frame::push_at(&channel, decoded.data, offset, &epoch);
-                        let at = crate::history::Position {
-                            epoch: epoch.into(),
-                            offset,
-                        };
-                        self.hub.deliver_at(&channel, &at, &frame);
+                    // A batch record's messages go one by one, at consecutive offsets.
+                    Some((first, epoch)) => {
+                        let epoch: Arc<str> = epoch.into();
+                        let all = std::iter::once(decoded.data).chain(decoded.more);
+                        for (offset, data) in (first..).zip(all) {
+                            let frame = Frame::push_at(&channel, data, offset, &epoch);
+                            let at = crate::history::Position {
+                                epoch: Arc::clone(&epoch),
+                                offset,
+                            };
+                            self.hub.deliver_at(&channel, &at, &frame);
+                        }
                     }
                 }
             }

@@ -129,6 +129,7 @@ impl NatsBroker {
             &prefix,
             Arc::clone(&node),
             max_bytes,
+            config.timeout(),
         );
         let broker = Self {
             history,
@@ -230,6 +231,30 @@ impl NatsBroker {
 }
 
 /// `work` within `limit`, else `unavailable` saying that JetStream did not `what`.
+impl NatsBroker {
+    /// Keeps `data` (one or more messages) in `channel`'s history as one
+    /// record; the position of the last one. No local-only fallback: a
+    /// message history cannot keep is refused, and all of `data` with it.
+    async fn keep(
+        &self,
+        channel: &ChannelName,
+        data: &[String],
+        policy: &HistoryConfig,
+    ) -> Result<Position, BrokerError> {
+        for one in data {
+            self.admit(one)?;
+            self.limit.check_kept(one)?;
+        }
+        let append = self.history.append(channel, data, policy);
+        let kept = within(self.timeout, "keep the message", append).await;
+        match &kept {
+            Ok(_) => self.metrics.broker.sent(MessageKind::Channel),
+            Err(_) => self.metrics.broker.publish_failed(PublishFailure::Error),
+        }
+        kept
+    }
+}
+
 async fn within<T>(
     limit: Duration,
     what: &str,
@@ -268,16 +293,47 @@ impl Broker for NatsBroker {
         policy: &'a HistoryConfig,
     ) -> BoxFuture<'a, Result<Position, BrokerError>> {
         async move {
-            // No local-only fallback: a message history cannot keep is refused.
-            self.admit(data)?;
-            self.limit.check_kept(data)?;
-            let append = self.history.append(channel, data, policy);
-            let kept = within(self.timeout, "keep the message", append).await;
-            match &kept {
-                Ok(_) => self.metrics.broker.sent(MessageKind::Channel),
-                Err(_) => self.metrics.broker.publish_failed(PublishFailure::Error),
+            let one = [data.to_owned()];
+            self.keep(channel, &one, policy).await
+        }
+        .boxed()
+    }
+
+    fn publish_kept_batch<'a>(
+        &'a self,
+        channel: &'a ChannelName,
+        data: &'a [String],
+        policy: &'a HistoryConfig,
+    ) -> BoxFuture<'a, Vec<Result<Position, BrokerError>>> {
+        async move {
+            // Records of at most half the server's max_payload (with the
+            // default 1 MiB, the appender's whole batch is one record).
+            let room = self.client.server_info().max_payload / 2;
+            let mut outcomes = Vec::with_capacity(data.len());
+            let mut rest = data;
+            while !rest.is_empty() {
+                let mut take = 1;
+                let mut bytes = rest[0].len();
+                while take < rest.len() && bytes + rest[take].len() < room {
+                    bytes += rest[take].len() + 1;
+                    take += 1;
+                }
+                let kept = self.keep(channel, &rest[..take], policy).await;
+                let failed = kept.is_err();
+                outcomes.extend(crate::history::appender::spread(kept, take));
+                rest = &rest[take..];
+                if failed {
+                    // Not tried: a refused record (the store away, most
+                    // likely) refuses the rest of the batch with it.
+                    let why = "an earlier message of the batch was not kept";
+                    outcomes.extend(
+                        rest.iter()
+                            .map(|_| Err(BrokerError::Unavailable(why.to_owned()))),
+                    );
+                    break;
+                }
             }
-            kept
+            outcomes
         }
         .boxed()
     }
@@ -293,8 +349,8 @@ impl Broker for NatsBroker {
             if !self.is_connected() {
                 return Err(unavailable());
             }
-            let read = self.history.read(channel, policy, after, max);
-            within(self.timeout, "read the history", read).await
+            // Each JetStream request of the read is bounded by `timeout`.
+            self.history.read(channel, policy, after, max).await
         }
         .boxed()
     }

@@ -155,6 +155,42 @@ impl RedisBroker {
         Ok(broker)
     }
 
+    /// Keeps `data` (one or more messages) in `channel`'s history, in one
+    /// script call; the position of the last one. No local-only fallback: a
+    /// message history cannot keep is refused, and all of `data` with it.
+    async fn keep(
+        &self,
+        channel: &ChannelName,
+        data: &[String],
+        policy: &HistoryConfig,
+    ) -> Result<Position, BrokerError> {
+        if !self.is_connected() {
+            return Err(BrokerError::Unavailable(
+                "Redis is not connected: the channel's history cannot keep the message".to_owned(),
+            ));
+        }
+        for one in data {
+            self.limit.check_kept(one)?;
+        }
+        let pubsub = subscriptions::channel(&self.prefix, &Topic::Channel(channel.clone()));
+        let append = self
+            .history
+            .append(&self.commands, channel, pubsub, data, &self.node, policy);
+        let kept = tokio::time::timeout(self.timeout, append)
+            .await
+            .unwrap_or_else(|_| {
+                Err(BrokerError::Unavailable(format!(
+                    "Redis did not keep the message within {:?}",
+                    self.timeout
+                )))
+            });
+        match &kept {
+            Ok(_) => self.metrics.broker.sent(MessageKind::Channel),
+            Err(_) => self.metrics.broker.publish_failed(PublishFailure::Error),
+        }
+        kept
+    }
+
     /// PUBLISH (or SPUBLISH when `sharded`) of `payload`; how many subscribers took it.
     async fn publish_raw(
         &self,
@@ -230,31 +266,21 @@ impl Broker for RedisBroker {
         policy: &'a HistoryConfig,
     ) -> BoxFuture<'a, Result<Position, BrokerError>> {
         async move {
-            // No local-only fallback: a message history cannot keep is refused.
-            if !self.is_connected() {
-                return Err(BrokerError::Unavailable(
-                    "Redis is not connected: the channel's history cannot keep the message"
-                        .to_owned(),
-                ));
-            }
-            self.limit.check_kept(data)?;
-            let pubsub = subscriptions::channel(&self.prefix, &Topic::Channel(channel.clone()));
-            let append =
-                self.history
-                    .append(&self.commands, channel, pubsub, data, &self.node, policy);
-            let kept = tokio::time::timeout(self.timeout, append)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(BrokerError::Unavailable(format!(
-                        "Redis did not keep the message within {:?}",
-                        self.timeout
-                    )))
-                });
-            match &kept {
-                Ok(_) => self.metrics.broker.sent(MessageKind::Channel),
-                Err(_) => self.metrics.broker.publish_failed(PublishFailure::Error),
-            }
-            kept
+            let one = [data.to_owned()];
+            self.keep(channel, &one, policy).await
+        }
+        .boxed()
+    }
+
+    fn publish_kept_batch<'a>(
+        &'a self,
+        channel: &'a ChannelName,
+        data: &'a [String],
+        policy: &'a HistoryConfig,
+    ) -> BoxFuture<'a, Vec<Result<Position, BrokerError>>> {
+        async move {
+            let kept = self.keep(channel, data, policy).await;
+            crate::history::appender::spread(kept, data.len())
         }
         .boxed()
     }

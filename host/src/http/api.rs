@@ -201,12 +201,12 @@ pub(super) async fn publish(
     };
     let published = crate::history::publish(
         gateway.broker.as_ref(),
-        &gateway.metrics,
+        &gateway.appender,
         &plugins,
         &channel,
         &payload,
     );
-    match published.await {
+    match published.done().await {
         Ok(()) => {
             gateway.metrics.published("http");
             axum::Json(json!({"ok": true})).into_response()

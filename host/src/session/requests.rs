@@ -18,6 +18,11 @@ use crate::protocol::{ChannelName, ErrorCode, Frame, ProtocolError, Request, Req
 
 impl Session {
     pub(super) async fn dispatch(&mut self, id: RequestId, request: Request<'_>) {
+        // Only publishes overlap (see `pipeline`): anything else waits for
+        // the answers of the publishes before it.
+        if !matches!(request, Request::Publish { .. }) {
+            self.pipeline.settle().await;
+        }
         match request {
             Request::Subscribe { channel, since } => self.subscribe(id, channel, since).await,
             Request::Unsubscribe { channel } => self.unsubscribe(id, &channel),
@@ -179,7 +184,10 @@ impl Session {
             Ok(Routed::Deny(reason)) => {
                 return self.refuse(Some(&id), ProtocolError::new(ErrorCode::Forbidden, reason));
             }
-            Ok(Routed::Rpc(method)) => return self.call(id, method, data.get().to_owned()),
+            Ok(Routed::Rpc(method)) => {
+                self.pipeline.settle().await;
+                return self.call(id, method, data.get().to_owned());
+            }
             Ok(Routed::Drop) => return self.reply(dropped(&id)),
             Err(error) => return self.refuse(Some(&id), plugin_error(&error)),
         };
@@ -196,26 +204,39 @@ impl Session {
 
     /// Hands `payload` to the broker for each of `channels`, then acknowledges.
     /// A payload too large for the broker is refused before the first channel.
+    /// Plain publishes are awaited here; appends to channels with history are
+    /// queued here, in order, and answered by `pipeline` once stored.
     async fn deliver(&mut self, id: &RequestId, channels: &[ChannelName], payload: &str) {
         if let Err(error) = self.gateway.broker.fits(payload) {
             return self.refuse(Some(id), broker_error(&error));
         }
+        // Taken before anything is queued: a full pipeline stops the reading.
+        let slot = self.pipeline.slot().await;
         let gateway = &self.gateway;
         let plugins = gateway.plugins.current();
+        let mut kept = Vec::new();
         for channel in channels {
             let published = crate::history::publish(
                 gateway.broker.as_ref(),
-                &gateway.metrics,
+                &gateway.appender,
                 &plugins,
                 channel,
                 payload,
             );
-            if let Err(error) = published.await {
-                return self.refuse(Some(id), broker_error(&error));
+            match published {
+                crate::history::Publishing::Kept(appended) => kept.push(appended),
+                plain => {
+                    if let Err(error) = plain.done().await {
+                        return self.refuse(Some(id), broker_error(&error));
+                    }
+                    self.gateway.metrics.published("ws");
+                }
             }
-            self.gateway.metrics.published("ws");
         }
-        self.reply(Frame::ok(id));
+        if kept.is_empty() {
+            return self.reply(Frame::ok(id));
+        }
+        self.answer_when_kept(id.clone(), kept, slot);
     }
 }
 
@@ -256,7 +277,7 @@ pub(super) fn subscribe_result(
     }
 }
 
-fn broker_error(error: &BrokerError) -> ProtocolError {
+pub(super) fn broker_error(error: &BrokerError) -> ProtocolError {
     ProtocolError::new(error.code(), error.to_string())
 }
 

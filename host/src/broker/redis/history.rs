@@ -10,9 +10,12 @@
 //!   or expired history gets a new one) and `last` (the newest offset).
 //!
 //! Both keys expire after `ttl_s` without a publish. The append script
-//! increments `last`, adds the entry and PUBLISHes the envelope with `offset`
-//! and `epoch` on `<prefix>:ch:C`, all in one step: live order is offset
-//! order on every instance, whichever instance published. Scripts are run
+//! takes one or more messages (a batch of the appender,
+//! `crate::history::appender`) and, for each in turn, increments `last`,
+//! adds the entry and PUBLISHes the envelope with `offset` and `epoch` on
+//! `<prefix>:ch:C`, all in one step: each message is its own stream entry
+//! and its own Redis message, and live order is offset order on every
+//! instance, whichever instance published. Scripts are run
 //! with EVALSHA, loaded on first use and again after a `SCRIPT FLUSH`.
 
 use std::sync::Arc;
@@ -32,22 +35,25 @@ local now = redis.call('TIME')
 now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local epoch = redis.call('HGET', KEYS[2], 'epoch')
 if not epoch then
-  epoch = ARGV[6]
+  epoch = ARGV[5]
   redis.call('DEL', KEYS[1])
   redis.call('HSET', KEYS[2], 'epoch', epoch, 'last', 0)
 end
-local offset = redis.call('HINCRBY', KEYS[2], 'last', 1)
-redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[4], offset .. '-0', 'd', ARGV[2], 't', now)
-local cutoff = now - tonumber(ARGV[5])
+local offset = 0
+for i = 6, #ARGV do
+  offset = redis.call('HINCRBY', KEYS[2], 'last', 1)
+  redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[3], offset .. '-0', 'd', ARGV[i], 't', now)
+  redis.call('PUBLISH', ARGV[1], '{"ferrygate":1,"node":"' .. ARGV[2] .. '","offset":' .. offset
+    .. ',"epoch":"' .. epoch .. '","data":' .. ARGV[i] .. '}')
+end
+local cutoff = now - tonumber(ARGV[4])
 while true do
   local head = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
   if #head == 0 or tonumber(head[1][2][4]) >= cutoff then break end
   redis.call('XDEL', KEYS[1], head[1][1])
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
-redis.call('PUBLISH', ARGV[1], '{"ferrygate":1,"node":"' .. ARGV[3] .. '","offset":' .. offset
-  .. ',"epoch":"' .. epoch .. '","data":' .. ARGV[2] .. '}')
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return {offset, epoch}
 "#;
 
@@ -167,25 +173,27 @@ impl RedisHistory {
         ]
     }
 
-    /// Keeps `data` as `channel`'s next message and publishes it on the Redis
-    /// channel `pubsub` with its offset and epoch, atomically.
+    /// Keeps each of `data` (at least one) as `channel`'s next messages and
+    /// publishes each on the Redis channel `pubsub` with its offset and
+    /// epoch, all in one script call; the position of the last one.
     pub async fn append(
         &self,
         client: &Client,
         channel: &ChannelName,
         pubsub: String,
-        data: &str,
+        data: &[String],
         node: &str,
         policy: &HistoryConfig,
     ) -> Result<Position, BrokerError> {
-        let args = vec![
+        let mut args = Vec::with_capacity(5 + data.len());
+        args.extend([
             pubsub,
-            data.to_owned(),
             node.to_owned(),
             policy.size.to_string(),
             ttl_ms(policy),
             fresh_epoch(),
-        ];
+        ]);
+        args.extend(data.iter().cloned());
         let reply = self
             .append
             .run(client, &self.keys(channel), args)
@@ -195,7 +203,7 @@ impl RedisHistory {
         let offset = fields.next().and_then(|v| v.as_u64());
         let epoch = fields.next().and_then(|v| v.as_string());
         match (offset, epoch) {
-            (Some(offset), Some(epoch)) if is_epoch(&epoch) => Ok(Position {
+            (Some(offset), Some(epoch)) if offset > 0 && is_epoch(&epoch) => Ok(Position {
                 epoch: epoch.into(),
                 offset,
             }),

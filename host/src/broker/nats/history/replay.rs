@@ -8,7 +8,12 @@
 //! channel's previous message (JetStream keeps the headers a message was
 //! published with), so the message at offset K names where K - 1 is. A walk
 //! costs one direct get per missed message and no server-side state (no
-//! consumer to create, which nats-server serialises).
+//! consumer to create, which nats-server serialises). A batch record (see
+//! `super`) holds several consecutive offsets: the walk takes those after
+//! the offset asked for, newest first, and goes on before the record's
+//! first. Each get is bounded by `[broker] timeout_ms`, the walk as a whole
+//! only by the number of messages asked for: a storm of walks that all
+//! progress slowly completes instead of timing out together.
 //!
 //! Concurrent walks share their gets: [`Reader`] keeps each fetched message
 //! by stream sequence (a stream sequence names one message for the life of
@@ -59,8 +64,9 @@ pub struct Window<'a> {
     pub oldest_ms: i128,
     /// ... at most this many ...
     pub max: usize,
-    /// ... each at most this many bytes.
+    /// ... each at most this many bytes; each get waits at most `timeout`.
     pub max_bytes: usize,
+    pub timeout: std::time::Duration,
 }
 
 /// One stored message as a walk needs it.
@@ -72,8 +78,9 @@ struct Stored {
     prev: Option<u64>,
     /// When JetStream stored it, in ms since the Unix epoch.
     at_ms: i128,
-    /// Offset, epoch and push frame, when it is a kept envelope.
-    kept: Option<(u64, Box<str>, Frame)>,
+    /// First offset, epoch and push frames (one per message, at consecutive
+    /// offsets), when it is a kept record.
+    kept: Option<(u64, Box<str>, Vec<Frame>)>,
 }
 
 impl Stored {
@@ -138,17 +145,28 @@ impl Reader {
                     _ => break,
                 }
             }
-            let Some((offset, _, frame)) = &stored.kept else {
+            let Some((first, _, frames)) = &stored.kept else {
                 break;
             };
-            if *offset != want || stored.at_ms < window.oldest_ms {
+            let newest = *first + frames.len() as u64 - 1;
+            if newest != want || stored.at_ms < window.oldest_ms {
                 break;
             }
-            entries.push(Kept {
-                offset: want,
-                frame: frame.clone(),
-            });
-            want -= 1;
+            // Newest first, down to the record's first or the offset after `after`.
+            for (index, frame) in frames.iter().enumerate().rev() {
+                let offset = *first + index as u64;
+                if offset <= window.after || entries.len() >= window.max {
+                    break;
+                }
+                entries.push(Kept {
+                    offset,
+                    frame: frame.clone(),
+                });
+            }
+            want = first.saturating_sub(1);
+            if want <= window.after || entries.len() >= window.max {
+                break;
+            }
             match stored.prev {
                 // Sequences only fall along the chain: no walk loops.
                 Some(prev) if prev > 0 && prev < seq => seq = prev,
@@ -191,7 +209,9 @@ impl Reader {
         let fetched = cell
             .get_or_try_init(|| async {
                 let stored = fetch(handle, seq, window).await?;
-                let frame = stored.kept.as_ref().map_or(0, |(_, _, frame)| frame.len());
+                let frame = stored.kept.as_ref().map_or(0, |(_, _, frames)| {
+                    frames.iter().map(Frame::len).sum::<usize>()
+                });
                 let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
                 cache.bytes += stored.subject.len() + frame;
                 Ok::<_, Miss>(stored)
@@ -207,7 +227,13 @@ impl Reader {
 
 /// One direct get of `seq`.
 async fn fetch(handle: &Stream<()>, seq: u64, window: &Window<'_>) -> Result<Arc<Stored>, Miss> {
-    let message = handle.direct_get(seq).await.map_err(|e| match e.kind() {
+    let got = tokio::time::timeout(window.timeout, handle.direct_get(seq))
+        .await
+        .map_err(|_| {
+            let waited = format!("no answer to a direct get within {:?}", window.timeout);
+            Miss::Failed(failed(window, &waited))
+        })?;
+    let message = got.map_err(|e| match e.kind() {
         DirectGetErrorKind::NotFound => Miss::NotFound,
         _ => Miss::Failed(failed(window, &e)),
     })?;
@@ -220,9 +246,13 @@ async fn fetch(handle: &Stream<()>, seq: u64, window: &Window<'_>) -> Result<Arc
     let kept = envelope::decode(&message.payload, window.max_bytes)
         .ok()
         .and_then(|decoded| {
-            let (offset, epoch) = decoded.at?;
-            let frame = Frame::push_at(window.channel, decoded.data, offset, &epoch);
-            Some((offset, epoch.into_boxed_str(), frame))
+            let (first, epoch) = decoded.at?;
+            let all = std::iter::once(decoded.data).chain(decoded.more);
+            let frames = (first..)
+                .zip(all)
+                .map(|(offset, data)| Frame::push_at(window.channel, data, offset, &epoch))
+                .collect();
+            Some((first, epoch.into_boxed_str(), frames))
         });
     Ok(Arc::new(Stored {
         subject: message.subject.as_str().into(),
