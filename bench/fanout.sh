@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks of issue 3, ferrygate beside nats-server in the same run:
-#   1. idle memory per connection (15,000 connections, the server's VmRSS)
+#   1. idle memory per connection (15,000 connections, the server's VmRSS),
+#      unsubscribed and subscribed to one channel
 #   2. fan-out to 1,000 subscribers on one channel, publish rate stepped up
 # Servers run on CPU 0, the load tool on CPU 1 (taskset). Results: bench-results/.
 # Run through `cargo xtask bench-fanout [conns|fanout|all]`, which builds first.
@@ -48,14 +49,21 @@ stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; }
 run_load() { taskset -c "$load_cpu" "$load" --max-secs 600 "$@"; }
 
 if [[ $what == all || $what == conns ]]; then
-  start_ferrygate
-  run_load conns --target ferrygate --url ws://127.0.0.1:18080/ws --count "$conns" \
-    --sources 127.0.0.1-8 --server-pid "$server_pid" --json "$out/conns-ferrygate.json"
-  stop_server
-  start_nats
-  run_load conns --target nats --url ws://127.0.0.1:19222 --count "$conns" \
-    --sources 127.0.0.1-8 --server-pid "$server_pid" --json "$out/conns-nats.json"
-  stop_server
+  # Each server twice: connections left unsubscribed, then each subscribed to
+  # one channel (one NATS subject), a fresh server for every run.
+  for sub in "" idle; do
+    suffix=${sub:+-subscribed}
+    start_ferrygate
+    run_load conns --target ferrygate --url ws://127.0.0.1:18080/ws --count "$conns" \
+      ${sub:+--subscribe "$sub"} --sources 127.0.0.1-8 --server-pid "$server_pid" \
+      --json "$out/conns-ferrygate$suffix.json"
+    stop_server
+    start_nats
+    run_load conns --target nats --url ws://127.0.0.1:19222 --count "$conns" \
+      ${sub:+--subscribe "$sub"} --sources 127.0.0.1-8 --server-pid "$server_pid" \
+      --json "$out/conns-nats$suffix.json"
+    stop_server
+  done
 fi
 
 if [[ $what == all || $what == fanout ]]; then

@@ -69,10 +69,6 @@ pub(super) async fn admit(
 /// The subprotocol a client may offer to name this protocol version.
 pub const SUBPROTOCOL: &str = "ferrygate.v1";
 
-/// Read buffer per connection: small, since most client frames are small and
-/// idle connections should cost little; it grows for a larger frame.
-const READ_BUFFER_BYTES: usize = 2048;
-
 pub(super) async fn websocket(
     State(gateway): State<Arc<Gateway>>,
     mut request: Request,
@@ -103,7 +99,7 @@ pub(super) async fn websocket(
     let subprotocol = offers_subprotocol(request.headers());
     let on_upgrade = hyper::upgrade::on(&mut request);
     let ws_config = WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER_BYTES)
+        .read_buffer_size(session::websocket::READ_BUFFER_BYTES)
         .max_message_size(Some(gateway.config.server.max_frame_bytes))
         .max_frame_size(Some(gateway.config.server.max_frame_bytes));
     tokio::spawn(async move {

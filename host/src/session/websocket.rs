@@ -12,6 +12,8 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tracing::Instrument;
 
 use super::{Accepted, Session, reader, socket, writer};
+
+pub use socket::READ_BUFFER_BYTES;
 use crate::close::CloseReason;
 use crate::gateway::Gateway;
 use crate::protocol::Frame;
@@ -26,7 +28,9 @@ pub async fn run(
     accepted: Accepted,
 ) {
     let close_grace = gateway.config.server.close_grace();
-    let mut session = Session::open(Arc::clone(&gateway), accepted).await;
+    // Boxed for the same reason as a request (see `reader`): opening awaits
+    // the broker, and that future must not size the session's task.
+    let mut session = Box::pin(Session::open(Arc::clone(&gateway), accepted)).await;
     let span = session.span();
     async move {
         let outbox = Arc::clone(&session.outbox);
@@ -66,4 +70,27 @@ pub async fn run(
     }
     .instrument(span)
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of what `f` returns (here: an async fn's future), without
+    /// calling it.
+    fn output_size<A, B, C, D, E, R>(_: impl FnOnce(A, B, C, D, E) -> R) -> usize {
+        std::mem::size_of::<R>()
+    }
+
+    #[test]
+    fn footprint() {
+        let run_future = output_size(run);
+        eprintln!("session::run future: {run_future} B");
+        eprintln!("Session: {} B", std::mem::size_of::<Session>());
+        eprintln!(
+            "WebSocketStream<ReadSide>: {} B",
+            std::mem::size_of::<WebSocketStream<socket::ReadSide>>()
+        );
+        eprintln!("Outbox: {} B", std::mem::size_of::<crate::outbox::Outbox>());
+    }
 }
