@@ -50,7 +50,11 @@ async fn frames_of_every_size_arrive_through_the_small_read_buffer() {
     for size in [5, 200, 300, 17_000, 60_000, 5] {
         publisher.publish("sizes", json!("x".repeat(size))).await;
         let push = subscriber.recv().await;
-        assert_eq!(push["data"].as_str().map(str::len), Some(size), "size {size}");
+        assert_eq!(
+            push["data"].as_str().map(str::len),
+            Some(size),
+            "size {size}"
+        );
     }
     // Pipelined: 40 publishes of 1 KiB written at once, more than one staged
     // read holds, so part of them waits in the spill buffer.
