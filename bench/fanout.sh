@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks of issue 3, ferrygate beside nats-server in the same run:
-#   conns       idle memory per connection (15,000 connections, the server's VmRSS)
+#   conns       idle memory per connection (15,000 connections, the server's VmRSS),
+#               unsubscribed and subscribed to one channel
 #   fanout      fan-out to 1,000 subscribers on one channel, publish rate stepped up
 #   disconnect  (issue 11, not in `all`) DISCONNECT_SUBSCRIBERS (20,000) subscribers
 #               of one channel killed at once (the load tool is SIGKILLed, so the
@@ -27,14 +28,21 @@ start_ferrygate() { start_gateway ferrygate bench/ferrygate.toml "$ferrygate"; s
 start_nats() { start_nats_ws; server_pid=${pids[-1]}; }
 
 if [[ $what == all || $what == conns ]]; then
-  start_ferrygate
-  run_load conns --target ferrygate --url "ws://$ferrygate/ws" --count "$conns" \
-    --sources 127.0.0.1-8 --server-pid "$server_pid" --json "$out/conns-ferrygate.json"
-  stop_all
-  start_nats
-  run_load conns --target nats --url ws://127.0.0.1:$nats_ws_port --count "$conns" \
-    --sources 127.0.0.1-8 --server-pid "$server_pid" --json "$out/conns-nats.json"
-  stop_all
+  # Each server twice: connections left unsubscribed, then each subscribed to
+  # one channel (one NATS subject), a fresh server for every run.
+  for sub in "" idle; do
+    suffix=${sub:+-subscribed}
+    start_ferrygate
+    run_load conns --target ferrygate --url "ws://$ferrygate/ws" --count "$conns" \
+      ${sub:+--subscribe "$sub"} --sources 127.0.0.1-8 --server-pid "$server_pid" \
+      --json "$out/conns-ferrygate$suffix.json"
+    stop_all
+    start_nats
+    run_load conns --target nats --url "ws://127.0.0.1:$nats_ws_port" --count "$conns" \
+      ${sub:+--subscribe "$sub"} --sources 127.0.0.1-8 --server-pid "$server_pid" \
+      --json "$out/conns-nats$suffix.json"
+    stop_all
+  done
 fi
 
 if [[ $what == all || $what == fanout ]]; then

@@ -142,6 +142,10 @@ pub struct ConnsArgs {
     /// WebSocket read buffer per connection on this side, bytes.
     #[arg(long, default_value_t = 4096)]
     pub read_buffer: usize,
+    /// Subscribe each connection to this channel (NATS: this subject) once it
+    /// is open, then stay idle; without it the connections stay unsubscribed.
+    #[arg(long)]
+    pub subscribe: Option<String>,
     /// Write results as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,

@@ -18,6 +18,8 @@ use crate::procfs;
 struct ConnsResult {
     target: Target,
     url: String,
+    /// The channel every connection subscribed to, if any.
+    subscribed: Option<String>,
     requested: usize,
     opened: usize,
     failed: usize,
@@ -50,16 +52,20 @@ pub async fn run(args: ConnsArgs) -> Result<()> {
         read_buffer: args.read_buffer,
         timeout: Duration::from_secs(c.connect_timeout_secs),
         concurrency: c.connect_concurrency,
-        subscribe: None,
+        subscribe: args.subscribe.as_deref().map(Arc::from),
         tokens: c.tokens(),
         first_user: 0,
     };
     println!(
-        "opening {} {} connections to {url} from {} source address(es), {} at a time",
+        "opening {} {} connections to {url} from {} source address(es), {} at a time, {}",
         args.count,
         c.target,
         sources.len().max(1),
-        plan.concurrency
+        plan.concurrency,
+        match &args.subscribe {
+            Some(channel) => format!("each subscribed to {channel:?}"),
+            None => "unsubscribed".to_owned(),
+        }
     );
     let alive = Arc::new(AtomicUsize::new(0));
     let mut tasks = JoinSet::new();
@@ -103,6 +109,7 @@ pub async fn run(args: ConnsArgs) -> Result<()> {
     let result = ConnsResult {
         target: c.target,
         url,
+        subscribed: args.subscribe.clone(),
         requested: args.count,
         opened: opened.ok,
         failed: opened.failed,

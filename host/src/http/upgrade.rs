@@ -14,7 +14,6 @@ use axum::response::Response;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::{RemoteAddr, error};
 use crate::gateway::Gateway;
@@ -69,10 +68,6 @@ pub(super) async fn admit(
 /// The subprotocol a client may offer to name this protocol version.
 pub const SUBPROTOCOL: &str = "ferrygate.v1";
 
-/// Read buffer per connection: small, since most client frames are small and
-/// idle connections should cost little; it grows for a larger frame.
-const READ_BUFFER_BYTES: usize = 2048;
-
 pub(super) async fn websocket(
     State(gateway): State<Arc<Gateway>>,
     mut request: Request,
@@ -102,10 +97,8 @@ pub(super) async fn websocket(
     let remote = accepted.remote;
     let subprotocol = offers_subprotocol(request.headers());
     let on_upgrade = hyper::upgrade::on(&mut request);
-    let ws_config = WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .max_message_size(Some(gateway.config.server.max_frame_bytes))
-        .max_frame_size(Some(gateway.config.server.max_frame_bytes));
+    // Boxed: what this task holds stays in it for the session's life.
+    let accepted = Box::new(accepted);
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => match upgraded.downcast::<TokioIo<TcpStream>>() {
@@ -116,7 +109,7 @@ pub(super) async fn websocket(
                     // as long as the session.
                     let leftover = parts.read_buf.to_vec();
                     drop(parts.read_buf);
-                    session::run(socket, leftover, ws_config, gateway, accepted).await;
+                    session::run(socket, leftover, gateway, accepted).await;
                 }
                 // The listener only ever hands hyper TCP streams.
                 Err(_) => tracing::error!(%remote, "upgraded connection is not a TCP stream"),

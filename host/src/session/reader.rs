@@ -26,7 +26,10 @@ where
             Ok(Some(Ok(message))) => message,
         };
         match message {
-            Message::Text(text) => session.handle_text(text.as_str()).await,
+            // Boxed: the future of a request (a route or rpc plugin call,
+            // a broker publish) is large and lives only while the request
+            // does; inline, it would be part of every idle session's task.
+            Message::Text(text) => Box::pin(session.handle_text(text.as_str())).await,
             Message::Binary(_) => session.refuse(
                 None,
                 ProtocolError::bad_request(

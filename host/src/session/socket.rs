@@ -7,6 +7,12 @@
 //! tungstenite sees: reads come from the socket, and what tungstenite itself
 //! writes (its pong and close replies, already framed) is queued in the outbox,
 //! behind whatever was queued before it.
+//!
+//! Memory: tungstenite keeps a read buffer for the life of the connection, so
+//! it is given a small one ([`READ_BUFFER_BYTES`]); to still read the socket
+//! in large gulps, [`ReadSide`] reads into a buffer on the stack and keeps
+//! what tungstenite had no room for in a spill buffer that exists only until
+//! tungstenite has taken it. An idle session holds no read buffer of its own.
 
 use std::io;
 use std::pin::Pin;
@@ -20,16 +26,31 @@ use tokio::net::tcp::OwnedReadHalf;
 use crate::outbox::Outbox;
 use crate::protocol::Frame;
 
+/// tungstenite's read buffer per connection (`WebSocketConfig::read_buffer_size`),
+/// bytes: it is also the most tungstenite reads per call, so reads are staged
+/// (see the module docs). It grows to hold a larger frame, and keeps that size.
+pub const READ_BUFFER_BYTES: usize = 256;
+
+/// Most bytes read from the socket in one syscall, staged on the stack.
+const STAGE_BYTES: usize = 16 * 1024;
+
 /// The read half of the socket, with tungstenite's own writes sent to the outbox.
 #[derive(Debug)]
 pub(super) struct ReadSide {
     socket: OwnedReadHalf,
     outbox: Arc<Outbox>,
+    /// Bytes read from the socket that tungstenite has not taken yet; empty
+    /// (no allocation) whenever it has taken everything.
+    spill: Bytes,
 }
 
 impl ReadSide {
     pub(super) fn new(socket: OwnedReadHalf, outbox: Arc<Outbox>) -> Self {
-        Self { socket, outbox }
+        Self {
+            socket,
+            outbox,
+            spill: Bytes::new(),
+        }
     }
 }
 
@@ -39,7 +60,29 @@ impl AsyncRead for ReadSide {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.socket).poll_read(cx, buf)
+        let this = &mut *self;
+        if !this.spill.is_empty() {
+            let n = buf.remaining().min(this.spill.len());
+            buf.put_slice(&this.spill.split_to(n));
+            if this.spill.is_empty() {
+                // Free the allocation now, not when the next spill replaces it.
+                this.spill = Bytes::new();
+            }
+            return Poll::Ready(Ok(()));
+        }
+        if buf.remaining() >= STAGE_BYTES {
+            return Pin::new(&mut this.socket).poll_read(cx, buf);
+        }
+        let mut stage = [std::mem::MaybeUninit::<u8>::uninit(); STAGE_BYTES];
+        let mut staged = ReadBuf::uninit(&mut stage);
+        std::task::ready!(Pin::new(&mut this.socket).poll_read(cx, &mut staged))?;
+        let read = staged.filled();
+        let n = buf.remaining().min(read.len());
+        buf.put_slice(&read[..n]);
+        if n < read.len() {
+            this.spill = Bytes::copy_from_slice(&read[n..]);
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -147,6 +190,35 @@ impl Buf for Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Bytes written in one go come out whole and in order through reads of
+    /// tungstenite's small size, and the spill is freed once taken.
+    #[tokio::test]
+    async fn staged_reads_hand_over_every_byte_and_free_the_spill() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let mut client = tokio::net::TcpStream::connect(listener.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        let (server, _) = listener.accept().await.expect("accept");
+        let (read_half, _write_half) = server.into_split();
+        let mut side = ReadSide::new(read_half, Arc::new(Outbox::new(1 << 20)));
+        let sent: Vec<u8> = (0..3 * STAGE_BYTES + 7).map(|i| (i % 251) as u8).collect();
+        client.write_all(&sent).await.expect("write");
+        let mut received = Vec::new();
+        let mut chunk = [0u8; READ_BUFFER_BYTES];
+        while received.len() < sent.len() {
+            let n = side.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "early end of stream");
+            received.extend_from_slice(&chunk[..n]);
+        }
+        assert_eq!(received, sent);
+        assert!(side.spill.is_empty(), "nothing left over");
+        drop(client);
+        assert_eq!(side.read(&mut chunk).await.expect("read at end"), 0);
+    }
 
     #[test]
     fn batch_advances_across_frame_boundaries() {
