@@ -26,7 +26,7 @@ pub use socket::READ_BUFFER_BYTES;
 /// An async fn's future keeps every argument, and every local whose scope
 /// spans an `.await`, for as long as it lives, moved out or not: so the
 /// admission comes boxed, the setup's locals die in a block before the long
-/// wait, and [`serve`] takes only what the session keeps (the idle-memory
+/// wait, and `serve` takes only what the session keeps (the idle-memory
 /// breakdown is in docs/benchmarks.md section 1).
 pub async fn run(
     socket: TcpStream,
