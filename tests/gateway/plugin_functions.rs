@@ -52,25 +52,42 @@ async fn a_new_javascript_version_reuses_the_previous_compiled_functions() {
         .output()
         .expect("run check");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let line = stdout
         .lines()
         .find(|l| l.starts_with("compiled: "))
         .unwrap_or_else(|| panic!("no compile line: {stdout}"));
     let words: Vec<&str> = line.split(' ').collect();
     let total: u64 = words[3].parse().expect("a total");
-    assert!(total > 1000, "a JS component has thousands of functions: {line}");
+    assert!(
+        total > 1000,
+        "a JS component has thousands of functions: {line}"
+    );
     assert!(cache.join("functions").is_dir() && cache.join("artifacts").is_dir());
 
     let hot = Hot::serve(dir, &config, &[]);
     let metrics = hot.metrics().await;
-    assert_eq!(counted(&metrics, "compiled") + counted(&metrics, "cache"), 0.0, "v1 was compiled again");
+    assert_eq!(
+        counted(&metrics, "compiled") + counted(&metrics, "cache"),
+        0.0,
+        "v1 was compiled again"
+    );
     let mut subscriber = Client::connect(&hot.ws_url()).await;
     subscriber.subscribe("chat.lobby").await;
     let mut publisher = Client::connect(&hot.ws_url()).await;
-    publisher.publish("chat.lobby", json!({"text": "darn"})).await;
+    publisher
+        .publish("chat.lobby", json!({"text": "darn"}))
+        .await;
     let push = subscriber.recv().await;
-    assert_eq!(push["data"], json!({"text": "darn", "seen_by": "seen_by"}), "{push}");
+    assert_eq!(
+        push["data"],
+        json!({"text": "darn", "seen_by": "seen_by"}),
+        "{push}"
+    );
 
     // Version 2: another program on the same engine (componentize-js 0.23).
     let v2 = std::fs::read(plugin("profanity_filter")).expect("read v2");
@@ -80,7 +97,11 @@ async fn a_new_javascript_version_reuses_the_previous_compiled_functions() {
     let want = version_of(&v2);
     let deadline = Instant::now() + COMPILE_PATIENCE;
     while hot.plugin("p").await["version"] != want.as_str() {
-        assert!(Instant::now() < deadline, "v2 not serving: {}", hot.plugin("p").await);
+        assert!(
+            Instant::now() < deadline,
+            "v2 not serving: {}",
+            hot.plugin("p").await
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let metrics = hot.metrics().await;
@@ -90,7 +111,9 @@ async fn a_new_javascript_version_reuses_the_previous_compiled_functions() {
         "v2 reused {cached} of {} functions",
         cached + compiled
     );
-    publisher.publish("chat.lobby", json!({"text": "darn it"})).await;
+    publisher
+        .publish("chat.lobby", json!({"text": "darn it"}))
+        .await;
     let push = subscriber.recv().await;
     assert_eq!(push["data"], json!({"text": "d*** it"}), "{push}");
 }

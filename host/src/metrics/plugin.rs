@@ -169,7 +169,9 @@ impl PluginMetrics {
             (FunctionSource::cache, cached),
             (FunctionSource::compiled, compiled),
         ] {
-            self.functions.get_or_create(&SourceLabels { source }).inc_by(n);
+            self.functions
+                .get_or_create(&SourceLabels { source })
+                .inc_by(n);
         }
     }
 

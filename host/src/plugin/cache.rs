@@ -76,8 +76,12 @@ pub fn open(dir: &Path, max_bytes: u64) -> anyhow::Result<Cache> {
     let legacy = dir.join("modules");
     if legacy.is_dir() {
         match std::fs::remove_dir_all(&legacy) {
-            Ok(()) => tracing::info!(dir = %legacy.display(), "deleted the artifacts of the previous cache layout"),
-            Err(error) => tracing::warn!(dir = %legacy.display(), %error, "cannot delete the previous cache layout"),
+            Ok(()) => {
+                tracing::info!(dir = %legacy.display(), "deleted the artifacts of the previous cache layout")
+            }
+            Err(error) => {
+                tracing::warn!(dir = %legacy.display(), %error, "cannot delete the previous cache layout")
+            }
         }
     }
     let dir = std::path::absolute(dir.join("artifacts"))?;

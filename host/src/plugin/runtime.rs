@@ -47,6 +47,15 @@ pub struct Compiled {
     pub compiled_functions: u64,
 }
 
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compiled")
+            .field("cached_functions", &self.cached_functions)
+            .field("compiled_functions", &self.compiled_functions)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Why a component could not be compiled.
 #[derive(Debug, thiserror::Error)]
 pub enum CompileError {
@@ -136,7 +145,8 @@ impl Runtime {
         }
         let before = self.function_counts().unwrap_or_default();
         let started = std::time::Instant::now();
-        let component = Component::from_binary(&self.engine, bytes).map_err(CompileError::Invalid)?;
+        let component =
+            Component::from_binary(&self.engine, bytes).map_err(CompileError::Invalid)?;
         let mut compiled = Compiled {
             component,
             cached_functions: 0,
@@ -148,13 +158,13 @@ impl Runtime {
             let after = store.counts();
             compiled.cached_functions = after.hits.saturating_sub(before.hits);
             compiled.compiled_functions = after.misses.saturating_sub(before.misses);
-            let (hits, total) = (compiled.cached_functions, compiled.cached_functions + compiled.compiled_functions);
+            let (hits, total) = (
+                compiled.cached_functions,
+                compiled.cached_functions + compiled.compiled_functions,
+            );
             if total > 0 {
                 let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                 tracing::info!(version = %hash.short(), ms, "compiled, reusing {hits} of {total} functions from the function cache");
-            }
-            if after.written > before.written {
-                store.trim_in_background();
             }
         }
         Ok(compiled)
