@@ -106,6 +106,7 @@ async fn a_new_javascript_version_reuses_the_previous_compiled_functions() {
     }
     let metrics = hot.metrics().await;
     let (cached, compiled) = (counted(&metrics, "cache"), counted(&metrics, "compiled"));
+    assert!(cached + compiled > 1000.0, "v2 was not compiled: {metrics}");
     assert!(
         cached >= 0.8 * (cached + compiled),
         "v2 reused {cached} of {} functions",
