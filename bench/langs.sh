@@ -4,10 +4,15 @@
 # target/release):
 #   1. `ferrygate check` time on a manifest naming the plugin, cold (empty
 #      artifact cache) and warm;
-#   2. new-version serving time: the .wasm renamed over (a copy made unique by
-#      a trailing custom section, so it compiles cold), polled until
-#      GET /v1/plugins shows the new version; then the previous file back
-#      (a rollback: a cached artifact);
+#   2. new-version serving time, the .wasm renamed over and polled until
+#      GET /v1/plugins shows the new version, each round: (a) the function
+#      cache emptied, a copy of v1 made unique by a trailing custom section
+#      (so that no artifact is cached): every function compiled; (b) v2, the
+#      same program with one string changed ("seen_by" -> "seen_by_v2", built
+#      here with the same tool; for Rust a unique copy of v1), also made
+#      unique: the function cache holds v1's functions; (c) the previous file
+#      back (a rollback: a cached artifact);
+#      plus `check` of v2 after `check` of v1 (function cache warm);
 #   3. disk used by the artifact cache after it all;
 #   4. per-call cost with a warm instance: `ferrygate plugin test` over CALLS
 #      (default 20,000) publishes of a 100-byte object, minus a one-line run
@@ -16,7 +21,8 @@
 #   5. memory per instance: the smallest `--memory-mib` with which the plugin
 #      loads and transforms (a bisection, 1 to 128 MiB).
 # No grants anywhere: the manifests are what a new user writes.
-# Usage: cargo xtask build-plugins && bash bench/langs.sh   (ROUNDS=3, LANGS=rust,js,python)
+# Usage: cargo xtask build-plugins && bash bench/langs.sh   (ROUNDS=3, LANGS=rust,js,python;
+# QUICK=1 skips 4 and 5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -58,15 +64,32 @@ swap_ms() { # lang newfile
   done
   echo $(( ($(date +%s%N) - t0) / 1000000 ))
 }
-secs() { local t0; t0=$(date +%s%N); "$@" >/dev/null; echo "$(( ($(date +%s%N) - t0) / 1000000 )) ms"; }
-# secs, plus the command's peak RSS when /usr/bin/time is there
+secs() { local t0; t0=$(date +%s%N); "$@" >"$dir/out"; echo "$(( ($(date +%s%N) - t0) / 1000000 )) ms"; }
+# secs, plus the command's peak RSS when /usr/bin/time is there; stdout in $dir/out
 timed() {
   [[ -x /usr/bin/time ]] || { secs "$@"; return; }
   local t0; t0=$(date +%s%N)
-  /usr/bin/time -f '%M' -o "$dir/peak" "$@" >/dev/null
+  /usr/bin/time -f '%M' -o "$dir/peak" "$@" >"$dir/out"
   echo "$(( ($(date +%s%N) - t0) / 1000000 )) ms (peak RSS $(( $(tail -1 "$dir/peak") / 1024 )) MiB)"
 }
 rss_mib() { echo $(( $(awk '/VmRSS/ {print $2}' "/proc/$1/status") / 1024 )); }
+
+# v2 of a plugin: the same source with "seen_by" -> "seen_by_v2", built with
+# the toolchain `cargo xtask build-plugins` installed; Rust: a unique copy.
+tools=$root/target/toolchains
+v2() { # lang out
+  local src=$dir/v2-$1; mkdir -p "$src"
+  case $1 in
+    rust) unique "$dist/seen_by_rust.wasm" "$2" ;;
+    js) sed 's/payload.seen_by = .seen_by.;/payload.seen_by = "seen_by_v2";/' plugins/testing/seen-by-js/seen_by.js >"$src/seen_by.js"
+        grep -q seen_by_v2 "$src/seen_by.js"
+        "$tools"/componentize-js-*/node_modules/.bin/componentize-js --wit wit --world-name transform -o "$2" "$src/seen_by.js" >/dev/null ;;
+    python) sed 's/payload\["seen_by"\] = "seen_by"/payload["seen_by"] = "seen_by_v2"/' plugins/testing/seen-by-py/app.py >"$src/app.py"
+        grep -q seen_by_v2 "$src/app.py"
+        local py; py=$(echo "$tools"/componentize-py-*)
+        (cd "$src" && PYTHONPATH=$py python3 "$py/bin/componentize-py" -d "$root/wit" -w transform componentize app -p . -p "$root/sdk/python" -o "$2" >/dev/null) ;;
+  esac
+}
 
 calls=${CALLS:-20000}
 line='{"op":"publish","channel":"chat.lobby","data":{"text":"'$(printf 'x%.0s' $(seq 72))'","n":42,"ok":true}}'
@@ -105,16 +128,27 @@ for spec in "${specs[@]}"; do
   read -r lang file kind config <<<"$spec"
   manifest "$lang" "$file" "$kind" "$config"
   echo "$lang ($file, $(du -h "$dist/$file.wasm" | cut -f1)): check cold $(timed "$bin" check --config "$dir/$lang.toml"), warm $(timed "$bin" check --config "$dir/$lang.toml")"
+  v2 "$lang" "$dir/$lang-v2.wasm"
+  cp "$dir/$lang.wasm" "$dir/v1.wasm"; unique "$dir/$lang-v2.wasm" "$dir/$lang.wasm"
+  echo "  check of v2 after v1 (function cache warm): $(timed "$bin" check --config "$dir/$lang.toml"); $(grep '^compiled' "$dir/out" || echo 'no compile line')"
+  mv "$dir/v1.wasm" "$dir/$lang.wasm"
   "$bin" serve --config "$dir/$lang.toml" 2>>"$dir/serve.log" & pids+=($!); server=$!
   for _ in $(seq 600); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
   for i in $(seq "$rounds"); do
-    cp "$dir/$lang.wasm" "$dir/prev.wasm"
+    # The gateway's writer may still be writing the last compile's entries.
+    until rm -rf "$dir/cache-$lang/functions" 2>/dev/null; do sleep 1; done
     unique "$dist/$file.wasm" "$dir/new.wasm"
     cold=$(swap_ms "$lang" "$dir/new.wasm")
+    cp "$dir/$lang.wasm" "$dir/prev.wasm"
+    unique "$dir/$lang-v2.wasm" "$dir/new.wasm"
+    warm=$(swap_ms "$lang" "$dir/new.wasm")
     back=$(swap_ms "$lang" "$dir/prev.wasm")
-    echo "  round $i: new version serving after $cold ms (compiled), rollback to the previous file $back ms (cached); gateway RSS $(rss_mib "$server") MiB"
+    echo "  round $i: new version serving after: v1 copy, function cache empty $cold ms; v2, function cache warm $warm ms; rollback to the previous file $back ms (cached); gateway RSS $(rss_mib "$server") MiB"
   done
+  grep -o 'reusing [0-9]* of [0-9]* functions' "$dir/serve.log" | sed 's/^/  gateway log: /' | tail -n $((2 * rounds))
+  : >"$dir/serve.log"
   kill "$server"; wait "$server" 2>/dev/null || true
-  echo "  artifact cache on disk: $(du -sh "$dir/cache-$lang" | cut -f1)"
+  echo "  cache on disk: artifacts $(du -sh "$dir/cache-$lang/artifacts" | cut -f1), functions $(du -sh "$dir/cache-$lang/functions" | cut -f1) ($(find "$dir/cache-$lang/functions" -type f | wc -l) files)"
+  [[ -n ${QUICK:-} ]] && continue
   echo "  per call: $(per_call "$dist/$file.wasm") us (plugin test, $calls calls); memory per instance: $(memory "$dist/$file.wasm") MiB"
 done

@@ -290,6 +290,15 @@ fn check(path: &std::path::Path) -> ExitCode {
                     println!("  {import}");
                 }
             }
+            if let Some(counts) = plugins.function_counts()
+                && counts.hits + counts.misses > 0
+            {
+                println!(
+                    "compiled: {} of {} functions from the function cache",
+                    counts.hits,
+                    counts.hits + counts.misses
+                );
+            }
             if !config.has_auth() {
                 println!(
                     "note: no auth plugin; every client is admitted anonymously ([server] allow_anonymous = true)"

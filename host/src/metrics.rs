@@ -11,7 +11,7 @@ mod plugin;
 mod presence;
 mod session;
 
-pub use plugin::{Cause, PluginCounters, PluginMetrics, ReloadOutcome};
+pub use plugin::{Cause, FunctionSource, PluginCounters, PluginMetrics, ReloadOutcome};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;

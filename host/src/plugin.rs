@@ -4,7 +4,7 @@
 //! |---|---|
 //! | [`bindings`] | the host-side WIT bindings (the only place `bindgen!` runs) |
 //! | [`runtime`] | the one wasmtime engine: pooling, epoch ticker, linker, compile |
-//! | [`cache`] | wasmtime's bounded artifact cache; content hashes |
+//! | [`cache`] | the bounded caches: wasmtime's artifacts, compiled functions; content hashes |
 //! | [`capabilities`] | each import's verdict: linked, granted, stubbed or refused |
 //! | [`stubs`] | refusing implementations of ungranted WASI imports |
 //! | [`store`] | an instance's store: memory cap, deadline, `host` imports |

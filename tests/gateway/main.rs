@@ -32,6 +32,7 @@ mod plugin_auth;
 mod plugin_author;
 mod plugin_check;
 mod plugin_docs;
+mod plugin_functions;
 mod plugin_langs;
 mod plugin_limits;
 mod plugin_route;

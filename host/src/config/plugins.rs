@@ -185,6 +185,11 @@ pub struct WasmConfig {
     /// Size the cache directory is kept under, in MiB (oldest artifacts go
     /// first); 1 to `MAX_CACHE_MIB` (1 TiB).
     pub cache_max_mib: u32,
+    /// Size the function cache (`functions/` in the cache directory, the
+    /// compiled functions a new version of a plugin reuses) is kept under,
+    /// in MiB of disk (least recently used entries go first); 1 to
+    /// `MAX_CACHE_MIB`.
+    pub function_cache_max_mib: u32,
     /// Most plugin instances alive at once, all plugins together.
     pub max_instances: u32,
     /// Ceiling for any plugin's `limits.memory_mib`.
@@ -197,6 +202,7 @@ impl Default for WasmConfig {
             cache: true,
             cache_dir: None,
             cache_max_mib: 512,
+            function_cache_max_mib: 512,
             max_instances: 1000,
             max_memory_mib: 256,
         }
@@ -258,6 +264,12 @@ pub(super) fn validate(
     if !(1..=MAX_CACHE_MIB).contains(&wasm.cache_max_mib) {
         return Err(invalid(
             &["wasm", "cache_max_mib"],
+            format!("must be between 1 and {MAX_CACHE_MIB} (MiB)"),
+        ));
+    }
+    if !(1..=MAX_CACHE_MIB).contains(&wasm.function_cache_max_mib) {
+        return Err(invalid(
+            &["wasm", "function_cache_max_mib"],
             format!("must be between 1 and {MAX_CACHE_MIB} (MiB)"),
         ));
     }

@@ -64,6 +64,24 @@ struct ReloadLabels {
     outcome: ReloadOutcome,
 }
 
+/// Where a function of a compiled plugin came from.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(
+    non_camel_case_types,
+    reason = "variants are the label values Prometheus shows"
+)]
+pub enum FunctionSource {
+    /// Found in the function cache (`plugin::cache::functions`).
+    cache,
+    /// Compiled by Cranelift (and written to the function cache).
+    compiled,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: FunctionSource,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct NameLabels {
     plugin: String,
@@ -77,6 +95,7 @@ pub struct PluginMetrics {
     latency: Family<PluginLabels, Histogram, fn() -> Histogram>,
     reloads: Family<ReloadLabels, Counter>,
     reload_failures: Family<NameLabels, Counter>,
+    functions: Family<SourceLabels, Counter>,
 }
 
 /// The handles of one plugin version, resolved once at load so that a call
@@ -125,6 +144,7 @@ impl PluginMetrics {
             latency: Family::new_with_constructor(latency_histogram),
             reloads: Family::default(),
             reload_failures: Family::default(),
+            functions: Family::default(),
         }
     }
 
@@ -140,6 +160,19 @@ impl PluginMetrics {
                 plugin: plugin.to_owned(),
             })
             .inc();
+    }
+
+    /// Counts the functions of one plugin compile: `cached` taken from the
+    /// function cache, `compiled` by Cranelift.
+    pub fn compiled_functions(&self, cached: u64, compiled: u64) {
+        for (source, n) in [
+            (FunctionSource::cache, cached),
+            (FunctionSource::compiled, compiled),
+        ] {
+            self.functions
+                .get_or_create(&SourceLabels { source })
+                .inc_by(n);
+        }
     }
 
     pub(super) fn register(&self, registry: &mut Registry) {
@@ -167,6 +200,11 @@ impl PluginMetrics {
             "plugin_reload_failures",
             "Reloads in which a plugin failed to load, by plugin",
             self.reload_failures.clone(),
+        );
+        registry.register(
+            "plugin_compiled_functions",
+            "Functions of plugin compiles (cached artifacts not included), by source: cache (the function cache) or compiled",
+            self.functions.clone(),
         );
     }
 

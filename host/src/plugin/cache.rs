@@ -14,8 +14,15 @@
 //! wasmtime loads a cached artifact as native code, so the directory must be
 //! writable by the gateway alone: it is created with mode 0700.
 //!
+//! The cache directory holds two folders: `artifacts/` (wasmtime's cache, one
+//! artifact per component) and `functions/` ([`functions`]: single compiled
+//! functions, so that a *new* version of a big plugin recompiles only what
+//! changed). Each has its own size limit.
+//!
 //! Owns the cache's settings and the content hash used for version labels;
 //! it never compiles (that is `runtime`).
+
+pub mod functions;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -57,12 +64,28 @@ impl std::fmt::Debug for ContentHash {
     }
 }
 
-/// Opens wasmtime's cache in `dir` (created with mode 0700 if missing),
-/// keeping it near `max_bytes`: the worker deletes the oldest artifacts
-/// until the directory is back under 70 % of it.
+/// Opens wasmtime's cache in `dir/artifacts` (created with mode 0700 if
+/// missing), keeping it near `max_bytes`: the worker deletes the oldest
+/// artifacts until the folder is back under 70 % of it.
+///
+/// Deletes `dir/modules`, where gateways before the function cache kept
+/// their artifacts (wasmtime's layout with `dir` as its root): nothing
+/// would read it again, and no worker would bound it.
 pub fn open(dir: &Path, max_bytes: u64) -> anyhow::Result<Cache> {
     create_private_dir(dir)?;
-    let dir = std::path::absolute(dir)?;
+    let legacy = dir.join("modules");
+    if legacy.is_dir() {
+        match std::fs::remove_dir_all(&legacy) {
+            Ok(()) => {
+                tracing::info!(dir = %legacy.display(), "deleted the artifacts of the previous cache layout")
+            }
+            Err(error) => {
+                tracing::warn!(dir = %legacy.display(), %error, "cannot delete the previous cache layout")
+            }
+        }
+    }
+    let dir = std::path::absolute(dir.join("artifacts"))?;
+    create_private_dir(&dir)?;
     let mut config = CacheConfig::new();
     config
         .with_directory(dir)
@@ -71,7 +94,7 @@ pub fn open(dir: &Path, max_bytes: u64) -> anyhow::Result<Cache> {
     Cache::new(config).map_err(anyhow::Error::from)
 }
 
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]

@@ -85,6 +85,12 @@ impl LivePlugins {
         self.current.load_full()
     }
 
+    /// The function cache's counters since start (all compiles together),
+    /// if a runtime runs and its function cache is on.
+    pub fn function_counts(&self) -> Option<super::cache::functions::FunctionCounts> {
+        self.runtime.lock().as_ref()?.function_counts()
+    }
+
     /// The runtime, started now with `config` if no plugin needed it before.
     pub(super) fn runtime(&self, config: &WasmConfig) -> anyhow::Result<Arc<Runtime>> {
         let mut runtime = self.runtime.lock();

@@ -116,10 +116,12 @@ pub async fn build(
         return Err(fail(Problem::Refused(list)));
     }
     let compiling = Arc::clone(runtime);
-    let component = tokio::task::spawn_blocking(move || compiling.compile(&bytes, &hash))
+    let compiled = tokio::task::spawn_blocking(move || compiling.compile(&bytes, &hash))
         .await
         .map_err(|e| fail(Problem::Task(e.to_string())))?
         .map_err(|e| fail(Problem::Compile(e)))?;
+    metrics.compiled_functions(compiled.cached_functions, compiled.compiled_functions);
+    let component = compiled.component;
     if let Some(found) = bindings::other_wit_version(runtime.engine(), &component) {
         return Err(fail(Problem::WitVersion { found }));
     }

@@ -1,5 +1,5 @@
-//! The one wasmtime `Engine` of the process, with its linker, epoch ticker and
-//! artifact cache: everything plugins share.
+//! The one wasmtime `Engine` of the process, with its linker, epoch ticker,
+//! artifact cache and function cache: everything plugins share.
 //!
 //! Owns how components are compiled and what they may import; it never calls
 //! a plugin (that is `instance`) and never decides what a call means (hooks).
@@ -11,6 +11,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::bindings;
+use super::cache::functions::{FunctionCounts, FunctionStore};
 use super::cache::{self, ContentHash};
 use super::store::State;
 use crate::config::WasmConfig;
@@ -24,12 +25,33 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<State>,
     cache: Option<wasmtime::Cache>,
+    functions: Option<Arc<FunctionStore>>,
 }
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runtime")
             .field("cache", &self.cache.as_ref().map(|c| c.directory()))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A compiled component, with where its functions came from (both 0 for a
+/// cached artifact, or with the function cache off).
+pub struct Compiled {
+    /// The component.
+    pub component: Component,
+    /// Functions taken from the function cache.
+    pub cached_functions: u64,
+    /// Functions Cranelift compiled.
+    pub compiled_functions: u64,
+}
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compiled")
+            .field("cached_functions", &self.cached_functions)
+            .field("compiled_functions", &self.compiled_functions)
             .finish_non_exhaustive()
     }
 }
@@ -63,10 +85,10 @@ impl Runtime {
             .max_memory_size(usize::try_from(config.max_memory_mib)? << 20)
             // Keep a few idle slots warm so new instances reuse their pages.
             .max_unused_warm_slots(instances.min(64));
-        let cache = if config.cache {
-            open_cache(config)
+        let (cache, functions) = if config.cache {
+            open_caches(config)
         } else {
-            None
+            (None, None)
         };
         let mut wasm = Config::new();
         wasm.epoch_interruption(true)
@@ -75,6 +97,13 @@ impl Runtime {
             // default; stated because big JS/Python components rely on it).
             .parallel_compilation(true)
             .cache(cache.clone());
+        if let Some(store) = &functions {
+            // Cranelift looks each function up by a hash of its IR before
+            // compiling it (see `cache::functions`).
+            let store: Arc<dyn wasmtime::CacheStore> = store.clone();
+            wasm.enable_incremental_compilation(store)
+                .map_err(anyhow::Error::from)?;
+        }
         let engine = Engine::new(&wasm).map_err(anyhow::Error::from)?;
         spawn_epoch_ticker(&engine)?;
 
@@ -91,6 +120,7 @@ impl Runtime {
             engine,
             linker,
             cache,
+            functions,
         }))
     }
 
@@ -105,14 +135,45 @@ impl Runtime {
     }
 
     /// Compiles `bytes`, or loads its cached artifact (wasmtime's cache,
-    /// keyed by content and compiler settings). CPU-heavy on a miss: call it
-    /// from a blocking thread. `_hash` labels the version; the cache hashes
-    /// the bytes itself.
-    pub fn compile(&self, bytes: &[u8], _hash: &ContentHash) -> Result<Component, CompileError> {
+    /// keyed by content and compiler settings); a compile takes the
+    /// functions it finds in the function cache. CPU-heavy on a miss: call
+    /// it from a blocking thread. `hash` labels the version in the log; the
+    /// caches hash what they key by themselves.
+    pub fn compile(&self, bytes: &[u8], hash: &ContentHash) -> Result<Compiled, CompileError> {
         if bytes.get(..8) == Some(b"\0asm\x01\0\0\0") {
             return Err(CompileError::CoreModule);
         }
-        Component::from_binary(&self.engine, bytes).map_err(CompileError::Invalid)
+        let before = self.function_counts().unwrap_or_default();
+        let started = std::time::Instant::now();
+        let component =
+            Component::from_binary(&self.engine, bytes).map_err(CompileError::Invalid)?;
+        let mut compiled = Compiled {
+            component,
+            cached_functions: 0,
+            compiled_functions: 0,
+        };
+        if let Some(store) = &self.functions {
+            // Other compiles running at the same time count here too: the
+            // figures are exact for the process, approximate per compile.
+            let after = store.counts();
+            compiled.cached_functions = after.hits.saturating_sub(before.hits);
+            compiled.compiled_functions = after.misses.saturating_sub(before.misses);
+            let (hits, total) = (
+                compiled.cached_functions,
+                compiled.cached_functions + compiled.compiled_functions,
+            );
+            if total > 0 {
+                let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                tracing::info!(version = %hash.short(), ms, "compiled, reusing {hits} of {total} functions from the function cache");
+            }
+        }
+        Ok(compiled)
+    }
+
+    /// The function cache's counters since start (all compiles of the
+    /// process together), if it is on.
+    pub fn function_counts(&self) -> Option<FunctionCounts> {
+        self.functions.as_ref().map(|store| store.counts())
     }
 
     /// The artifact cache's hits and misses since start, if it is on.
@@ -123,20 +184,32 @@ impl Runtime {
     }
 }
 
-fn open_cache(config: &WasmConfig) -> Option<wasmtime::Cache> {
+fn open_caches(config: &WasmConfig) -> (Option<wasmtime::Cache>, Option<Arc<FunctionStore>>) {
     let Some(dir) = config.cache_dir.clone().or_else(cache::default_dir) else {
         tracing::warn!(
             "no cache directory (set [wasm] cache_dir or HOME): plugins compile at every start"
         );
-        return None;
+        return (None, None);
     };
-    match cache::open(&dir, u64::from(config.cache_max_mib) << 20) {
+    let artifacts = match cache::open(&dir, u64::from(config.cache_max_mib) << 20) {
         Ok(cache) => Some(cache),
         Err(error) => {
             tracing::warn!(dir = %dir.display(), error = %format!("{error:#}"), "cannot open the plugin cache: plugins compile at every start");
             None
         }
-    }
+    };
+    let functions_dir = dir.join("functions");
+    let functions = match FunctionStore::open(
+        &functions_dir,
+        u64::from(config.function_cache_max_mib) << 20,
+    ) {
+        Ok(store) => Some(Arc::new(store)),
+        Err(error) => {
+            tracing::warn!(dir = %functions_dir.display(), %error, "cannot open the function cache: new plugin versions compile every function");
+            None
+        }
+    };
+    (artifacts, functions)
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is gone.
