@@ -10,9 +10,11 @@
 
 use std::collections::VecDeque;
 
+use std::task::{Context, Poll};
+
+use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
-use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::close::CloseReason;
 use crate::protocol::Frame;
@@ -29,8 +31,11 @@ const SHRINK_ABOVE_SLOTS: usize = 64;
 #[derive(Debug)]
 pub struct Outbox {
     state: Mutex<State>,
-    ready: Notify,
-    closing: CancellationToken,
+    /// The one consumer (the session's writer) waiting for work. Inline and
+    /// allocation-free: an idle session's outbox is part of its idle memory.
+    ready: AtomicWaker,
+    /// Whoever waits in [`Outbox::closing`].
+    closed: Notify,
     max_bytes: usize,
 }
 
@@ -70,8 +75,8 @@ impl Outbox {
     pub fn new(max_bytes: usize) -> Self {
         Self {
             state: Mutex::new(State::default()),
-            ready: Notify::new(),
-            closing: CancellationToken::new(),
+            ready: AtomicWaker::new(),
+            closed: Notify::new(),
             max_bytes,
         }
     }
@@ -98,7 +103,7 @@ impl Outbox {
         state.bytes += cost;
         drop(state);
         if was_empty {
-            self.ready.notify_one();
+            self.ready.wake();
         }
         Pushed::Queued
     }
@@ -123,10 +128,18 @@ impl Outbox {
         discarded
     }
 
-    /// Resolves once a close has been requested, whatever the reason; lets a
-    /// writer blocked on a full socket decide whether to keep waiting.
-    pub fn closing(&self) -> WaitForCancellationFuture<'_> {
-        self.closing.cancelled()
+    /// Resolves once a close has been requested, whatever the reason; any
+    /// number of tasks may wait.
+    pub async fn closing(&self) {
+        loop {
+            let mut notified = std::pin::pin!(self.closed.notified());
+            // Registered before the check, so a close in between still wakes it.
+            notified.as_mut().enable();
+            if self.state.lock().close.is_some() {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// The reason of the requested close, if any.
@@ -136,22 +149,31 @@ impl Outbox {
 
     /// Waits for work: moves queued frames into `batch` (up to about
     /// `max_batch_bytes`) or reports the close once nothing is left to send.
+    /// One consumer at a time (see [`Outbox::poll_next`]).
     pub async fn next(&self, batch: &mut Vec<Frame>, max_batch_bytes: usize) -> Next {
-        loop {
-            {
-                let mut state = self.state.lock();
-                if !state.frames.is_empty() {
-                    state.take(batch, max_batch_bytes);
-                    return Next::Frames;
-                }
-                if let Some(reason) = state.close {
-                    return Next::Close(reason);
-                }
-            }
-            // A push between the unlock above and this await stores a permit,
-            // so no wake-up is lost.
-            self.ready.notified().await;
+        std::future::poll_fn(|cx| self.poll_next(cx, batch, max_batch_bytes)).await
+    }
+
+    /// [`Outbox::next`] for a hand-written future: `Pending` registers `cx`'s
+    /// waker, woken by the next push or close. The outbox keeps one waker, so
+    /// it has one consumer: the session's writer.
+    pub fn poll_next(
+        &self,
+        cx: &mut Context<'_>,
+        batch: &mut Vec<Frame>,
+        max_batch_bytes: usize,
+    ) -> Poll<Next> {
+        let mut state = self.state.lock();
+        if !state.frames.is_empty() {
+            state.take(batch, max_batch_bytes);
+            return Poll::Ready(Next::Frames);
         }
+        if let Some(reason) = state.close {
+            return Poll::Ready(Next::Close(reason));
+        }
+        // Registered under the lock a push takes first, so no wake-up is lost.
+        self.ready.register(cx.waker());
+        Poll::Pending
     }
 
     /// The bound this outbox was made with, in bytes.
@@ -165,8 +187,8 @@ impl Outbox {
     }
 
     fn wake_for_close(&self) {
-        self.closing.cancel();
-        self.ready.notify_one();
+        self.closed.notify_waiters();
+        self.ready.wake();
     }
 }
 

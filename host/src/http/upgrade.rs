@@ -97,7 +97,6 @@ pub(super) async fn websocket(
     let remote = accepted.remote;
     let subprotocol = offers_subprotocol(request.headers());
     let on_upgrade = hyper::upgrade::on(&mut request);
-    // Boxed: what this task holds stays in it for the session's life.
     let accepted = Box::new(accepted);
     tokio::spawn(async move {
         match on_upgrade.await {
@@ -109,7 +108,9 @@ pub(super) async fn websocket(
                     // as long as the session.
                     let leftover = parts.read_buf.to_vec();
                     drop(parts.read_buf);
-                    session::run(socket, leftover, gateway, accepted).await;
+                    // A task of its own, so that what this one holds (the
+                    // upgrade's state) is not part of the session's memory.
+                    tokio::spawn(session::run(socket, leftover, gateway, accepted));
                 }
                 // The listener only ever hands hyper TCP streams.
                 Err(_) => tracing::error!(%remote, "upgraded connection is not a TCP stream"),

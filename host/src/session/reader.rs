@@ -1,46 +1,123 @@
-//! The reading half of a session: frames in, requests handled, close classified.
+//! The reading half of a session: client frames in, the idle timeout and
+//! the token's expiry, close classified.
+//!
+//! [`Reader`] is polled by the session's connection future
+//! (`super::websocket`), which hands each text frame to
+//! [`Session::handle_text`]. It owns the WebSocket stream and the two
+//! deadlines that end a session from the reading side; it does not write.
 
-use futures_util::{Stream, StreamExt};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::Stream;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
-use super::Session;
+use super::socket::ReadSide;
+use super::{Lifetime, Session, now_unix_ms};
 use crate::close::CloseReason;
 use crate::protocol::{ErrorCode, Frame, ProtocolError, parse_request};
 
-/// Reads until the client leaves, breaks the protocol or goes silent; returns why.
-pub(super) async fn run<S>(mut stream: S, session: &mut Session) -> CloseReason
-where
-    S: Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
-{
-    let idle_timeout = session.gateway.config.server.idle_timeout();
-    loop {
-        let next = tokio::select! {
-            next = tokio::time::timeout(idle_timeout, stream.next()) => next,
-            () = session.login.expired() => return CloseReason::TokenExpired,
+/// What the reading side has for the session.
+#[derive(Debug)]
+pub(super) enum Read {
+    /// A request to handle.
+    Text(Utf8Bytes),
+    /// The client left, broke the protocol, went silent or its token expired.
+    End(CloseReason),
+}
+
+/// See the module docs.
+pub(super) struct Reader {
+    ws: WebSocketStream<ReadSide>,
+    idle_timeout: Duration,
+    /// When the client last sent a frame, or its last request was answered:
+    /// the idle timeout counts from here.
+    heard: Instant,
+    /// The token's expiry on the runtime's clock; `None` for never.
+    expires: Option<Instant>,
+}
+
+impl Reader {
+    pub(super) fn new(
+        ws: WebSocketStream<ReadSide>,
+        idle_timeout: Duration,
+        login: &Lifetime,
+    ) -> Self {
+        let mut reader = Self {
+            ws,
+            idle_timeout,
+            heard: Instant::now(),
+            expires: None,
         };
-        let message = match next {
-            Err(_elapsed) => return CloseReason::IdleTimeout,
-            Ok(None) => return CloseReason::ClientClosed,
-            Ok(Some(Err(error))) => return classify(&error),
-            Ok(Some(Ok(message))) => message,
-        };
-        match message {
-            // Boxed: the future of a request (a route or rpc plugin call,
-            // a broker publish) is large and lives only while the request
-            // does; inline, it would be part of every idle session's task.
-            Message::Text(text) => Box::pin(session.handle_text(text.as_str())).await,
-            Message::Binary(_) => session.refuse(
-                None,
-                ProtocolError::bad_request(
-                    "binary frames are not supported; send JSON text frames",
+        reader.expiry_moved(login);
+        reader
+    }
+
+    /// Restarts the idle timeout: after a request (its handling does not count as silence).
+    pub(super) fn heard_now(&mut self) {
+        self.heard = Instant::now();
+    }
+
+    /// Takes a new expiry (a `refresh` moves it).
+    pub(super) fn expiry_moved(&mut self, login: &Lifetime) {
+        self.expires = login
+            .expires_at_unix_ms
+            .map(|at| Instant::now() + Duration::from_millis(at.saturating_sub(now_unix_ms())));
+    }
+
+    /// When [`Reader::timed_out`] may next say yes.
+    pub(super) fn deadline(&self) -> Instant {
+        let idle = self.heard + self.idle_timeout;
+        self.expires.map_or(idle, |at| at.min(idle))
+    }
+
+    /// Whether the session ends at `now`: the token expired, or the client was silent too long.
+    pub(super) fn timed_out(&self, now: Instant) -> Option<CloseReason> {
+        if self.expires.is_some_and(|at| now >= at) {
+            return Some(CloseReason::TokenExpired);
+        }
+        (now >= self.heard + self.idle_timeout).then_some(CloseReason::IdleTimeout)
+    }
+
+    /// The next text frame or the end; answers binary frames with an error
+    /// (through `session`) and swallows control frames, which tungstenite
+    /// answers itself. Any frame proves the peer alive.
+    pub(super) fn poll_read(&mut self, cx: &mut Context<'_>, session: &Session) -> Poll<Read> {
+        loop {
+            let message = match std::task::ready!(Pin::new(&mut self.ws).poll_next(cx)) {
+                None => return Poll::Ready(Read::End(CloseReason::ClientClosed)),
+                Some(Err(error)) => return Poll::Ready(Read::End(classify(&error))),
+                Some(Ok(message)) => message,
+            };
+            self.heard = Instant::now();
+            match message {
+                Message::Text(text) => return Poll::Ready(Read::Text(text)),
+                Message::Binary(_) => session.refuse(
+                    None,
+                    ProtocolError::bad_request(
+                        "binary frames are not supported; send JSON text frames",
+                    ),
                 ),
-            ),
-            // tungstenite answers pings itself; any frame proves the peer is alive.
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
-            // tungstenite queues its echo of the close and writes it (into the
-            // outbox) on the next read, which then reports the end of stream.
-            Message::Close(_) => {}
+                // tungstenite answers pings itself.
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+                // tungstenite queues its echo of the close and writes it (into
+                // the outbox) on the next read, which then reports the end.
+                Message::Close(_) => {}
+            }
+        }
+    }
+
+    /// Reads and drops frames until the stream ends: after the writer sent
+    /// the close, so the client can echo it. Requests are no longer handled.
+    pub(super) fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            match std::task::ready!(Pin::new(&mut self.ws).poll_next(cx)) {
+                None | Some(Err(_)) => return Poll::Ready(()),
+                Some(Ok(_)) => {}
+            }
         }
     }
 }
@@ -68,7 +145,8 @@ fn classify(error: &tungstenite::Error) -> CloseReason {
 }
 
 impl Session {
-    async fn handle_text(&mut self, text: &str) {
+    /// Handles one request frame: rate limit, parse, dispatch.
+    pub(super) async fn handle_text(&mut self, text: &str) {
         if !self.requests.try_take(Instant::now()) {
             let (id, _) = parse_request(text);
             self.refuse(

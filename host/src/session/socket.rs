@@ -120,12 +120,13 @@ pub(super) struct Batch {
 const GATHER_BELOW_BYTES: usize = 2048;
 
 /// Most slices handed to one vectored write.
-const MAX_IOVECS: usize = 64;
+pub(super) const MAX_IOVECS: usize = 64;
 
 impl Batch {
-    /// Gives back the slots of a large, fully written batch.
-    pub(super) fn compact(&mut self) {
-        if self.frames.is_empty() && self.frames.capacity() > 256 {
+    /// Gives back the slots of a fully written batch, so that an idle
+    /// session holds no batch memory.
+    pub(super) fn release(&mut self) {
+        if self.frames.is_empty() && self.frames.capacity() > 0 {
             self.frames = std::collections::VecDeque::new();
         }
     }
