@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{API_KEY, PATIENCE, TestGateway, http};
+use crate::support::{API_KEY, Client, PATIENCE, TestGateway, http};
 
 #[tokio::test]
 async fn a_slow_reader_is_cut_with_1013_while_fast_readers_get_everything() {
@@ -125,6 +126,61 @@ async fn a_silent_peer_is_reaped_after_the_idle_timeout() {
     })
     .await;
     assert!(ended.is_ok(), "the reaped connection is closed");
+    gateway.stop().await;
+}
+
+/// A client that stops reading while its socket is full, then ends its
+/// session (it sends a close frame and reads nothing, not even the echo):
+/// the writer keeps what is queued (a client close discards nothing), waits
+/// `close_grace_ms` for the client to take it, then lets go, and the session
+/// is released; it was not cut as a slow consumer (the queue never
+/// overflowed).
+#[tokio::test]
+async fn a_client_that_stopped_reading_is_released_close_grace_after_it_closes() {
+    let gateway = TestGateway::start(
+        "close_grace_ms = 300\nmax_queued_bytes = 67108864\n\
+         publish_rate = { per_second = 100000, burst = 100000 }",
+    )
+    .await;
+    let mut stuck = Client::connect_with_receive_buffer(gateway.addr, 4096).await;
+    stuck.subscribe("flood").await;
+    let mut publisher = gateway.client().await;
+    // 16 MiB: more than the server's send buffer and the client's 4 KiB hold.
+    let filler = "x".repeat(16 * 1024);
+    for n in 0..1024 {
+        publisher
+            .publish("flood", json!({"n": n, "pad": filler}))
+            .await;
+    }
+    stuck
+        .ws
+        .send(Message::Close(None))
+        .await
+        .expect("the close goes out");
+    let closed = tokio::time::Instant::now();
+    gateway
+        .wait_metric("ferrygate_disconnects_total{reason=\"client_closed\"}", 1.0)
+        .await;
+    let released = closed.elapsed();
+    assert_eq!(
+        gateway.metric("ferrygate_slow_consumers_total").await,
+        0.0,
+        "the queue never overflowed"
+    );
+    assert_eq!(
+        gateway.metric("ferrygate_connections").await,
+        1.0,
+        "only the publisher remains"
+    );
+    // The close grace, with room for a loaded machine; a writer that waited
+    // for the client forever would never get here.
+    assert!(
+        released < Duration::from_secs(5),
+        "released after {released:?}"
+    );
+    let reply = publisher.request(json!({"op":"ping"})).await;
+    assert_eq!(reply["ok"], true);
+    drop(stuck);
     gateway.stop().await;
 }
 

@@ -251,6 +251,22 @@ impl Client {
         Self::connect_request(url).await
     }
 
+    /// Connects to `addr` over a socket whose receive buffer is fixed at
+    /// `bytes` (no autotuning), so that a client that stops reading fills the
+    /// server's side of the socket after a few MiB rather than tens.
+    pub async fn connect_with_receive_buffer(addr: SocketAddr, bytes: u32) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(bytes).expect("SO_RCVBUF");
+        let stream = socket.connect(addr).await.expect("connect");
+        let (ws, _) = tokio_tungstenite::client_async(
+            format!("ws://{addr}/ws"),
+            MaybeTlsStream::Plain(stream),
+        )
+        .await
+        .expect("websocket upgrade");
+        Self::welcomed(ws).await
+    }
+
     /// Connects with a request built by the caller (extra headers, subprotocols).
     pub async fn connect_request(
         request: impl tokio_tungstenite::tungstenite::client::IntoClientRequest + Unpin,
@@ -258,6 +274,11 @@ impl Client {
         let (ws, _) = tokio_tungstenite::connect_async(request)
             .await
             .expect("websocket connect");
+        Self::welcomed(ws).await
+    }
+
+    /// Wraps an upgraded stream once its `welcome` is read.
+    async fn welcomed(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {
         let mut client = Self {
             ws,
             conn: String::new(),
