@@ -1,8 +1,10 @@
 //! The WebSocket transport of a session: `welcome` first, then the reader
 //! (client frames to requests) and the writer (outbox to socket, pings) side
 //! by side until either ends; the close code reaches the client (see
-//! [`CloseReason`]). Everything else a session does is shared with the SSE
-//! transport and lives in the parent module.
+//! [`CloseReason`]). Owns the session's task and its one timer; the reading
+//! and writing state machines are `reader` and `writer`. Everything else a
+//! session does is shared with the SSE transport and lives in the parent
+//! module.
 
 use std::future::poll_fn;
 use std::pin::Pin;
