@@ -29,34 +29,34 @@ use crate::protocol::{Frame, RequestId};
 pub const MAX_INFLIGHT_PUBLISHES: usize = 256;
 
 /// The in-flight publishes of one connection.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(super) struct Publishes {
-    slots: Arc<Semaphore>,
-}
-
-impl Default for Publishes {
-    fn default() -> Self {
-        Self {
-            slots: Arc::new(Semaphore::new(MAX_INFLIGHT_PUBLISHES)),
-        }
-    }
+    /// Made at the first publish to a channel with history: an idle
+    /// connection's memory counts (docs/benchmarks.md section 1).
+    slots: std::sync::OnceLock<Arc<Semaphore>>,
 }
 
 impl Publishes {
     /// A slot for one more publish; waits (the session stops reading) while
     /// [`MAX_INFLIGHT_PUBLISHES`] are in flight.
     pub(super) async fn slot(&self) -> Option<OwnedSemaphorePermit> {
-        Arc::clone(&self.slots).acquire_owned().await.ok()
+        let slots = self
+            .slots
+            .get_or_init(|| Arc::new(Semaphore::new(MAX_INFLIGHT_PUBLISHES)));
+        Arc::clone(slots).acquire_owned().await.ok()
     }
 
     /// Waits until every publish in flight was answered.
     pub(super) async fn settle(&self) {
-        if self.slots.available_permits() == MAX_INFLIGHT_PUBLISHES {
+        let Some(slots) = self.slots.get() else {
+            return;
+        };
+        if slots.available_permits() == MAX_INFLIGHT_PUBLISHES {
             return;
         }
         // Every slot at once: held by no publish, so none is in flight.
         let all = MAX_INFLIGHT_PUBLISHES as u32;
-        drop(self.slots.acquire_many(all).await);
+        drop(slots.acquire_many(all).await);
     }
 }
 

@@ -24,7 +24,9 @@ use crate::protocol::{ChannelName, ErrorCode, Frame, ProtocolError, RequestId};
 /// The rpcs of one connection that await an answer.
 #[derive(Debug)]
 pub(super) struct InFlight {
-    slots: Arc<Semaphore>,
+    /// Made at the first rpc: most connections never call one, and an idle
+    /// connection's memory counts (docs/benchmarks.md section 1).
+    slots: std::sync::OnceLock<Arc<Semaphore>>,
     limit: usize,
 }
 
@@ -32,9 +34,14 @@ impl InFlight {
     /// Room for `limit` rpcs at once.
     pub(super) fn new(limit: usize) -> Self {
         Self {
-            slots: Arc::new(Semaphore::new(limit)),
+            slots: std::sync::OnceLock::new(),
             limit,
         }
+    }
+
+    fn slots(&self) -> &Arc<Semaphore> {
+        self.slots
+            .get_or_init(|| Arc::new(Semaphore::new(self.limit)))
     }
 }
 
@@ -84,7 +91,7 @@ impl Session {
     /// the reply to `id`. Refused `rate_limited` when every in-flight slot
     /// of the connection is taken.
     pub(super) fn call(&mut self, id: RequestId, method: ChannelName, data: String) {
-        let Ok(slot) = Arc::clone(&self.rpcs.slots).try_acquire_owned() else {
+        let Ok(slot) = Arc::clone(self.rpcs.slots()).try_acquire_owned() else {
             let error = ProtocolError::new(
                 ErrorCode::RateLimited,
                 format!(
