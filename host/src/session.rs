@@ -135,16 +135,6 @@ impl Session {
         }
     }
 
-    /// The tracing span of this session's work.
-    pub fn span(&self) -> tracing::Span {
-        tracing::info_span!(
-            "conn",
-            id = %self.conn,
-            remote = %self.remote,
-            user = self.connection.identity.user.as_deref().unwrap_or("-"),
-        )
-    }
-
     /// The connection id, as sent in `welcome`.
     pub fn conn(&self) -> &ConnId {
         &self.conn

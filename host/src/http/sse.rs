@@ -36,11 +36,11 @@ mod events;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::plugin::store::for_connection;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use tracing::Instrument;
 
 use super::{RemoteAddr, error};
 use crate::close::CloseReason;
@@ -114,9 +114,9 @@ pub(super) async fn stream(State(gateway): State<Arc<Gateway>>, request: Request
         .collect();
 
     let mut session = Session::open(Arc::clone(&gateway), accepted).await;
-    let span = session.span();
     let requested: Vec<ChannelName> = asked.iter().map(|(c, _)| c.clone()).collect();
-    let frames = session.subscribe_all(asked).instrument(span.clone()).await;
+    let conn = Arc::clone(session.conn());
+    let frames = for_connection(conn, session.subscribe_all(asked)).await;
     let opening = match events::opening(&requested, &since, frames, last_event_id.is_some()) {
         Ok(opening) => opening,
         Err(refusal) => {
@@ -127,7 +127,7 @@ pub(super) async fn stream(State(gateway): State<Arc<Gateway>>, request: Request
     gateway.metrics.sessions.sse_streams.inc();
     gateway.metrics.sessions.sse_opened.inc();
     let outbox = Arc::clone(session.outbox());
-    tokio::spawn(watch(session, Arc::clone(&gateway)).instrument(span));
+    tokio::spawn(watch(session, Arc::clone(&gateway)));
     let heartbeat = gateway.config.server.ping_interval();
     let live = events::live(opening, outbox, gateway.config.server.drain_period());
     Sse::new(live)

@@ -243,7 +243,8 @@ impl Plugin {
     /// the plugin returned.
     pub(super) fn record(&self, error: &CallError) {
         self.counters.failed(error.cause);
-        tracing::warn!(plugin = %self.name, version = %self.tag.version, cause = ?error.cause, "{}", error.detail);
+        let caller = super::store::caller();
+        tracing::warn!(plugin = %self.name, version = %self.tag.version, conn = caller.as_deref(), cause = ?error.cause, "{}", error.detail);
         *self.stats.last_error.lock() = Some(error.to_string());
     }
 

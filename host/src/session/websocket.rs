@@ -16,7 +16,6 @@ use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tracing::Instrument;
 
 use super::reader::{Read, Reader};
 use super::writer::Writer;
@@ -24,6 +23,7 @@ use super::{Accepted, Session, socket};
 
 use crate::close::CloseReason;
 use crate::gateway::Gateway;
+use crate::plugin::store::for_connection;
 use crate::protocol::Frame;
 pub use socket::READ_BUFFER_BYTES;
 
@@ -179,11 +179,11 @@ impl Connection {
     /// Handles one request while the writer keeps writing (and pinging);
     /// `Some(reason)` if the writer ended meanwhile. The request's future
     /// is boxed: it is large (a route or rpc plugin call, a broker publish)
-    /// and lives only while the request does. It runs in the session's
-    /// span, so that what plugins log names the connection.
+    /// and lives only while the request does. What plugins log meanwhile
+    /// names the connection.
     async fn request(&mut self, text: &str, mut timer: Pin<&mut Sleep>) -> Option<CloseReason> {
-        let span = self.session.span();
-        let mut request = Box::pin(self.session.handle_text(text).instrument(span));
+        let conn = Arc::clone(&self.session.conn);
+        let mut request = Box::pin(for_connection(conn, self.session.handle_text(text)));
         let writer = &mut self.writer;
         let mut ended = None;
         poll_fn(|cx| {
