@@ -66,6 +66,19 @@ pub enum UpgradeRefusal {
 }
 
 impl UpgradeRefusal {
+    /// Every reason: each series is exported from the start, at 0, so that
+    /// a dashboard or an alert on `reason="pending"` finds it before the
+    /// first refusal.
+    const ALL: [Self; 7] = [
+        Self::Capacity,
+        Self::Draining,
+        Self::Origin,
+        Self::BadHandshake,
+        Self::Auth,
+        Self::AuthFailed,
+        Self::Pending,
+    ];
+
     const fn as_str(self) -> &'static str {
         match self {
             Self::Capacity => "capacity",
@@ -153,6 +166,11 @@ impl Metrics {
             presence: PresenceMetrics::default(),
             registry: Registry::with_prefix("ferrygate"),
         };
+        for why in UpgradeRefusal::ALL {
+            let _ = metrics.upgrades_refused.get_or_create(&Reason {
+                reason: why.as_str(),
+            });
+        }
         let r = &mut metrics.registry;
         r.register(
             "connections",
