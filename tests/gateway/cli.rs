@@ -12,6 +12,7 @@ fn ferrygate(args: &[&str]) -> (i32, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_ferrygate"))
         .args(args)
         .env("FERRYGATE_TEST_KEY", TEST_KEY)
+        .env_remove("RUST_LOG")
         .output()
         .expect("run ferrygate");
     let (stdout, stderr) = (
@@ -69,4 +70,33 @@ fn check_reports_an_unset_secret_and_serve_refuses_to_start() {
     );
     let (code, _, stderr) = ferrygate(&["serve", "--config", path]);
     assert_eq!(code, 78, "serve exits with EX_CONFIG: {stderr}");
+}
+
+/// `check` fills the caches a gateway then loads (docs/plugins.md, "Hot
+/// reload"); when it cannot use the cache directory it must say so, not
+/// pass in silence with nothing cached.
+#[test]
+fn check_warns_when_it_cannot_use_the_cache_directory() {
+    let dir = TempDir::new("check-cache-dir");
+    // A regular file where the cache directory's parent should be: no
+    // directory can be made below it, whoever runs the test (root too).
+    dir.write("not-a-folder", "");
+    let cache = dir.0.join("not-a-folder").join("cache");
+    let manifest = format!(
+        "[server]\nallow_anonymous = true\n\n[wasm]\ncache_dir = {:?}\n{}",
+        cache.display().to_string(),
+        crate::support::plugins::section("redact", "transform", "json_redact", "")
+    );
+    let path = dir.write("ferrygate.toml", &manifest);
+    let (code, stdout, stderr) = ferrygate(&["check", "--config", path.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "the manifest itself is valid: {stdout}{stderr}");
+    assert!(stdout.contains("redact (transform"), "{stdout}");
+    assert!(
+        stderr.contains("cannot open the plugin cache") && stderr.contains("not-a-folder"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("cannot open the function cache"),
+        "{stderr}"
+    );
 }
