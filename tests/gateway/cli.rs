@@ -92,11 +92,50 @@ fn check_warns_when_it_cannot_use_the_cache_directory() {
     assert_eq!(code, 0, "the manifest itself is valid: {stdout}{stderr}");
     assert!(stdout.contains("redact (transform"), "{stdout}");
     assert!(
-        stderr.contains("cannot open the plugin cache") && stderr.contains("not-a-folder"),
+        stderr.contains("cannot use the plugin cache directory") && stderr.contains("not-a-folder"),
         "{stderr}"
     );
+}
+
+/// Native code is loaded from the cache: a `cache_dir` that another user
+/// could write (made first, world-writable, under `/tmp`) is not used.
+#[cfg(unix)]
+#[test]
+fn a_cache_directory_others_may_write_is_not_used() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("check-open-cache");
+    let cache = dir.0.join("cache");
+    std::fs::create_dir(&cache).expect("mkdir");
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let manifest = format!(
+        "[server]\nallow_anonymous = true\n\n[wasm]\ncache_dir = {:?}\n{}",
+        cache.display().to_string(),
+        crate::support::plugins::section("redact", "transform", "json_redact", "")
+    );
+    let path = dir.write("ferrygate.toml", &manifest);
+    let (code, stdout, stderr) = ferrygate(&["check", "--config", path.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "the manifest itself is valid: {stdout}{stderr}");
     assert!(
-        stderr.contains("cannot open the function cache"),
+        stderr.contains("cannot use the plugin cache directory")
+            && stderr.contains("group or others may write it (mode 777"),
         "{stderr}"
     );
+    let written: Vec<_> = std::fs::read_dir(&cache).expect("list").collect();
+    assert!(written.is_empty(), "nothing written there: {written:?}");
+    // The same folder made private is used.
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let (code, _, stderr) = ferrygate(&["check", "--config", path.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("cannot use"), "{stderr}");
+    assert!(cache.join("artifacts").is_dir() && cache.join("functions").is_dir());
+    // Private but another user's (only root can make one here).
+    let other = dir.0.join("others");
+    std::fs::create_dir(&other).expect("mkdir");
+    std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    if std::os::unix::fs::chown(&other, Some(65534), Some(65534)).is_ok() {
+        let path = dir.write("other.toml", &manifest.replace("/cache\"", "/others\""));
+        let (code, _, stderr) = ferrygate(&["check", "--config", path.to_str().expect("utf-8")]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stderr.contains("owned by uid 65534"), "{stderr}");
+    }
 }

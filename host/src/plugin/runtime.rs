@@ -206,6 +206,12 @@ fn open_caches(config: &WasmConfig) -> (Option<wasmtime::Cache>, Option<Arc<Func
         );
         return (None, None);
     };
+    // Both folders live in `dir`: one that others may write is refused
+    // whole (its subfolders could be swapped under the gateway).
+    if let Err(error) = cache::open_private_dir(&dir) {
+        tracing::warn!(dir = %dir.display(), %error, "cannot use the plugin cache directory: plugins compile at every start, new versions compile every function");
+        return (None, None);
+    }
     let artifacts = match cache::open(&dir, u64::from(config.cache_max_mib) << 20) {
         Ok(cache) => Some(cache),
         Err(error) => {
