@@ -37,7 +37,10 @@ async fn metrics_carry_the_process_figures() {
     let fds = |text: &str| metric_value(text, "process_open_fds");
     // Each session holds a socket on each side: both are this process.
     assert!(fds(&after) >= fds(&before) + 20.0, "{before}\n{after}");
-    assert!(metric_value(&after, "process_max_fds") >= fds(&after), "{after}");
+    assert!(
+        metric_value(&after, "process_max_fds") >= fds(&after),
+        "{after}"
+    );
     assert!(
         metric_value(&after, "process_resident_memory_bytes") > 1_000_000.0,
         "{after}"

@@ -101,7 +101,10 @@ fn check_says_in_one_line_that_a_text_or_empty_file_is_not_webassembly() {
             .lines()
             .find(|l| l.contains("plugin `p`"))
             .unwrap_or_else(|| panic!("no line for the plugin: {output}"));
-        assert!(line.contains("is not WebAssembly") && line.contains(why), "{output}");
+        assert!(
+            line.contains("is not WebAssembly") && line.contains(why),
+            "{output}"
+        );
         assert_eq!(output.lines().count(), 1, "one line: {output}");
     }
 }

@@ -106,7 +106,10 @@ mod tests {
         let file = fs::File::open("/proc/self/stat").expect("open");
         let before = open_fds().expect("fd count");
         drop(file);
-        assert!(before >= 4, "stdin, stdout, stderr and the open file: {before}");
+        assert!(
+            before >= 4,
+            "stdin, stdout, stderr and the open file: {before}"
+        );
         assert!(resident_bytes().expect("rss") > 1 << 20);
         assert!(max_fds().expect("limit") >= before);
         assert!(cpu_seconds().expect("cpu") >= 0.0);

@@ -106,7 +106,10 @@ pub(crate) fn open_private_dir(dir: &Path) -> std::io::Result<()> {
         let refuse = |why: String| {
             std::io::Error::new(
                 std::io::ErrorKind::PermissionDenied,
-                format!("{}: {why}; plugins' native code is loaded from there, so only the gateway's user may write it", dir.display()),
+                format!(
+                    "{}: {why}; plugins' native code is loaded from there, so only the gateway's user may write it",
+                    dir.display()
+                ),
             )
         };
         let folder = std::fs::metadata(dir)?;
