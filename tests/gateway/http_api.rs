@@ -12,6 +12,11 @@ async fn health_readiness_and_metrics_need_no_key() {
     let (status, text) = gateway.http("GET", "/metrics", &[], "").await;
     assert_eq!(status, 200);
     assert!(text.contains("ferrygate_connections "), "{text}");
+    // Exported before the first refusal, for dashboards and alerts.
+    assert!(
+        text.contains("ferrygate_upgrades_refused_total{reason=\"pending\"} 0"),
+        "{text}"
+    );
     let (status, body) = gateway.http("GET", "/nope", &[], "").await;
     assert_eq!(status, 404);
     assert!(body.contains("not_found"));
