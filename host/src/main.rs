@@ -294,6 +294,14 @@ fn check(path: &std::path::Path) -> ExitCode {
                     println!("  {import}");
                 }
             }
+            if let Some((hits, misses)) = plugins.artifact_counts()
+                && hits + misses > 0
+            {
+                println!(
+                    "artifact cache: {hits} of {} plugins loaded from it, {misses} compiled and stored",
+                    hits + misses
+                );
+            }
             if let Some(counts) = plugins.function_counts()
                 && counts.hits + counts.misses > 0
             {

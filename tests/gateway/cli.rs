@@ -124,10 +124,20 @@ fn a_cache_directory_others_may_write_is_not_used() {
     assert!(written.is_empty(), "nothing written there: {written:?}");
     // The same folder made private is used.
     std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o700)).expect("chmod");
-    let (code, _, stderr) = ferrygate(&["check", "--config", path.to_str().expect("utf-8")]);
+    let (code, stdout, stderr) = ferrygate(&["check", "--config", path.to_str().expect("utf-8")]);
     assert_eq!(code, 0, "{stderr}");
     assert!(!stderr.contains("cannot use"), "{stderr}");
     assert!(cache.join("artifacts").is_dir() && cache.join("functions").is_dir());
+    assert!(
+        stdout.contains("artifact cache: 0 of 1 plugins loaded from it, 1 compiled and stored"),
+        "{stdout}"
+    );
+    // What check stored, the next check (or a gateway) loads.
+    let (_, stdout, _) = ferrygate(&["check", "--config", path.to_str().expect("utf-8")]);
+    assert!(
+        stdout.contains("artifact cache: 1 of 1 plugins loaded from it, 0 compiled"),
+        "{stdout}"
+    );
     // Private but another user's (only root can make one here).
     let other = dir.0.join("others");
     std::fs::create_dir(&other).expect("mkdir");
