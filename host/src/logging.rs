@@ -24,7 +24,14 @@ fn secrets() -> &'static ArcSwap<Redactor> {
 
 /// Installs the stderr subscriber (`RUST_LOG`, `info` by default).
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    init_at("info");
+}
+
+/// Installs the stderr subscriber with `default` as the filter when
+/// `RUST_LOG` is unset (`check` shows warnings only, such as a cache
+/// directory it cannot use).
+pub fn init_at(default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)

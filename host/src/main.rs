@@ -259,6 +259,10 @@ fn check(path: &std::path::Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Warnings on stderr: a cache directory `check` cannot use (so it fills
+    // no cache for the gateway), invalid cache entries, plugins' warnings.
+    ferrygate::logging::hide_secrets_of(&config);
+    ferrygate::logging::init_at("warn");
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -290,11 +294,23 @@ fn check(path: &std::path::Path) -> ExitCode {
                     println!("  {import}");
                 }
             }
+            if let Some((hits, misses)) = plugins.artifact_counts()
+                && hits + misses > 0
+            {
+                println!(
+                    "artifact cache: {hits} of {} plugins loaded from it, {misses} compiled and stored",
+                    hits + misses
+                );
+            }
             if let Some(counts) = plugins.function_counts()
                 && counts.hits + counts.misses > 0
             {
+                let invalid = match counts.corrupt {
+                    0 => String::new(),
+                    n => format!(" ({n} invalid entries deleted and compiled again)"),
+                };
                 println!(
-                    "compiled: {} of {} functions from the function cache",
+                    "compiled: {} of {} functions from the function cache{invalid}",
                     counts.hits,
                     counts.hits + counts.misses
                 );

@@ -9,6 +9,7 @@ mod broker;
 mod history;
 mod plugin;
 mod presence;
+mod process;
 mod session;
 
 pub use plugin::{Cause, FunctionSource, PluginCounters, PluginMetrics, ReloadOutcome};
@@ -66,6 +67,19 @@ pub enum UpgradeRefusal {
 }
 
 impl UpgradeRefusal {
+    /// Every reason: each series is exported from the start, at 0, so that
+    /// a dashboard or an alert on `reason="pending"` finds it before the
+    /// first refusal.
+    const ALL: [Self; 7] = [
+        Self::Capacity,
+        Self::Draining,
+        Self::Origin,
+        Self::BadHandshake,
+        Self::Auth,
+        Self::AuthFailed,
+        Self::Pending,
+    ];
+
     const fn as_str(self) -> &'static str {
         match self {
             Self::Capacity => "capacity",
@@ -83,6 +97,8 @@ impl UpgradeRefusal {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    /// `process_*`, without the `ferrygate_` prefix (see `process`).
+    process: Registry,
     /// Open WebSocket sessions.
     pub connections: Gauge,
     /// Sessions opened since start.
@@ -152,7 +168,16 @@ impl Metrics {
             sessions: SessionMetrics::default(),
             presence: PresenceMetrics::default(),
             registry: Registry::with_prefix("ferrygate"),
+            process: Registry::default(),
         };
+        metrics
+            .process
+            .register_collector(Box::new(process::ProcessCollector));
+        for why in UpgradeRefusal::ALL {
+            let _ = metrics.upgrades_refused.get_or_create(&Reason {
+                reason: why.as_str(),
+            });
+        }
         let r = &mut metrics.registry;
         r.register(
             "connections",
@@ -270,11 +295,15 @@ impl Metrics {
         self.published.get_or_create(&Source { source }).inc();
     }
 
-    /// The Prometheus text exposition of every metric.
+    /// The Prometheus text exposition of every metric, the process's own
+    /// (`process_*`) last.
     pub fn encode(&self) -> String {
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
         let mut text = String::with_capacity(4096);
         // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        let _ = encode_registry(&mut text, &self.registry)
+            .and_then(|()| encode_registry(&mut text, &self.process))
+            .and_then(|()| encode_eof(&mut text));
         text
     }
 }

@@ -12,9 +12,46 @@ async fn health_readiness_and_metrics_need_no_key() {
     let (status, text) = gateway.http("GET", "/metrics", &[], "").await;
     assert_eq!(status, 200);
     assert!(text.contains("ferrygate_connections "), "{text}");
+    // Exported before the first refusal, for dashboards and alerts.
+    assert!(
+        text.contains("ferrygate_upgrades_refused_total{reason=\"pending\"} 0"),
+        "{text}"
+    );
     let (status, body) = gateway.http("GET", "/nope", &[], "").await;
     assert_eq!(status, 404);
     assert!(body.contains("not_found"));
+    gateway.stop().await;
+}
+
+/// The names every Prometheus client exports for its process, so that an
+/// operator's stock dashboards work: descriptors beside their limit (what
+/// `max_connections` must fit in), memory, CPU. Open sessions show in
+/// `process_open_fds`.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn metrics_carry_the_process_figures() {
+    use crate::support::metric_value;
+    let gateway = TestGateway::start("").await;
+    let (_, before) = gateway.http("GET", "/metrics", &[], "").await;
+    let mut clients = Vec::new();
+    for _ in 0..20 {
+        clients.push(gateway.client().await);
+    }
+    let (_, after) = gateway.http("GET", "/metrics", &[], "").await;
+    assert!(after.ends_with("# EOF\n"), "one exposition: {after}");
+    let fds = |text: &str| metric_value(text, "process_open_fds");
+    // Each session holds a socket on each side: both are this process.
+    assert!(fds(&after) >= fds(&before) + 20.0, "{before}\n{after}");
+    assert!(
+        metric_value(&after, "process_max_fds") >= fds(&after),
+        "{after}"
+    );
+    assert!(
+        metric_value(&after, "process_resident_memory_bytes") > 1_000_000.0,
+        "{after}"
+    );
+    assert!(after.contains("\nprocess_cpu_seconds_total "), "{after}");
+    drop(clients);
     gateway.stop().await;
 }
 

@@ -100,3 +100,48 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_head_timeout() {
     until_healthy(&gateway).await;
     gateway.stop().await;
 }
+
+/// Reads what the gateway sends on a fresh connection that sends nothing.
+async fn answer_to_a_silent_connection(gateway: &TestGateway) -> String {
+    let mut stream = TcpStream::connect(gateway.addr).await.expect("connect");
+    let mut answer = Vec::new();
+    tokio::time::timeout(PATIENCE, stream.read_to_end(&mut answer))
+        .await
+        .expect("closed in time")
+        .expect("read");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// As `serve` runs: every connection is handed to one of the worker
+/// runtimes. A refused socket reached its worker before the reactor had
+/// seen it writable, and the 503 was dropped: clients got a bare close.
+#[tokio::test]
+async fn on_worker_runtimes_every_refused_connection_reads_the_503() {
+    let workers = ferrygate::workers::Workers::start(2).expect("worker runtimes");
+    let gateway = TestGateway::start_on(
+        "max_pending_connections = 2\nrequest_head_timeout_ms = 60000",
+        workers,
+    )
+    .await;
+    // The accept loop takes connections in order: these two hold both places
+    // (no request before them: its connection might still hold a place).
+    let silent_a = TcpStream::connect(gateway.addr).await.expect("connect");
+    let silent_b = TcpStream::connect(gateway.addr).await.expect("connect");
+    for attempt in 0..10 {
+        let answer = answer_to_a_silent_connection(&gateway).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 503 ") && answer.contains("retry-after: 1"),
+            "refusal {attempt}: {answer:?}"
+        );
+        let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        let json: serde_json::Value = serde_json::from_str(body).expect("a JSON error body");
+        assert_eq!(json["error"]["code"], "unavailable", "{body}");
+    }
+    drop((silent_a, silent_b));
+    until_healthy(&gateway).await;
+    let refused = gateway
+        .metric("ferrygate_upgrades_refused_total{reason=\"pending\"}")
+        .await;
+    assert!(refused >= 10.0, "refusals counted: {refused}");
+    gateway.stop().await;
+}

@@ -79,6 +79,36 @@ fn check_rejects_a_plain_core_module() {
     );
 }
 
+/// A `path` naming a text file (the manifest itself, a source file) or an
+/// empty one (a build caught mid-write) is said to be no WebAssembly in one
+/// line, not with the parser's multi-line dump of the magic bytes.
+#[test]
+fn check_says_in_one_line_that_a_text_or_empty_file_is_not_webassembly() {
+    let dir = TempDir::new("not-wasm");
+    let text = dir.write("notes.wasm", "[server]\nlisten = \"127.0.0.1:8080\"\n");
+    let empty = dir.write("empty.wasm", "");
+    for (file, why) in [
+        (text, "does not start with the `\\0asm` magic"),
+        (empty, "the file is empty"),
+    ] {
+        let manifest = format!(
+            "[plugins.p]\nkind = \"transform\"\npath = {:?}\n",
+            file.display().to_string()
+        );
+        let (code, output) = check("check-not-wasm", &manifest);
+        assert_eq!(code, 1, "{output}");
+        let line = output
+            .lines()
+            .find(|l| l.contains("plugin `p`"))
+            .unwrap_or_else(|| panic!("no line for the plugin: {output}"));
+        assert!(
+            line.contains("is not WebAssembly") && line.contains(why),
+            "{output}"
+        );
+        assert_eq!(output.lines().count(), 1, "one line: {output}");
+    }
+}
+
 #[test]
 fn check_lists_ungranted_wasi_as_stubbed_and_granted_once_granted() {
     let (code, output) = check(

@@ -44,6 +44,12 @@ impl TestGateway {
     /// `allow_anonymous = true` unless it declares an auth plugin or says
     /// `allow_anonymous` itself.
     pub async fn start(extra_server: &str) -> Self {
+        Self::start_on(extra_server, ferrygate::workers::Workers::current()).await
+    }
+
+    /// [`TestGateway::start`], serving connections on `workers` (as
+    /// `serve` does with `Workers::start`) instead of the test's runtime.
+    pub async fn start_on(extra_server: &str, workers: ferrygate::workers::Workers) -> Self {
         canary::check_logs();
         let mut text = format!("[server]\nlisten = \"127.0.0.1:0\"\napi_key = \"{API_KEY}\"\n");
         if !extra_server.contains("kind = \"auth\"") && !extra_server.contains("allow_anonymous") {
@@ -71,7 +77,6 @@ impl TestGateway {
         let addr = listener.local_addr().expect("local addr");
         let gateway = Gateway::start(config).await.expect("gateway starts");
         let (tx, rx) = oneshot::channel();
-        let workers = ferrygate::workers::Workers::current();
         let task = tokio::spawn(ferrygate::server::run(listener, gateway, workers, async {
             let _ = rx.await;
         }));

@@ -100,7 +100,7 @@ pub fn build(target_dir: &Path, dist: &Path) -> Result<()> {
         fs::rename(&temporary, &output)
             .with_context(|| format!("cannot move the build to {}", output.display()))?;
         fs::create_dir_all(target_dir)?;
-        fs::write(&stamp_file, stamp)?;
+        write_replacing(&stamp_file, &stamp)?;
         eprintln!(
             "xtask: built {} in {:.1} s",
             output.display(),
@@ -188,7 +188,20 @@ fn python() -> Result<&'static str> {
     bail!("no python3 on PATH: the Python plugins need it to install componentize-py")
 }
 
-/// A hash of everything a guest's build reads.
+/// Writes `path` as a new file (temporary, then rename) rather than in
+/// place: a target folder seeded with hard links (`cp -al` from another
+/// checkout) shares the stamp's inode with that checkout, and writing into
+/// it changed the other's stamp too, so each checkout's next build saw a
+/// stale stamp and rebuilt (JS and Python builds ping-ponged between
+/// worktrees on one machine).
+fn write_replacing(path: &Path, text: &str) -> Result<()> {
+    let temporary = path.with_extension(format!("stamp.{}.tmp", std::process::id()));
+    fs::write(&temporary, text)?;
+    fs::rename(&temporary, path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// A hash of everything a guest's build reads. Paths count relative to the
+/// repository root, so two checkouts of the same sources agree.
 fn inputs_hash(guest: &Guest, source: &Path) -> Result<String> {
     let mut files = Vec::new();
     collect(source, &mut files)?;
@@ -200,8 +213,10 @@ fn inputs_hash(guest: &Guest, source: &Path) -> Result<String> {
     let mut hasher = DefaultHasher::new();
     hasher.write(COMPONENTIZE_JS.as_bytes());
     hasher.write(COMPONENTIZE_PY.as_bytes());
+    let root = root();
     for file in files {
-        hasher.write(file.to_string_lossy().as_bytes());
+        let name = file.strip_prefix(&root).unwrap_or(&file);
+        hasher.write(name.to_string_lossy().as_bytes());
         hasher.write(&fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?);
     }
     Ok(format!("{:016x}", hasher.finish()))

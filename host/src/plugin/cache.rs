@@ -72,7 +72,7 @@ impl std::fmt::Debug for ContentHash {
 /// their artifacts (wasmtime's layout with `dir` as its root): nothing
 /// would read it again, and no worker would bound it.
 pub fn open(dir: &Path, max_bytes: u64) -> anyhow::Result<Cache> {
-    create_private_dir(dir)?;
+    open_private_dir(dir)?;
     let legacy = dir.join("modules");
     if legacy.is_dir() {
         match std::fs::remove_dir_all(&legacy) {
@@ -85,13 +85,54 @@ pub fn open(dir: &Path, max_bytes: u64) -> anyhow::Result<Cache> {
         }
     }
     let dir = std::path::absolute(dir.join("artifacts"))?;
-    create_private_dir(&dir)?;
+    open_private_dir(&dir)?;
     let mut config = CacheConfig::new();
     config
         .with_directory(dir)
         .with_files_total_size_soft_limit(max_bytes)
         .with_cleanup_interval(CLEANUP_INTERVAL);
     Cache::new(config).map_err(anyhow::Error::from)
+}
+
+/// Creates `dir` (mode 0700) if missing, and checks that only this
+/// process's user can write there, since native code is loaded from it: a
+/// folder another user owns, or that its group or others may write (a
+/// `cache_dir` under `/tmp` that someone else made first), is refused.
+pub(crate) fn open_private_dir(dir: &Path) -> std::io::Result<()> {
+    create_private_dir(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let refuse = |why: String| {
+            std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "{}: {why}; plugins' native code is loaded from there, so only the gateway's user may write it",
+                    dir.display()
+                ),
+            )
+        };
+        let folder = std::fs::metadata(dir)?;
+        let mode = folder.mode() & 0o777;
+        if mode & 0o022 != 0 {
+            return Err(refuse(format!(
+                "group or others may write it (mode {mode:03o}; `chmod go-w`)"
+            )));
+        }
+        // Who this process is, without unsafe code: the owner of a file it
+        // creates there (a folder it cannot write to fails here too).
+        let probe = dir.join(format!(".owner-probe.{}", std::process::id()));
+        let created = std::fs::File::create(&probe).and_then(|f| f.metadata());
+        let _ = std::fs::remove_file(&probe);
+        let me = created?.uid();
+        if folder.uid() != me {
+            return Err(refuse(format!(
+                "owned by uid {}, not by this process's uid {me}",
+                folder.uid()
+            )));
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {

@@ -91,6 +91,12 @@ impl LivePlugins {
         self.runtime.lock().as_ref()?.function_counts()
     }
 
+    /// The artifact cache's (hits, misses) since start, if a runtime runs
+    /// and the cache is on: one per component loaded or compiled.
+    pub fn artifact_counts(&self) -> Option<(usize, usize)> {
+        self.runtime.lock().as_ref()?.cache_counts()
+    }
+
     /// The runtime, started now with `config` if no plugin needed it before.
     pub(super) fn runtime(&self, config: &WasmConfig) -> anyhow::Result<Arc<Runtime>> {
         let mut runtime = self.runtime.lock();

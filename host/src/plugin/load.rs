@@ -106,9 +106,7 @@ pub async fn build(
         path: path.to_owned(),
         problem,
     };
-    if bytes.get(..8) == Some(b"\0asm\x01\0\0\0") {
-        return Err(fail(Problem::Compile(CompileError::CoreModule)));
-    }
+    CompileError::check_magic(&bytes).map_err(|e| fail(Problem::Compile(e)))?;
     let imports = capabilities::read_imports(&bytes)
         .map_err(|e| fail(Problem::Compile(CompileError::Unreadable(e))))?;
     let imports = capabilities::classify(&imports, &config.grants);

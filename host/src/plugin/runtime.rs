@@ -59,6 +59,10 @@ impl std::fmt::Debug for Compiled {
 /// Why a component could not be compiled.
 #[derive(Debug, thiserror::Error)]
 pub enum CompileError {
+    /// Not WebAssembly at all: an empty file, or one without the `\0asm`
+    /// magic (a manifest, a source file, a build tool's half-written output).
+    #[error("is not WebAssembly ({0}): `path` must name the built `.wasm` component")]
+    NotWasm(&'static str),
     /// A core module where a component is needed.
     #[error(
         "is a core WebAssembly module, not a component: build it for `wasm32-wasip2`, or wrap it with `wasm-tools component new`"
@@ -70,6 +74,19 @@ pub enum CompileError {
     /// Not WebAssembly, truncated, or rejected by the compiler.
     #[error("is not a valid WebAssembly component: {0:#}")]
     Invalid(wasmtime::Error),
+}
+
+impl CompileError {
+    /// Refuses, before any parsing, what is not a component: an empty file,
+    /// anything without the WebAssembly magic, a core module.
+    pub fn check_magic(bytes: &[u8]) -> Result<(), Self> {
+        match bytes {
+            [] => Err(Self::NotWasm("the file is empty")),
+            [b'\0', b'a', b's', b'm', b'\x01', 0, 0, 0, ..] => Err(Self::CoreModule),
+            [b'\0', b'a', b's', b'm', ..] => Ok(()),
+            _ => Err(Self::NotWasm("it does not start with the `\\0asm` magic")),
+        }
+    }
 }
 
 impl Runtime {
@@ -140,9 +157,7 @@ impl Runtime {
     /// it from a blocking thread. `hash` labels the version in the log; the
     /// caches hash what they key by themselves.
     pub fn compile(&self, bytes: &[u8], hash: &ContentHash) -> Result<Compiled, CompileError> {
-        if bytes.get(..8) == Some(b"\0asm\x01\0\0\0") {
-            return Err(CompileError::CoreModule);
-        }
+        CompileError::check_magic(bytes)?;
         let before = self.function_counts().unwrap_or_default();
         let started = std::time::Instant::now();
         let component =
@@ -191,6 +206,12 @@ fn open_caches(config: &WasmConfig) -> (Option<wasmtime::Cache>, Option<Arc<Func
         );
         return (None, None);
     };
+    // Both folders live in `dir`: one that others may write is refused
+    // whole (its subfolders could be swapped under the gateway).
+    if let Err(error) = cache::open_private_dir(&dir) {
+        tracing::warn!(dir = %dir.display(), %error, "cannot use the plugin cache directory: plugins compile at every start, new versions compile every function");
+        return (None, None);
+    }
     let artifacts = match cache::open(&dir, u64::from(config.cache_max_mib) << 20) {
         Ok(cache) => Some(cache),
         Err(error) => {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// What a refused connection is sent: complete, so any HTTP client reads a
@@ -100,11 +100,16 @@ impl Drop for Place {
 /// Answers `503` on `stream` and closes it, after reading (and discarding)
 /// what the client sends for at most [`REFUSAL_LINGER`].
 pub async fn refuse(mut stream: TcpStream) {
-    // A fresh socket's send buffer is empty: the short answer fits at once.
-    if stream.try_write(REFUSAL).is_err() {
+    // A fresh socket's send buffer is empty, so the short answer fits in one
+    // write, but only once the reactor has seen the socket writable: a
+    // socket just handed to a worker runtime has no readiness yet, and
+    // `try_write` would refuse it without trying (the client then saw a bare
+    // close instead of the 503).
+    let written = tokio::time::timeout(REFUSAL_LINGER, stream.write_all(REFUSAL)).await;
+    if !matches!(written, Ok(Ok(()))) {
         return;
     }
-    let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
+    let _ = stream.shutdown().await;
     let mut sink = [0u8; 1024];
     let mut read = 0;
     let drain = async {

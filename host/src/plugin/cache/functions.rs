@@ -100,7 +100,7 @@ impl FunctionStore {
     /// Opens the store in `dir` (created with mode 0700 if missing), kept
     /// under `max_bytes` of disk.
     pub fn open(dir: &Path, max_bytes: u64) -> std::io::Result<Self> {
-        super::create_private_dir(dir)?;
+        super::open_private_dir(dir)?;
         let shared = Arc::new(Shared {
             dir: std::path::absolute(dir)?,
             max_bytes,
