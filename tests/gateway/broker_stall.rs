@@ -1,34 +1,31 @@
 //! A stalled broker publish delays no other channel (NATS, `[server]
 //! workers = 2` as the binary runs it). Instance A reaches `nats-server -js`
-//! through a relay that drops every JetStream publish acknowledgement
-//! (`Relay::drop_acks`): on A, each append to a channel with history is
-//! stored by JetStream but never acknowledged, so it waits `timeout_ms` and
-//! is answered `unavailable`. A client of A publishes on such a channel in a
-//! loop, several publishes in flight (its appender queue is never empty).
-//! Meanwhile a second client of A publishes on four channels without
-//! history, and a client of instance B (on the broker directly) on another
-//! channel with history; subscribers on A and on B get every one of those
-//! messages once, in order, with a p99 latency far below the stall, so no
-//! shared lock, lane or queue of A waits for the stalled appends. Then:
-//! every stalled publish was answered `unavailable` (never `ok`), the
-//! messages JetStream stored without a word to A reach B's subscriber once
-//! each and in order, and once acknowledgements flow again the channel
-//! takes publishes at once.
+//! through a relay that drops the JetStream publish acknowledgements of one
+//! channel's history subject (`Relay::drop_acks_for`): on A, each append to
+//! that channel is stored by JetStream but never acknowledged, so it waits
+//! `timeout_ms` and is answered `unavailable`. A client of A publishes there
+//! in a loop, several publishes in flight (the channel's appender queue is
+//! never empty). Meanwhile a second client of A publishes on four channels
+//! without history and on another channel with history (its own appender,
+//! the same position cache and JetStream context, acknowledged normally),
+//! and a client of instance B (on the broker directly) on a third channel
+//! with history; subscribers on A and on B get every one of those messages
+//! once, in order, with a p99 latency far below the stall: no shared lock,
+//! lane or queue of A waits for the stalled appends. Then: every stalled
+//! publish was answered `unavailable` (never `ok`), what JetStream stored
+//! without a word to A reaches B's subscriber once each and in order, and
+//! once acknowledgements flow again the channel takes publishes at once.
 //!
-//! Not covered: A publishing on a second history channel during the stall.
-//! The relay drops every acknowledgement on A's connection (a PubAck names
-//! the stream, not the channel), so such a channel stalls too, by the same
-//! cause; that appends of one channel never wait for another's is the
-//! per-channel appender (`host/src/history/appender.rs`: one queue and one
-//! task per channel, its lock and the position cache's stripes held only
-//! between awaits), which B's history channel exercises on the delivery side.
+//! Were every acknowledgement on A's connection lost (`Relay::drop_acks`, a
+//! broker that stores but never answers), every history channel of A would
+//! stall by that same cause; channels without history would not.
 //!
 //! Not on Redis: there every command of an instance (plain `PUBLISH`
 //! pipelines and history scripts alike) goes in order on one command
 //! connection, so a held reply stalls every publish path at once (and the
 //! liveness `PING` marks the broker unresponsive within `timeout_ms`); the
 //! relay cannot hold one publish path's replies without holding the
-//! others'. Delivery (the subscriber connection) is covered there by
+//! others'. Delivery there (the subscriber connection) is covered by
 //! `broker_lanes.rs`.
 
 use std::collections::{BTreeMap, HashMap};
@@ -47,15 +44,18 @@ use crate::cluster::{BrokerServer, Instance};
 use crate::support::relay::Relay;
 use crate::support::{API_KEY, Client, http, metric_value};
 
-/// Channels without history, published on A.
-const LANES: [&str; 4] = ["lane.a", "lane.b", "lane.c", "lane.d"];
-/// A channel with history published on B (acknowledged normally).
+/// Channels published on A: four without history, one with (`room.*`).
+const LANES: [&str; 5] = ["lane.a", "lane.b", "lane.c", "lane.d", "room.other"];
+/// A channel with history published on B.
 const KEPT: &str = "room.live";
-/// The channel with history whose appends on A are never acknowledged.
+/// The channel with history whose appends on A are never acknowledged,
+/// and its JetStream subject (the default prefix).
 const STALLED: &str = "room.stall";
+const STALLED_SUBJECT: &str = "ferrygate.hist.room.stall";
 /// A's `[broker] timeout_ms`: how long each stalled append waits.
 const TIMEOUT_MS: u64 = 1000;
-/// Rounds of publishes (one per lane on A, one on `KEPT` on B), one every `PACE`.
+/// Rounds of publishes (one per channel of `LANES` on A, one on `KEPT` on
+/// B), one every `PACE`.
 const ROUNDS: u64 = 150;
 const PACE: Duration = Duration::from_millis(15);
 /// Subscribers on each instance.
@@ -95,7 +95,7 @@ async fn nats_a_publish_stalled_on_its_ack_delays_no_other_channel() {
     stalled.publish(STALLED, json!({"n": 0})).await;
     assert_eq!(watcher.recv().await["data"]["n"], 0);
 
-    relay.drop_acks(true);
+    relay.drop_acks_for(STALLED_SUBJECT);
     let failed = a_metric(a, FAILURES).await;
     let done = Arc::new(AtomicBool::new(false));
     let stalling = tokio::spawn(stall(stalled, Arc::clone(&done)));
