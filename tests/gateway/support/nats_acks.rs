@@ -20,8 +20,10 @@ const MAX_LINE: usize = 4096;
 /// Which JetStream publish acknowledgements the relay drops.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Acks {
+    /// Every acknowledgement passes.
     #[default]
     Pass,
+    /// Every acknowledgement is dropped.
     DropAll,
     /// Those answering publishes to this subject.
     DropFor(String),
@@ -185,11 +187,12 @@ impl PubWatch {
             .and_then(|size| size.parse().ok())
             .unwrap_or(0)
             + 2;
-        if let (true, Acks::DropFor(subject)) = (with_reply, &*self.dropping.borrow()) {
-            if fields[1] == subject {
-                let mut inboxes = self.inboxes.lock().expect("inboxes");
-                inboxes.insert(fields[2].to_owned());
-            }
+        if with_reply
+            && let Acks::DropFor(subject) = &*self.dropping.borrow()
+            && fields[1] == subject
+        {
+            let mut inboxes = self.inboxes.lock().expect("inboxes");
+            inboxes.insert(fields[2].to_owned());
         }
     }
 }
