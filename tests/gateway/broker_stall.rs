@@ -21,13 +21,14 @@
 //! broker that stores but never answers), every history channel of A would
 //! stall by that same cause; channels without history would not.
 //!
-//! Not on Redis: there every command of an instance (plain `PUBLISH`
-//! pipelines and history scripts alike) goes in order on one command
-//! connection, so a held reply stalls every publish path at once (and the
-//! liveness `PING` marks the broker unresponsive within `timeout_ms`); the
-//! relay cannot hold one publish path's replies without holding the
-//! others'. Delivery there (the subscriber connection) is covered by
-//! `broker_lanes.rs`.
+//! Not on Redis: there an instance sends every publish (the plain
+//! `PUBLISH` pipelines and the history append scripts alike) on its one
+//! command connection (`host/src/broker/redis.rs`), whose replies Redis
+//! sends in order; a reply held back (the relay's `hold_replies`, or a slow
+//! script) holds every later one, so no stall of one publish path leaves
+//! the others running, and the liveness `PING` on that connection marks the
+//! broker unresponsive within `timeout_ms`. Delivery there (the subscriber
+//! connection) is covered by `broker_lanes.rs`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
