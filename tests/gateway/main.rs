@@ -6,6 +6,7 @@ mod support;
 mod bad_input;
 mod broker_acked;
 mod broker_lanes;
+mod broker_stall;
 mod cli;
 mod cluster;
 mod cluster_auth;

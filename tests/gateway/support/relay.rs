@@ -4,7 +4,8 @@
 //! hung broker or a network path that silently drops traffic), or hold only
 //! the broker's replies (commands run, their answers late), then resume.
 //! Optionally it drops JetStream publish acknowledgements from the broker
-//! while told to ([`Relay::drop_acks`], `nats_acks.rs`): a key-value write
+//! while told to ([`Relay::drop_acks`], or only those of publishes to one
+//! subject, [`Relay::drop_acks_for`]; `nats_acks.rs`): a key-value write
 //! lands, its answer never arrives. Bounded: at most [`CHUNKS`] chunks of
 //! 64 KiB queued per direction.
 
@@ -17,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
-use super::nats_acks::AckFilter;
+use super::nats_acks::{AckFilter, Acks, Inboxes, PubWatch};
 
 /// What flows: both directions, neither, or only towards the broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +36,7 @@ pub struct Relay {
     /// The port to connect to instead of the broker's.
     pub port: u16,
     flow: watch::Sender<Flow>,
-    dropping: watch::Sender<bool>,
+    dropping: watch::Sender<Acks>,
     task: JoinHandle<()>,
 }
 
@@ -48,7 +49,7 @@ impl Relay {
             .expect("bind the relay");
         let port = listener.local_addr().expect("relay address").port();
         let flow = watch::Sender::new(Flow::Both);
-        let dropping = watch::Sender::new(false);
+        let dropping = watch::Sender::new(Acks::Pass);
         let gate = flow.subscribe();
         let drops = dropping.subscribe();
         let task = tokio::spawn(async move {
@@ -60,17 +61,18 @@ impl Relay {
                 };
                 let (client_read, client_write) = client.into_split();
                 let (server_read, server_write) = server.into_split();
+                let inboxes = Inboxes::default();
                 let out = Direction {
                     delay,
                     gate: gate.clone(),
                     open: |flow| flow != Flow::Paused,
-                    filter: None,
+                    filter: Filter::Pubs(PubWatch::new(drops.clone(), inboxes.clone())),
                 };
                 let back = Direction {
                     delay,
                     gate: gate.clone(),
                     open: |flow| flow == Flow::Both,
-                    filter: Some(AckFilter::new(drops.clone())),
+                    filter: Filter::Acks(AckFilter::new(drops.clone(), inboxes)),
                 };
                 pipes.spawn(pipe(client_read, server_write, out));
                 pipes.spawn(pipe(server_read, client_write, back));
@@ -102,7 +104,15 @@ impl Relay {
     /// While `on`, JetStream publish acknowledgements from a NATS broker
     /// are dropped (everything else passes).
     pub fn drop_acks(&self, on: bool) {
-        self.dropping.send_replace(on);
+        self.dropping
+            .send_replace(if on { Acks::DropAll } else { Acks::Pass });
+    }
+
+    /// Drops only the acknowledgements of JetStream publishes to `subject`
+    /// (sent from now on), until `drop_acks(false)`.
+    pub fn drop_acks_for(&self, subject: &str) {
+        self.dropping
+            .send_replace(Acks::DropFor(subject.to_owned()));
     }
 }
 
@@ -117,7 +127,22 @@ struct Direction {
     delay: Duration,
     gate: watch::Receiver<Flow>,
     open: fn(Flow) -> bool,
-    filter: Option<AckFilter>,
+    filter: Filter,
+}
+
+/// What a direction looks at on its way.
+enum Filter {
+    Pubs(PubWatch),
+    Acks(AckFilter),
+}
+
+impl Filter {
+    fn pass(&mut self, chunk: &[u8]) -> Vec<u8> {
+        match self {
+            Self::Pubs(watch) => watch.pass(chunk),
+            Self::Acks(filter) => filter.pass(chunk),
+        }
+    }
 }
 
 async fn pipe(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, direction: Direction) {
@@ -139,10 +164,7 @@ async fn pipe(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, direction: Direct
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
-            let chunk = match filter.as_mut() {
-                Some(filter) => filter.pass(&buffer[..n]),
-                None => buffer[..n].to_vec(),
-            };
+            let chunk = filter.pass(&buffer[..n]);
             if tx.send((Instant::now() + delay, chunk)).await.is_err() {
                 return;
             }
