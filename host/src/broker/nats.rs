@@ -286,19 +286,6 @@ impl Broker for NatsBroker {
         .boxed()
     }
 
-    fn publish_kept<'a>(
-        &'a self,
-        channel: &'a ChannelName,
-        data: &'a str,
-        policy: &'a HistoryConfig,
-    ) -> BoxFuture<'a, Result<Position, BrokerError>> {
-        async move {
-            let one = [data.to_owned()];
-            self.keep(channel, &one, policy).await
-        }
-        .boxed()
-    }
-
     fn publish_kept_batch<'a>(
         &'a self,
         channel: &'a ChannelName,
