@@ -45,7 +45,7 @@ use crate::config::HistoryConfig;
 use crate::history::{HistoryRead, Position};
 use crate::protocol::ChannelName;
 
-use super::within;
+use super::publish::within;
 use stream::HistoryStream;
 
 /// Most tries of one append when other writers keep storing on the same
