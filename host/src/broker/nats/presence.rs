@@ -22,6 +22,10 @@
 //! Listing keys of a channel uses the bucket stream's subject listing
 //! (`STREAM.INFO` with a subject filter), so a page costs one listing of
 //! the channel's user keys plus one read per user on the page.
+//!
+//! Children: `bucket` (opening it, listing and reading keys), `liveness`
+//! (heartbeat, sweep, removal of a node), `writes` (user keys), `totals`
+//! (which `t` keys are dirty), `cleanup` (delete then purge).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
