@@ -219,3 +219,73 @@ async fn history_stream(js: &async_nats::jetstream::Context) -> stream::Config {
     let stream = js.get_stream("ferrygate_history").await.expect("stream");
     stream.cached_info().config.clone()
 }
+
+/// A presence route beside the history routes of [`ROUTES`].
+const ROUTES_AND_PRESENCE: &str = "\n[[routes]]\nchannels = \"lobby.*\"\npresence = true\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_jetstream_the_start_says_so_in_the_log_metrics_and_readyz_and_with_it_nothing() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let server = BrokerServer::start(Nats); // no `-js`
+    let (_dir, mut command) = Instance::command(&server, &format!("{ROUTES}{ROUTES_AND_PRESENCE}"));
+    let mut child = command
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start ferrygate");
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("gateway: {line}");
+            let _ = tx.send(line);
+        }
+    });
+    let mut addr: Option<std::net::SocketAddr> = None;
+    let mut said = None;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while (addr.is_none() || said.is_none()) && std::time::Instant::now() < deadline {
+        let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else {
+            continue;
+        };
+        if let Some(rest) = line.split("ws://").nth(1) {
+            addr = rest.split('/').next().and_then(|a| a.parse().ok());
+        }
+        if line.contains("no JetStream") {
+            said = Some(line);
+        }
+    }
+    let _ = child.kill();
+    assert!(addr.is_some(), "the gateway logs its address");
+    let said = said.expect("an error line about JetStream at start");
+    assert!(said.contains("ERROR"), "{said}");
+    for route in ["room.*", "small.*", "brief.*", "lobby.*", "-js"] {
+        assert!(said.contains(route), "{route} in {said}");
+    }
+    drop(child);
+
+    // A fresh instance: the gauge and /readyz say it (ready: other channels work).
+    let a = Instance::start(&server, &format!("{ROUTES}{ROUTES_AND_PRESENCE}"));
+    a.wait_metric("ferrygate_broker_jetstream_missing", 1.0)
+        .await;
+    let (status, body) = crate::support::http(a.addr, "GET", "/readyz", &[], "").await;
+    assert_eq!(status, 200, "{body}");
+    let body: Value = serde_json::from_str(&body).expect("JSON");
+    assert!(
+        body["degraded"].as_str().is_some_and(|d| d.contains("-js")),
+        "{body}"
+    );
+    history::refused_unavailable(&a, &mut a.client().await).await;
+
+    // With JetStream: nothing said.
+    let js = BrokerServer::start_jetstream();
+    let b = Instance::start(&js, ROUTES);
+    let mut client = b.client().await;
+    epoch_of(&mut client, "room.1").await; // JetStream has answered by now
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(b.metric("ferrygate_broker_jetstream_missing").await, 0.0);
+    let (status, body) = crate::support::http(b.addr, "GET", "/readyz", &[], "").await;
+    assert_eq!((status, body.contains("degraded")), (200, false), "{body}");
+}

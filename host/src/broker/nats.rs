@@ -13,6 +13,7 @@
 
 mod connect;
 mod history;
+mod jetstream;
 mod presence;
 mod probe;
 mod publish;
@@ -148,6 +149,19 @@ impl NatsBroker {
         startup::await_first_connection(config, "NATS", || broker.is_connected()).await?;
         broker.check_max_payload(max_bytes);
         Ok(broker)
+    }
+
+    /// Watches whether the server has JetStream, which the routes whose
+    /// channel patterns are `routes` (history, presence) need: said in the
+    /// log, `/metrics` and `/readyz` from the start (see `nats/jetstream.rs`).
+    pub fn watch_jetstream(&self, routes: Vec<String>) {
+        jetstream::watch(
+            self.client.clone(),
+            routes,
+            Arc::clone(&self.metrics),
+            Arc::downgrade(&self.probe),
+            self.timeout,
+        );
     }
 
     /// Warns when the server takes less than receivers accept: such messages
