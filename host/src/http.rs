@@ -11,6 +11,7 @@ mod auth;
 mod bearer;
 mod cors;
 mod presence;
+mod query;
 mod sse;
 mod upgrade;
 
