@@ -5,8 +5,9 @@
 //! on a channel with history the broker adds `"offset":N,"epoch":"E"`; a
 //! NATS history record of several messages has `"batch":[D1,..,Dn]` instead
 //! of `data`, the messages at offsets N to N+n-1 (see
-//! `broker::nats::history`); a presence event (join/leave) says `"presence":"join"|"leave"` and its
-//! `data` is `{"user":..,"conn":..}`.
+//! `broker::nats::history`); a presence event (join/leave) says
+//! `"presence":"join"|"leave"` and its `data` is `{"user":..,"conn":..}`
+//! (`conn` optional; any other shape is `bad_envelope`).
 //! A backend may publish the same envelope, or just the payload (any JSON
 //! value). A JSON object whose `ferrygate` key is a number is read as an
 //! envelope and must be version 1 with `data`; anything else is a raw payload.
@@ -56,6 +57,17 @@ struct Probe<'a> {
     data: Option<&'a RawValue>,
     #[serde(borrow, default)]
     batch: Option<&'a RawValue>,
+}
+
+/// The `data` of a presence event: `{"user":"..","conn":".."}` (`conn`
+/// optional), nothing else.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventData {
+    #[serde(rename = "user")]
+    _user: String,
+    #[serde(rename = "conn", default)]
+    _conn: Option<String>,
 }
 
 /// A field of an envelope as `T`; absent is `None`, the wrong type is
@@ -198,6 +210,11 @@ pub fn decode(payload: &[u8], max_bytes: usize) -> Result<Decoded<'_>, Malformed
             }
             _ => return Err(Malformed::BadEnvelope),
         };
+        // A join or leave is pushed as `{"channel":..,"join":DATA}`: only
+        // the shape the gateway writes (`presence::event_data`) may be.
+        if presence.is_some() && serde_json::from_str::<EventData>(data).is_err() {
+            return Err(Malformed::BadEnvelope);
+        }
         return Ok(Decoded {
             data,
             more,

@@ -136,3 +136,28 @@ fn conn_ids_are_checked() {
     assert!(!is_conn_id("a.*"));
     assert!(!is_conn_id(".1"));
 }
+
+#[test]
+fn presence_events_carry_only_the_user_and_conn() {
+    use crate::presence::{EventKind, event_data};
+    let sent = encode_presence("n1", EventKind::Leave, &event_data("al\"ice", Some("n1.4")));
+    let decoded = decode(sent.as_bytes(), 1000).expect("the gateway's own event");
+    assert_eq!(decoded.presence, Some(EventKind::Leave));
+    let anonymous_conn = encode_presence("n1", EventKind::Join, &event_data("bob", None));
+    assert!(decode(anonymous_conn.as_bytes(), 1000).is_ok());
+    for data in [
+        r#""x""#,
+        "null",
+        r#"{"user":5}"#,
+        r#"{"conn":"n1.4"}"#,
+        r#"{"user":"u","conn":3}"#,
+        r#"{"user":"u","role":"admin"}"#,
+    ] {
+        let sent = encode_presence("n1", EventKind::Join, data);
+        assert_eq!(
+            decode(sent.as_bytes(), 1000),
+            Err(Malformed::BadEnvelope),
+            "{data}"
+        );
+    }
+}
