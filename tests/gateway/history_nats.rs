@@ -225,40 +225,12 @@ const ROUTES_AND_PRESENCE: &str = "\n[[routes]]\nchannels = \"lobby.*\"\npresenc
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_jetstream_the_start_says_so_in_the_log_metrics_and_readyz_and_with_it_nothing() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
-
     let server = BrokerServer::start(Nats); // no `-js`
-    let (_dir, mut command) = Instance::command(&server, &format!("{ROUTES}{ROUTES_AND_PRESENCE}"));
-    let mut child = command
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start ferrygate");
-    let stderr = child.stderr.take().expect("stderr piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("gateway: {line}");
-            let _ = tx.send(line);
-        }
-    });
-    let mut addr: Option<std::net::SocketAddr> = None;
-    let mut said = None;
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while (addr.is_none() || said.is_none()) && std::time::Instant::now() < deadline {
-        let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else {
-            continue;
-        };
-        if let Some(rest) = line.split("ws://").nth(1) {
-            addr = rest.split('/').next().and_then(|a| a.parse().ok());
-        }
-        if line.contains("no JetStream") {
-            said = Some(line);
-        }
-    }
+    let (_dir, command) = Instance::command(&server, &format!("{ROUTES}{ROUTES_AND_PRESENCE}"));
+    let (mut child, _, lines) = crate::support::binary::spawn_with_log(command);
+    let said = std::iter::from_fn(|| lines.recv_timeout(Duration::from_secs(20)).ok())
+        .find(|line| line.contains("no JetStream"));
     let _ = child.kill();
-    assert!(addr.is_some(), "the gateway logs its address");
     let said = said.expect("an error line about JetStream at start");
     assert!(said.contains("ERROR"), "{said}");
     for route in ["room.*", "small.*", "brief.*", "lobby.*", "-js"] {

@@ -40,14 +40,14 @@ mod tests {
             single(Some("cursor=a%20b&limit=2"), known),
             Ok([Some("2".to_owned()), Some("a b".to_owned())])
         );
-        let repeated = single(Some("limit=2&limit=3"), known).unwrap_err();
+        let repeated = single(Some("limit=2&limit=3"), known).expect_err("repeated");
         assert!(
             repeated.contains("`limit` given more than once"),
             "{repeated}"
         );
-        let empty_twice = single(Some("cursor=&cursor="), known).unwrap_err();
+        let empty_twice = single(Some("cursor=&cursor="), known).expect_err("repeated, empty");
         assert!(empty_twice.contains("`cursor`"), "{empty_twice}");
-        let unknown = single(Some("limit=2&page=1"), known).unwrap_err();
+        let unknown = single(Some("limit=2&page=1"), known).expect_err("unknown");
         assert!(
             unknown.contains("unknown query parameter `page`"),
             "{unknown}"
