@@ -8,8 +8,10 @@
 //! down or unresponsive ([`Health`], probed by a server round trip,
 //! `probe`), publishes are refused `unavailable` (direct messages reach
 //! local sockets only), never put into async-nats' reconnect buffer.
-//! Presence lives in a JetStream key-value bucket (`nats/presence.rs`). See
-//! `docs/architecture.md`, "Broker layer".
+//! Presence lives in a JetStream key-value bucket (`nats/presence.rs`);
+//! sending and history appends are `nats/publish.rs`'s, the check that the
+//! server has JetStream `nats/jetstream.rs`'s. See `docs/architecture.md`,
+//! "Broker layer".
 
 mod connect;
 mod history;

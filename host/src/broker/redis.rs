@@ -8,7 +8,8 @@
 //! connection is down or unresponsive (a PING on each, [`Health`]), publishes
 //! are refused `unavailable` (direct messages reach local sockets only);
 //! after a reconnect every wanted subscription is made again. Presence
-//! lives in hashes and sorted sets (`redis/presence.rs`).
+//! lives in hashes and sorted sets (`redis/presence.rs`); the broker's side
+//! of an rpc is `redis/rpc.rs`'s, of history `redis/kept.rs`'s.
 
 mod connect;
 mod history;

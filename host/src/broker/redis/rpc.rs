@@ -6,7 +6,9 @@
 //! publishes its answer (raw JSON or an envelope) there. Each instance has one
 //! pattern subscription `<prefix>:reply:<node>:*`, so replies cost no
 //! subscribe per request. PUBLISH returns how many subscribers took the
-//! request: 0 means no responder. Owns the table of requests awaiting replies.
+//! request: 0 means no responder. Owns the table of requests awaiting replies
+//! and the broker's side of a call ([`RedisBroker::call`]: publish, then wait);
+//! the reader hands the replies in.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
