@@ -18,8 +18,7 @@
 # Servers (gateway and broker) run on CPU 0, the load tool on CPU 1.
 # Results: bench-results/history-*. Run through `cargo xtask bench-history
 # [fanout|storm|append|memory|all]`, which builds first.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
 
 what=${1:-all}
 brokers=${BROKERS:-memory,nats,redis}
@@ -32,25 +31,9 @@ missed=${MISSED:-100}
 storm_channels=${STORM_CHANNELS:-1,100}
 appends=${APPENDS:-1000}
 broker_timeout_ms=${BROKER_TIMEOUT_MS:-} # [broker] timeout_ms; empty: the default (2,000)
-server_cpu=${SERVER_CPU:-0}
-load_cpu=${LOAD_CPU:-1}
-out=bench-results
-mkdir -p "$out"
-profile=${PROFILE:-release} # PROFILE=debug: a smoke run with debug binaries (no figures)
-load=target/$profile/ferrygate-load
-gateway=target/$profile/ferrygate
-tmp=$(mktemp -d)
-ulimit -n "$(ulimit -Hn)"
-
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.1; done; echo "nothing on port $1" >&2; exit 1; }
+# PROFILE=debug: a smoke run with debug binaries (no figures).
+gw_a=127.0.0.1:$(port 18080)
+gw_b=127.0.0.1:$(port 18082)
 
 # manifest BROKER HISTORY(on|off) > file
 manifest() {
@@ -67,37 +50,30 @@ manifest() {
   fi
 }
 
-start_broker() {
+# start_history_broker BROKER: nats with JetStream in $tmp/js, redis, or nothing (memory).
+start_history_broker() {
   case $1 in
-    nats)
-      taskset -c "$server_cpu" nats-server -a 127.0.0.1 -p 14222 -js -sd "$tmp/js" 2>"$out/history-nats-server.log" &
-      broker_pid=$!; pids+=($!); wait_port 14222 ;;
-    redis)
-      taskset -c "$server_cpu" redis-server --bind 127.0.0.1 --port 16379 --save '' --appendonly no >"$out/history-redis-server.log" 2>&1 &
-      broker_pid=$!; pids+=($!); wait_port 16379 ;;
-    *) broker_pid= ;;
+    nats) start_broker nats -js -sd "$tmp/js" ;;
+    *) start_broker "$1" ;;
   esac
 }
 
-start_gateway() { # broker history [listen port]
-  local port=${3:-18080}
-  manifest "$1" "$2" | sed "s/127.0.0.1:18080/127.0.0.1:$port/" >"$tmp/ferrygate-$port.toml"
-  taskset -c "$server_cpu" "$gateway" serve --config "$tmp/ferrygate-$port.toml" 2>"$out/history-ferrygate-$port.log" &
-  gateway_pid=$!; pids+=($!)
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && return; sleep 0.1; done
-  echo "ferrygate did not start" >&2; exit 1
+# start_history_gateway BROKER HISTORY(on|off) HOST:PORT; sets gateway_pid.
+start_history_gateway() {
+  local name=history-ferrygate-${3##*:}
+  manifest "$1" "$2" >"$tmp/$name.toml"
+  start_gateway "$name" "$tmp/$name.toml" "$3"
+  gateway_pid=${pids[-1]}
 }
-
-stop() { for pid in "$@"; do if [[ -n $pid ]]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi; done; }
 
 if [[ $what == all || $what == fanout ]]; then
   for broker in ${brokers//,/ }; do
     for history in off on; do
-      start_broker "$broker"
-      start_gateway "$broker" "$history"
+      start_history_broker "$broker"
+      start_history_gateway "$broker" "$history" "$gw_a"
       echo "== fan-out, $broker, history $history" >&2
       taskset -c "$load_cpu" "$load" --max-secs 600 fanout --target ferrygate \
-        --url ws://127.0.0.1:18080/ws --channel bench --subscribers "$subscribers" \
+        --url "ws://$gw_a/ws" --channel bench --subscribers "$subscribers" \
         --rates "$rates" --step-secs "$step_secs" --no-stop --sources 127.0.0.1-8 \
         --server-pid "$gateway_pid" --json "$out/history-fanout-$broker-$history.json"
       stop "$gateway_pid" "$broker_pid"
@@ -109,14 +85,14 @@ fi
 if [[ $what == all || $what == storm ]]; then
   for broker in ${brokers//,/ }; do
     for spread in ${storm_channels//,/ }; do
-      start_broker "$broker"
-      start_gateway "$broker" on 18080; pid_a=$gateway_pid; port_b=18080; pid_b=$pid_a
+      start_history_broker "$broker"
+      start_history_gateway "$broker" on "$gw_a"; pid_a=$gateway_pid; addr_b=$gw_a; pid_b=$pid_a
       if [[ $broker != memory ]]; then
-        start_gateway "$broker" on 18082; pid_b=$gateway_pid; port_b=18082
+        start_history_gateway "$broker" on "$gw_b"; pid_b=$gateway_pid; addr_b=$gw_b
       fi
       echo "== reconnect storm, $broker: $clients clients on $spread channels, $missed missed each" >&2
-      taskset -c "$load_cpu" "$load" --max-secs 600 recover --url ws://127.0.0.1:18080/ws \
-        --reconnect-url "ws://127.0.0.1:$port_b/ws" --clients "$clients" --missed "$missed" \
+      taskset -c "$load_cpu" "$load" --max-secs 600 recover --url "ws://$gw_a/ws" \
+        --reconnect-url "ws://$addr_b/ws" --clients "$clients" --missed "$missed" \
         --channel storm --channels "$spread" --server-pid "$pid_b" ${broker_pid:+--broker-pid "$broker_pid"} \
         --json "$out/history-storm-$broker-$spread.json" || true
       stop "$pid_a" "$pid_b" "$broker_pid"
@@ -133,15 +109,15 @@ curl_config() {
   payload=$(printf '"%098d"' 0)
   for ((n = 0; n < $2; n++)); do
     if ((n > 0)); then echo next; fi
-    printf 'url = "http://127.0.0.1:18080/v1/publish"\nheader = "Authorization: Bearer %s"\nheader = "Content-Type: application/json"\ndata = "{\\"channel\\":\\"%s\\",\\"data\\":%s}"\noutput = "/dev/null"\n' \
-      "${FERRYGATE_API_KEY:-bench-key}" "${1//%d/$n}" "${payload//\"/\\\"}"
+    printf 'url = "http://%s/v1/publish"\nheader = "Authorization: Bearer %s"\nheader = "Content-Type: application/json"\ndata = "{\\"channel\\":\\"%s\\",\\"data\\":%s}"\noutput = "/dev/null"\n' \
+      "$gw_a" "${FERRYGATE_API_KEY:-bench-key}" "${1//%d/$n}" "${payload//\"/\\\"}"
   done
 }
 
 if [[ $what == all || $what == append ]]; then
   for broker in ${brokers//,/ }; do
-    start_broker "$broker"
-    start_gateway "$broker" on
+    start_history_broker "$broker"
+    start_history_gateway "$broker" on "$gw_a"
     for channel in plain bench; do
       curl_config "$channel" "$appends" >"$tmp/curl.cfg"
       start=$(date +%s%N)
@@ -156,9 +132,9 @@ if [[ $what == all || $what == append ]]; then
 fi
 
 if [[ $what == all || $what == memory ]]; then
-  start_gateway memory on
+  start_history_gateway memory on "$gw_a"
   rss() { awk '/VmRSS/ {print $2}' "/proc/$gateway_pid/status"; }
-  kept() { sleep 1.5; curl -s http://127.0.0.1:18080/metrics | awk '$1 == "ferrygate_history_bytes" {print $2}'; }
+  kept() { sleep 1.5; curl -s "http://$gw_a/metrics" | awk '$1 == "ferrygate_history_bytes" {print $2}'; }
   before_rss=$(rss); before_kept=$(kept)
   curl_config 'h.%d' "$channels" >"$tmp/curl.cfg"
   curl -sf --fail-early -K "$tmp/curl.cfg" # a refused publish stops the run

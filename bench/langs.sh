@@ -23,23 +23,18 @@
 # No grants anywhere: the manifests are what a new user writes.
 # Usage: cargo xtask build-plugins && bash bench/langs.sh   (ROUNDS=3, LANGS=rust,js,python;
 # QUICK=1 skips 4 and 5)
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
 root=$PWD
-bin=${BIN_DIR:-$root/target/release}/ferrygate
 rounds=${ROUNDS:-3}
 dist=$root/plugins/dist
 key=bench-key
-port=18096
-dir=$(mktemp -d)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$dir"; }
-trap cleanup EXIT
+gw_port=$(port 18096)
+dir=$tmp
 
 manifest() { # lang file kind config
   cat >"$dir/$1.toml" <<TOML
 [server]
-listen = "127.0.0.1:$port"
+listen = "127.0.0.1:$gw_port"
 api_key = "$key"
 allow_anonymous = true
 [wasm]
@@ -53,12 +48,10 @@ TOML
   cp "$dist/$2.wasm" "$dir/$1.wasm"
 }
 unique() { { cat "$1"; printf '\x00\x0e\x05bench'; head -c 8 /dev/urandom; } >"$2"; }
-version_of() { sha256sum "$1" | cut -c1-12; }
-serving() { curl -sf -H "Authorization: Bearer $key" "http://127.0.0.1:$port/v1/plugins" | grep -q "\"version\":\"$1\""; }
 swap_ms() { # lang newfile
   local want t0; want=$(version_of "$2"); t0=$(date +%s%N)
   mv "$2" "$dir/$1.wasm"
-  until serving "$want"; do
+  until serving "127.0.0.1:$gw_port" "$key" "$want"; do
     (( $(date +%s%N) - t0 < 600000000000 )) || { echo "not serving after 600 s" >&2; exit 1; }
     sleep 0.02
   done
@@ -96,7 +89,7 @@ line='{"op":"publish","channel":"chat.lobby","data":{"text":"'$(printf 'x%.0s' $
 echo "$line" >"$dir/one.jsonl"
 for _ in $(seq "$calls"); do echo "$line"; done | cat "$dir/one.jsonl" - >"$dir/many.jsonl"
 replay() { # wasm input memory_mib: the decisions, one per line
-  XDG_CACHE_HOME=$dir/xdg "$bin" plugin test "$1" --kind transform --input "$2" \
+  XDG_CACHE_HOME=$dir/xdg "$gateway" plugin test "$1" --kind transform --input "$2" \
     --config '{"drop_word":"forbidden"}' --memory-mib "$3" --time-ms 1000 2>/dev/null
 }
 elapsed_ns() { local t0; t0=$(date +%s%N); "$@" >/dev/null; echo $(( $(date +%s%N) - t0 )); }
@@ -127,13 +120,14 @@ for spec in "${specs[@]}"; do
   [[ ",${LANGS:-rust,js,python}," == *",${spec%% *},"* ]] || continue
   read -r lang file kind config <<<"$spec"
   manifest "$lang" "$file" "$kind" "$config"
-  echo "$lang ($file, $(du -h "$dist/$file.wasm" | cut -f1)): check cold $(timed "$bin" check --config "$dir/$lang.toml"), warm $(timed "$bin" check --config "$dir/$lang.toml")"
+  echo "$lang ($file, $(du -h "$dist/$file.wasm" | cut -f1)): check cold $(timed "$gateway" check --config "$dir/$lang.toml"), warm $(timed "$gateway" check --config "$dir/$lang.toml")"
   v2 "$lang" "$dir/$lang-v2.wasm"
   cp "$dir/$lang.wasm" "$dir/v1.wasm"; unique "$dir/$lang-v2.wasm" "$dir/$lang.wasm"
-  echo "  check of v2 after v1 (function cache warm): $(timed "$bin" check --config "$dir/$lang.toml"); $(grep '^compiled' "$dir/out" || echo 'no compile line')"
+  echo "  check of v2 after v1 (function cache warm): $(timed "$gateway" check --config "$dir/$lang.toml"); $(grep '^compiled' "$dir/out" || echo 'no compile line')"
   mv "$dir/v1.wasm" "$dir/$lang.wasm"
-  "$bin" serve --config "$dir/$lang.toml" 2>>"$dir/serve.log" & pids+=($!); server=$!
-  for _ in $(seq 600); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
+  port_free "$gw_port"
+  "$gateway" serve --config "$dir/$lang.toml" 2>>"$dir/serve.log" & pids+=($!); server=$!
+  wait_ready "127.0.0.1:$gw_port" "$server" 600
   for i in $(seq "$rounds"); do
     # The gateway's writer may still be writing the last compile's entries.
     until rm -rf "$dir/cache-$lang/functions" 2>/dev/null; do sleep 1; done

@@ -7,8 +7,10 @@
 # Sourcing it changes to the repository root, turns on `set -euo pipefail`,
 # raises the descriptor limit and sets:
 #   out         bench-results/ (created)
-#   load        target/$PROFILE/ferrygate-load, gateway target/$PROFILE/ferrygate
-#               (PROFILE=release by default; PROFILE=debug for a smoke run)
+#   load        $BIN_DIR/ferrygate-load, gateway $BIN_DIR/ferrygate (BIN_DIR
+#               defaults to target/$PROFILE; PROFILE=release by default,
+#               PROFILE=debug for a smoke run)
+#   tmp         a scratch folder (mktemp -d), removed on exit
 #   server_cpu  SERVER_CPU (default 0), the CPU list servers are pinned to
 #   load_cpu    LOAD_CPU (default 1), the CPU list of the load tool
 #   pids        every process started through these helpers, killed on exit
@@ -21,8 +23,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 out=bench-results
 mkdir -p "$out"
 profile=${PROFILE:-release}
-load=target/$profile/ferrygate-load
-gateway=target/$profile/ferrygate
+bin=${BIN_DIR:-target/$profile}
+load=$bin/ferrygate-load
+gateway=$bin/ferrygate
+tmp=$(mktemp -d)
 server_cpu=${SERVER_CPU:-0}
 load_cpu=${LOAD_CPU:-1}
 # 20,000 connections need more descriptors than some shells allow (root may raise the hard limit).
@@ -38,20 +42,39 @@ pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  rm -rf "$tmp"
 }
 trap cleanup EXIT
 
 # Kills every process started so far and forgets them (between set-ups).
-stop_all() { cleanup; pids=(); }
+stop_all() { cleanup; pids=(); tmp=$(mktemp -d); }
+
+# Kills the given processes (empty arguments skipped) and waits for them.
+stop() { # PID...
+  for pid in "$@"; do [[ -n $pid ]] && { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }; done
+  return 0
+}
 
 wait_port() { # PORT
   for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done
   echo "nothing listens on port $1" >&2; exit 1
 }
 
-wait_ready() { # HOST:PORT of a gateway
-  for _ in $(seq 100); do curl -sf "http://$1/readyz" >/dev/null && return; sleep 0.1; done
+wait_ready() { # HOST:PORT of a gateway [its PID: give up early when it exits] [TRIES of 0.1 s, 300]
+  for _ in $(seq "${3:-300}"); do
+    [[ -z ${2:-} ]] || kill -0 "$2" 2>/dev/null || break
+    curl -sf "http://$1/readyz" >/dev/null && return
+    sleep 0.1
+  done
   echo "gateway $1 not ready" >&2; exit 1
+}
+
+# The version /v1/plugins reports for a .wasm file.
+version_of() { sha256sum "$1" | cut -c1-12; }
+
+# Whether the gateway at HOST:PORT serves a plugin of VERSION.
+serving() { # HOST:PORT API_KEY VERSION
+  curl -sf -H "Authorization: Bearer $2" "http://$1/v1/plugins" | grep -q "\"version\":\"$3\""
 }
 
 # CPU time of a process so far, in clock ticks (utime + stime, USER_HZ).
@@ -85,24 +108,27 @@ start_gateway() { # NAME MANIFEST LISTEN(host:port)
   port_free "${3##*:}"
   taskset -c "$server_cpu" "$gateway" serve --config "$(config_copy "$2")" --listen "$3" 2>"$out/$1.log" &
   pids+=($!)
-  wait_ready "$3"
+  wait_ready "$3" "$!"
 }
 
-# Starts a broker for the cluster manifests (bench/cluster-KIND.toml) on
-# server_cpu: nats-server on $nats_port or redis-server on $redis_port; sets
-# broker_pid.
-start_broker() { # nats|redis
-  case $1 in
+# Starts a broker for the manifests (bench/cluster-KIND.toml, or a script's
+# own with the default ports) on server_cpu: nats-server on $nats_port or
+# redis-server on $redis_port, with any further ARGS for the server (e.g.
+# `-js -sd DIR`); sets broker_pid. `memory` starts nothing (broker_pid empty).
+start_broker() { # nats|redis|memory [ARGS...]
+  local kind=$1; shift
+  case $kind in
     nats)
       port_free "$nats_port"
-      taskset -c "$server_cpu" nats-server -a 127.0.0.1 -p "$nats_port" 2>"$out/broker-nats.log" &
+      taskset -c "$server_cpu" nats-server -a 127.0.0.1 -p "$nats_port" "$@" 2>"$out/broker-nats.log" &
       broker_pid=$!; pids+=($!); wait_port "$nats_port" ;;
     redis)
       port_free "$redis_port"
-      taskset -c "$server_cpu" redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no \
+      taskset -c "$server_cpu" redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no "$@" \
         >"$out/broker-redis.log" 2>&1 &
       broker_pid=$!; pids+=($!); wait_port "$redis_port" ;;
-    *) echo "unknown broker $1" >&2; exit 2 ;;
+    memory) broker_pid= ;;
+    *) echo "unknown broker $kind" >&2; exit 2 ;;
   esac
 }
 

@@ -17,8 +17,7 @@
 # Gateway and broker on CPU 0, the load tool on CPU 1. Results:
 # bench-results/presence-*. Run through `cargo xtask bench-presence
 # [join|fanout|all]`, which builds first (BIN_DIR picks other binaries).
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
 
 what=${1:-all}
 brokers=${BROKERS:-memory,redis,nats}
@@ -30,35 +29,16 @@ queries=${QUERIES:-20}
 subscribers=${SUBSCRIBERS:-1000}
 rates=${RATES:-1000,4000}
 step_secs=${STEP_SECS:-5}
-server_cpu=${SERVER_CPU:-0}
-load_cpu=${LOAD_CPU:-1}
-bin=${BIN_DIR:-target/release}
-# Ports of their own (other benchmarks use 18080, 14222, 16379), all loopback.
-gw_port=${GATEWAY_PORT:-18380}
-nats_port=${NATS_PORT:-14322}
-nats_monitor=${NATS_MONITOR_PORT:-18322}
-redis_port=${REDIS_PORT:-16479}
-out=bench-results
-mkdir -p "$out"
-load=$bin/ferrygate-load
-gateway=$bin/ferrygate
+# Ports of their own (other benchmarks use 18080, 14222, 16379), all
+# loopback, shifted by PORT_OFFSET like every benchmark's (lib.sh).
+gw_port=$(port 18380)
+nats_port=$(port 14322)
+nats_monitor=$(port 18322)
+redis_port=$(port 16479)
 key=${FERRYGATE_API_KEY:-bench-key}
 secret=bench-presence-secret-0123456789
 export FERRYGATE_API_KEY=$key FERRYGATE_LOAD_JWT_SECRET=$secret
-tmp=$(mktemp -d)
-ulimit -n "$(ulimit -Hn)"
 [[ -f plugins/dist/jwt_auth.wasm ]] || { echo "plugins/dist/jwt_auth.wasm missing: cargo xtask build-plugins" >&2; exit 1; }
-
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-port_free() { ! (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null || { echo "port $1 is taken by another process" >&2; exit 1; }; }
-wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return; sleep 0.1; done; echo "nothing on port $1" >&2; exit 1; }
 
 # manifest BROKER MODE > file: bench/ferrygate.toml with jwt-auth, the broker,
 # and one route for `presence.*` that differs between modes only in presence.
@@ -79,60 +59,51 @@ manifest() {
   esac
 }
 
-start_broker() {
+# start_presence_broker BROKER: nats (JetStream, monitoring port), redis or
+# nothing (memory); sets broker_flags, what the load tool reads the broker by.
+start_presence_broker() {
   broker_flags=()
   case $1 in
     nats)
-      port_free "$nats_port"; port_free "$nats_monitor"
-      taskset -c "$server_cpu" nats-server -a 127.0.0.1 -p "$nats_port" -m "$nats_monitor" -js -sd "$tmp/js" 2>"$out/presence-nats-server.log" &
-      broker_pid=$!; pids+=($!); wait_port "$nats_port"; wait_port "$nats_monitor"
+      port_free "$nats_monitor"
+      start_broker nats -m "$nats_monitor" -js -sd "$tmp/js"; wait_port "$nats_monitor"
       broker_flags=(--nats-monitor "127.0.0.1:$nats_monitor" --broker-pid "$broker_pid") ;;
     redis)
-      port_free "$redis_port"
-      taskset -c "$server_cpu" redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no >"$out/presence-redis-server.log" 2>&1 &
-      broker_pid=$!; pids+=($!); wait_port "$redis_port"
+      start_broker redis
       broker_flags=(--redis "127.0.0.1:$redis_port" --broker-pid "$broker_pid") ;;
-    *) broker_pid= ;;
+    *) start_broker memory ;;
   esac
 }
 
-start_gateway() { # broker mode
-  port_free "$gw_port"
-  manifest "$1" "$2" >"$tmp/ferrygate.toml"
-  taskset -c "$server_cpu" "$gateway" serve --config "$tmp/ferrygate.toml" 2>"$out/presence-ferrygate.log" &
-  gateway_pid=$!; pids+=($!)
-  for _ in $(seq 300); do
-    kill -0 "$gateway_pid" 2>/dev/null || break
-    curl -sf "http://127.0.0.1:$gw_port/readyz" >/dev/null && return
-    sleep 0.1
-  done
-  echo "ferrygate did not start (see $out/presence-ferrygate.log)" >&2; exit 1
+# start_presence_gateway BROKER MODE; sets gateway_pid.
+start_presence_gateway() {
+  manifest "$1" "$2" >"$tmp/presence-ferrygate.toml"
+  start_gateway presence-ferrygate "$tmp/presence-ferrygate.toml" "127.0.0.1:$gw_port"
+  gateway_pid=${pids[-1]}
 }
-
-stop() { for pid in "$@"; do [[ -n $pid ]] && { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }; done; rm -rf "$tmp/js"; }
 
 for round in $(seq "$rounds"); do
   for broker in ${brokers//,/ }; do
     for mode in ${modes//,/ }; do
       tag=$broker-$mode-$round
       if [[ $what == all || $what == join ]]; then
-        start_broker "$broker"; start_gateway "$broker" "$mode"
+        start_presence_broker "$broker"; start_presence_gateway "$broker" "$mode"
         echo "== join, $broker, presence $mode, round $round" >&2
         idle=0; [[ $mode != off ]] && idle=$idle_secs
         taskset -c "$load_cpu" "$load" --max-secs 900 presence --url ws://127.0.0.1:$gw_port/ws \
           --channel presence.bench --members "$members" --queries "$queries" --idle-secs "$idle" \
           --sources 127.0.0.1-8 --server-pid "$gateway_pid" "${broker_flags[@]}" \
           --json "$out/presence-join-$tag.json" | tee "$out/presence-join-$tag.txt"
-        stop "$gateway_pid" "$broker_pid"
+        stop "$gateway_pid" "$broker_pid"; rm -rf "$tmp/js"
       fi
       if [[ $what == all || $what == fanout ]]; then
-        start_broker "$broker"; start_gateway "$broker" "$mode"
+        start_presence_broker "$broker"; start_presence_gateway "$broker" "$mode"
         echo "== fan-out, $broker, presence $mode, round $round" >&2
         taskset -c "$load_cpu" "$load" --max-secs 600 fanout --url ws://127.0.0.1:$gw_port/ws \
           --channel presence.fanout --subscribers "$subscribers" --rates "$rates" \
           --step-secs "$step_secs" --no-stop --sources 127.0.0.1-8 --server-pid "$gateway_pid" \
           --json "$out/presence-fanout-$tag.json" | tee "$out/presence-fanout-$tag.txt"
-        stop "$gateway_pid" "$broker_pid"
+        stop "$gateway_pid" "$broker_pid"; rm -rf "$tmp/js"
       fi
     done
   done

@@ -8,31 +8,22 @@
 #      RATE msg/s, without swaps and with the .wasm swapped every 500 ms.
 # Server on CPU 0, load tool and swapper on CPU 1. Results: bench-results/.
 # Run through `cargo xtask bench-reload`, which builds the plugins and binaries first.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
 
 rounds=${ROUNDS:-20}
 rate=${RATE:-1000}
 step_secs=${STEP_SECS:-10}
-out=bench-results
-mkdir -p "$out"
 root=$PWD
-dir=$(mktemp -d)
-gateway=$root/target/release/ferrygate
-load=$root/target/release/ferrygate-load
+dir=$tmp
 dist=$root/plugins/dist
 key=bench-key
-port=18095
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$dir"; }
-trap cleanup EXIT
-ulimit -n "$(ulimit -Hn)"
+gw_port=$(port 18095)
 
 cp "$dist/stamp_v1.wasm" "$dir/stamp.wasm"
 cp "$dist/jwt_auth.wasm" "$dir/big.wasm"
 cat >"$dir/ferrygate.toml" <<TOML
 [server]
-listen = "127.0.0.1:$port"
+listen = "127.0.0.1:$gw_port"
 api_key = "$key"
 allow_anonymous = true
 publish_rate = { per_second = 1000000, burst = 1000000 }
@@ -63,21 +54,18 @@ config = { hs256_secret = "0123456789abcdef0123456789abcdef", issuer = "bench", 
 TOML
 
 start() {
-  taskset -c 0 "$gateway" serve --config "$1" 2>>"$out/reload-ferrygate.log" &
+  port_free "$gw_port"
+  taskset -c "$server_cpu" "$gateway" serve --config "$1" 2>>"$out/reload-ferrygate.log" &
   pids+=($!); server_pid=$!
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && return; sleep 0.1; done
-  echo "ferrygate did not start" >&2; exit 1
+  wait_ready "127.0.0.1:$gw_port" "$server_pid"
 }
-stop() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; }
-version_of() { sha256sum "$1" | cut -c1-12; }
-serving() { curl -sf -H "Authorization: Bearer $key" "http://127.0.0.1:$port/v1/plugins" | grep -q "\"version\":\"$1\""; }
 
 # Renames $2 over $dir/$1 and prints the milliseconds until its version serves.
 swap_ms() {
   local want; want=$(version_of "$2")
   local t0; t0=$(date +%s%N)
   mv "$2" "$dir/$1"
-  until serving "$want"; do
+  until serving "127.0.0.1:$gw_port" "$key" "$want"; do
     (( $(date +%s%N) - t0 < 30000000000 )) || { echo "version $want not serving after 30 s" >&2; exit 1; }
   done
   echo $(( ($(date +%s%N) - t0) / 1000000 ))
@@ -105,12 +93,12 @@ for i in $(seq "$rounds"); do
 done | stats | sed 's/^/cold jwt-auth (219 KB): /' | tee -a "$out/reload.txt"
 grep -o 'took_ms=[0-9.]*' "$out/reload-ferrygate.log" | cut -d= -f2 | sort -n \
   | awk '{a[NR]=$1} END {printf "reload itself (log took_ms, all rounds): n=%d p50=%.1f max=%.1f ms\n", NR, a[int(NR/2)+1], a[NR]}' | tee -a "$out/reload.txt"
-stop
+stop "$server_pid"
 
 echo "== 2. delivery latency, 200 subscribers, $rate msg/s for ${step_secs}s" | tee -a "$out/reload.txt"
 cp "$dist/stamp_v1.wasm" "$dir/stamp.wasm"
 start "$dir/stream.toml"
-run_load() { taskset -c 1 "$load" --max-secs 600 fanout --target ferrygate --url "ws://127.0.0.1:$port/ws" \
+run_load() { taskset -c "$load_cpu" "$load" --max-secs 600 fanout --target ferrygate --url "ws://127.0.0.1:$gw_port/ws" \
   --subscribers 200 --channel bench --payload-bytes 100 --rates "$rate" --step-secs "$step_secs" \
   --server-pid "$server_pid" --no-stop; }
 echo "-- without swaps" | tee -a "$out/reload.txt"
@@ -124,8 +112,8 @@ echo "-- with the .wasm swapped (v1 <-> v2) every 500 ms" | tee -a "$out/reload.
   done
 ) &
 swapper=$!
-taskset -cp 1 "$swapper" >/dev/null
+taskset -cp "$load_cpu" "$swapper" >/dev/null
 run_load | tee -a "$out/reload.txt"
 wait "$swapper" || true
-echo "swaps done: $(curl -s "http://127.0.0.1:$port/metrics" | grep 'plugin_reloads_total{outcome="ok"}')" | tee -a "$out/reload.txt"
-stop
+echo "swaps done: $(curl -s "http://127.0.0.1:$gw_port/metrics" | grep 'plugin_reloads_total{outcome="ok"}')" | tee -a "$out/reload.txt"
+stop "$server_pid"

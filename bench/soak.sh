@@ -16,8 +16,7 @@
 # than MAX_GROWTH_MIB from the baseline to the end, or mapped regions by more
 # than MAX_MAPS_GROWTH over the second half of the phase.
 # Server on CPU 0, load tool and reloader on CPU 1. Results: bench-results/.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
 
 reloads=${RELOADS:-1000}
 cycles=${CYCLES:-200000}
@@ -25,26 +24,16 @@ warmup_cycles=${WARMUP_CYCLES:-5000}
 concurrency=${CONCURRENCY:-32}
 max_growth_mib=${MAX_GROWTH_MIB:-16}
 max_maps_growth=${MAX_MAPS_GROWTH:-50}
-out=bench-results
-mkdir -p "$out"
 root=$PWD
-dir=$(mktemp -d)
-# BIN_DIR: where the binaries are (the release build unless told otherwise).
-bin_dir=${BIN_DIR:-$root/target/release}
-gateway=$bin_dir/ferrygate
-load=$bin_dir/ferrygate-load
+dir=$tmp
 dist=$root/plugins/dist
 key=soak-key
-port=${PORT:-18097}
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$dir"; }
-trap cleanup EXIT
-ulimit -n "$(ulimit -Hn)"
+gw_port=$(port 18097)
 
 cp "$dist/stamp_v1.wasm" "$dir/stamp.wasm"
 cat >"$dir/ferrygate.toml" <<TOML
 [server]
-listen = "127.0.0.1:$port"
+listen = "127.0.0.1:$gw_port"
 api_key = "$key"
 allow_anonymous = true
 publish_rate = { per_second = 1000000, burst = 1000000 }
@@ -65,13 +54,12 @@ TOML
 
 log=$out/soak-ferrygate.log
 : >"$log"
-taskset -c 0 "$gateway" serve --config "$dir/ferrygate.toml" 2>>"$log" &
+port_free "$gw_port"
+taskset -c "$server_cpu" "$gateway" serve --config "$dir/ferrygate.toml" 2>>"$log" &
 server_pid=$!; pids+=("$server_pid")
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
-curl -sf "http://127.0.0.1:$port/readyz" >/dev/null || { echo "ferrygate did not start" >&2; exit 1; }
+wait_ready "127.0.0.1:$gw_port" "$server_pid"
 
-metric() { curl -s "http://127.0.0.1:$port/metrics" | awk -v s="$1" '$1 == s {print $2}'; }
-reloads_ok() { metric 'ferrygate_plugin_reloads_total{outcome="ok"}'; }
+reloads_ok() { metric "127.0.0.1:$gw_port" 'ferrygate_plugin_reloads_total{outcome="ok"}'; }
 sample() {
   local rss maps fds threads
   rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$server_pid/status")
@@ -85,8 +73,6 @@ echo "# unix_time rss_kib maps fds threads" >"$samples"
 ( while kill -0 "$server_pid" 2>/dev/null; do sample >>"$samples" 2>/dev/null || true; sleep 1; done ) &
 pids+=($!)
 
-version_of() { sha256sum "$1" | cut -c1-12; }
-serving() { curl -sf -H "Authorization: Bearer $key" "http://127.0.0.1:$port/v1/plugins" | grep -q "\"version\":\"$1\""; }
 v1=$(version_of "$dist/stamp_v1.wasm"); v2=$(version_of "$dist/stamp_v2.wasm")
 # Swaps the stamp .wasm $1 times, v2 and v1 in turn, each until it serves.
 swaps() {
@@ -94,14 +80,14 @@ swaps() {
     if (( i % 2 )); then cp "$dist/stamp_v2.wasm" "$dir/next.tmp"; want=$v2; else cp "$dist/stamp_v1.wasm" "$dir/next.tmp"; want=$v1; fi
     mv "$dir/next.tmp" "$dir/stamp.wasm"
     local t0=$SECONDS
-    until serving "$want"; do
+    until serving "127.0.0.1:$gw_port" "$key" "$want"; do
       (( SECONDS - t0 < 30 )) || { echo "swap $i: version $want not serving after 30 s" >&2; return 1; }
       sleep 0.005
     done
   done
 }
 churn() {
-  taskset -c 1 "$load" --max-secs 1800 churn --url "ws://127.0.0.1:$port/ws" \
+  taskset -c "$load_cpu" "$load" --max-secs 1800 churn --url "ws://127.0.0.1:$gw_port/ws" \
     --sources 127.0.0.1-127.0.0.8 --cycles "$1" --concurrency "$concurrency" \
     --channel soak --channels 64 --server-pid "$server_pid" --sample-every "$2" --json "$3"
 }
@@ -121,7 +107,7 @@ echo "== soak: $reloads reloads and $cycles cycles at once" | tee -a "$out/soak.
 t0=$(date +%s.%N)
 churn "$cycles" $(( cycles / 10 )) "$out/soak-churn.json" >"$out/soak-churn.txt" &
 churn_pid=$!; pids+=("$churn_pid")
-( taskset -cp 1 $BASHPID >/dev/null; swaps "$reloads" ) &
+( taskset -cp "$load_cpu" $BASHPID >/dev/null; swaps "$reloads" ) &
 swap_pid=$!; pids+=("$swap_pid")
 swap_status=0; wait "$swap_pid" || swap_status=$?
 swaps_done=$(date +%s.%N)
@@ -131,7 +117,7 @@ tee -a "$out/soak.txt" <"$out/soak-churn.txt"
 sleep 5
 read -r _ end_rss end_maps end_fds end_threads < <(sample)
 done_reloads=$(( $(reloads_ok) - base_reloads ))
-failed_reloads=$(metric 'ferrygate_plugin_reloads_total{outcome="failed"}')
+failed_reloads=$(metric "127.0.0.1:$gw_port" 'ferrygate_plugin_reloads_total{outcome="failed"}')
 awk -v a="$t0" -v b="$swaps_done" -v c="$t1" -v n="$reloads" 'BEGIN {printf "reloads took %.1f s (%.1f ms each, cached artifacts), whole phase %.1f s\n", b - a, (b - a) * 1000 / n, c - a}' | tee -a "$out/soak.txt"
 echo "reloads counted by the gateway (outcome=ok) during the phase: $done_reloads; failed: ${failed_reloads:-0}" | tee -a "$out/soak.txt"
 echo "RSS over the phase (1 s samples):" | tee -a "$out/soak.txt"

@@ -121,39 +121,49 @@ pub trait Broker: Send + Sync + fmt::Debug {
     /// delivers it as [`Broker::publish`] does, its pushes carrying the
     /// assigned offset and the epoch. Resolves once the store holds it; a
     /// store that cannot take it is [`BrokerError::Unavailable`], never a
-    /// message acknowledged and lost. The default: this broker keeps no history.
+    /// message acknowledged and lost. A batch of one through
+    /// [`Broker::publish_kept_batch`], with the same outcome and errors.
     fn publish_kept<'a>(
         &'a self,
         channel: &'a ChannelName,
         data: &'a str,
         policy: &'a HistoryConfig,
     ) -> BoxFuture<'a, Result<Position, BrokerError>> {
-        let _ = (channel, data, policy);
-        futures_util::future::ready(Err(BrokerError::Unavailable(
-            "this broker keeps no history".to_owned(),
-        )))
+        async move {
+            let one = [data.to_owned()];
+            let mut kept = self.publish_kept_batch(channel, &one, policy).await;
+            kept.pop().unwrap_or_else(|| {
+                Err(BrokerError::Unavailable(
+                    "the broker answered no outcome for the message".to_owned(),
+                ))
+            })
+        }
         .boxed()
     }
 
     /// Keeps each of `data` (JSON texts, in order) as `channel`'s next
-    /// messages, with consecutive offsets, as [`Broker::publish_kept`] does
-    /// for one; resolves with each message's outcome, in order. A broker
-    /// that stores them in one step fails them all together (none kept, none
-    /// delivered). The default: one [`Broker::publish_kept`] after the other.
+    /// messages, with consecutive offsets, and delivers them as
+    /// [`Broker::publish_kept`] says for one; resolves with each message's
+    /// outcome, in order (as many as `data`). A broker that stores them in
+    /// one step fails them all together (none kept, none delivered). The
+    /// default: this broker keeps no history, every message is refused
+    /// [`BrokerError::Unavailable`].
     fn publish_kept_batch<'a>(
         &'a self,
         channel: &'a ChannelName,
         data: &'a [String],
         policy: &'a HistoryConfig,
     ) -> BoxFuture<'a, Vec<Result<Position, BrokerError>>> {
-        async move {
-            let mut kept = Vec::with_capacity(data.len());
-            for one in data {
-                kept.push(self.publish_kept(channel, one, policy).await);
-            }
-            kept
-        }
-        .boxed()
+        let _ = (channel, policy);
+        let refused = data
+            .iter()
+            .map(|_| {
+                Err(BrokerError::Unavailable(
+                    "this broker keeps no history".to_owned(),
+                ))
+            })
+            .collect();
+        futures_util::future::ready(refused).boxed()
     }
 
     /// One consistent read of `channel`'s history: its position and, with

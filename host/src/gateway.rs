@@ -192,8 +192,8 @@ impl Parts {
         let max_bytes = config.server.max_frame_bytes;
         Ok(match config.broker.kind {
             BrokerKind::Memory => self.memory_broker(max_bytes),
-            BrokerKind::Nats => Arc::new(
-                NatsBroker::start(
+            BrokerKind::Nats => {
+                let broker = NatsBroker::start(
                     &config.broker,
                     &config.base_dir,
                     node,
@@ -201,8 +201,17 @@ impl Parts {
                     metrics,
                     max_bytes,
                 )
-                .await?,
-            ),
+                .await?;
+                // History and presence live in JetStream on NATS.
+                let needs_jetstream = config
+                    .routes
+                    .iter()
+                    .filter(|route| route.history.is_some() || route.presence)
+                    .flat_map(|route| route.channels.iter().map(ToString::to_string))
+                    .collect();
+                broker.watch_jetstream(needs_jetstream);
+                Arc::new(broker)
+            }
             BrokerKind::Redis => Arc::new(
                 crate::broker::RedisBroker::start(
                     &config.broker,

@@ -11,6 +11,7 @@ mod auth;
 mod bearer;
 mod cors;
 mod presence;
+mod query;
 mod sse;
 mod upgrade;
 
@@ -77,6 +78,14 @@ async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
             "unavailable",
             "broker unreachable",
         );
+    }
+    if gateway.metrics.broker.jetstream_missing.get() == 1 {
+        // Ready: every other channel works; these routes fail closed.
+        return axum::Json(json!({
+            "status": "ready",
+            "degraded": "the NATS server has no JetStream: history and presence routes answer unavailable (start nats-server with -js)",
+        }))
+        .into_response();
     }
     axum::Json(json!({"status": "ready"})).into_response()
 }

@@ -219,3 +219,45 @@ async fn history_stream(js: &async_nats::jetstream::Context) -> stream::Config {
     let stream = js.get_stream("ferrygate_history").await.expect("stream");
     stream.cached_info().config.clone()
 }
+
+/// A presence route beside the history routes of [`ROUTES`].
+const ROUTES_AND_PRESENCE: &str = "\n[[routes]]\nchannels = \"lobby.*\"\npresence = true\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_jetstream_the_start_says_so_in_the_log_metrics_and_readyz_and_with_it_nothing() {
+    let server = BrokerServer::start(Nats); // no `-js`
+    let (_dir, command) = Instance::command(&server, &format!("{ROUTES}{ROUTES_AND_PRESENCE}"));
+    let (mut child, _, lines) = crate::support::binary::spawn_with_log(command);
+    let said = std::iter::from_fn(|| lines.recv_timeout(Duration::from_secs(20)).ok())
+        .find(|line| line.contains("no JetStream"));
+    let _ = child.kill();
+    let said = said.expect("an error line about JetStream at start");
+    assert!(said.contains("ERROR"), "{said}");
+    for route in ["room.*", "small.*", "brief.*", "lobby.*", "-js"] {
+        assert!(said.contains(route), "{route} in {said}");
+    }
+    drop(child);
+
+    // A fresh instance: the gauge and /readyz say it (ready: other channels work).
+    let a = Instance::start(&server, &format!("{ROUTES}{ROUTES_AND_PRESENCE}"));
+    a.wait_metric("ferrygate_broker_jetstream_missing", 1.0)
+        .await;
+    let (status, body) = crate::support::http(a.addr, "GET", "/readyz", &[], "").await;
+    assert_eq!(status, 200, "{body}");
+    let body: Value = serde_json::from_str(&body).expect("JSON");
+    assert!(
+        body["degraded"].as_str().is_some_and(|d| d.contains("-js")),
+        "{body}"
+    );
+    history::refused_unavailable(&a, &mut a.client().await).await;
+
+    // With JetStream: nothing said.
+    let js = BrokerServer::start_jetstream();
+    let b = Instance::start(&js, ROUTES);
+    let mut client = b.client().await;
+    epoch_of(&mut client, "room.1").await; // JetStream has answered by now
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(b.metric("ferrygate_broker_jetstream_missing").await, 0.0);
+    let (status, body) = crate::support::http(b.addr, "GET", "/readyz", &[], "").await;
+    assert_eq!((status, body.contains("degraded")), (200, false), "{body}");
+}

@@ -272,6 +272,8 @@ async fn the_http_endpoint_needs_the_key_and_says_what_is_wrong() {
         "room.1?limit=x",
         "room.1?cursor=abc",
         "room.1?other=1",
+        "room.1?limit=2&limit=3",
+        "room.1?limit=2&cursor=&cursor=",
         "bad*name",
     ] {
         let (status, body) = presence(gateway.addr, query).await;
@@ -281,6 +283,9 @@ async fn the_http_endpoint_needs_the_key_and_says_what_is_wrong() {
             "{query}: {body}"
         );
     }
+    let (_, body) = presence(gateway.addr, "room.1?limit=2&limit=3").await;
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("`limit` given more than once"), "{body}");
     gateway.stop().await;
 }
 

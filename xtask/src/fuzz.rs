@@ -9,8 +9,6 @@
 //! seeds in `fuzz/corpus/<target>/`; libFuzzer's findings grow a working
 //! corpus under `target/fuzz-corpus/`, never the committed one.
 
-use std::process::Command;
-
 use anyhow::{Context, Result, bail};
 
 use crate::{cargo, plugins, root, status, succeeds};
@@ -52,8 +50,8 @@ pub fn long(args: &[String]) -> Result<()> {
         let working = root().join("target/fuzz-corpus").join(target);
         std::fs::create_dir_all(&working)
             .with_context(|| format!("creating {}", working.display()))?;
-        let mut run = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
-        run.current_dir(root())
+        let mut run = cargo();
+        run
             // The address sanitizer would need a nightly `-Zsanitizer`.
             .args([
                 "fuzz",

@@ -105,11 +105,39 @@ fn root() -> PathBuf {
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
+/// A child `cargo` in the repository root, without the variables `cargo
+/// run` set for xtask itself ([`CARGO_RUN_VARS`], `CARGO_PKG_*`): build
+/// scripts that watch them (ring's `rerun-if-env-changed` on
+/// `CARGO_MANIFEST_DIR` and `CARGO_PKG_*`) would see xtask's values where a
+/// plain `cargo build` sees none, and ring, rustls, async-nats and fred would
+/// be rebuilt each time one kind of build follows the other.
 fn cargo() -> Command {
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
     command.current_dir(root());
+    for (name, _) in std::env::vars_os() {
+        let set_by_cargo_run = name
+            .to_str()
+            .is_some_and(|name| name.starts_with("CARGO_PKG_") || CARGO_RUN_VARS.contains(&name));
+        if set_by_cargo_run {
+            command.env_remove(&name);
+        }
+    }
     command
 }
+
+/// What `cargo run` sets for the binary it runs besides `CARGO_PKG_*`
+/// (the Cargo book, "Environment variables Cargo sets for crates"); `CARGO`,
+/// the path of cargo itself, is kept.
+const CARGO_RUN_VARS: &[&str] = &[
+    "CARGO_MANIFEST_DIR",
+    "CARGO_MANIFEST_PATH",
+    "CARGO_MANIFEST_LINKS",
+    "CARGO_CRATE_NAME",
+    "CARGO_BIN_NAME",
+    "CARGO_PRIMARY_PACKAGE",
+    "CARGO_RUSTC_CURRENT_DIR",
+    "OUT_DIR",
+];
 
 fn status(mut command: Command) -> Result<()> {
     eprintln!("xtask: running {command:?}");
@@ -237,4 +265,31 @@ fn bench_script(script: &str, extra: &[String]) -> Result<()> {
     let mut command = Command::new("bash");
     command.current_dir(root()).arg(script).args(extra);
     status(command)
+}
+
+#[cfg(test)]
+mod tests {
+    /// `cargo test` sets the same variables at run time as `cargo run` does
+    /// for xtask: a child cargo must not inherit them.
+    #[test]
+    fn a_child_cargo_does_not_inherit_what_cargo_run_set_for_xtask() {
+        assert!(
+            std::env::var_os("CARGO_MANIFEST_DIR").is_some(),
+            "set by cargo test"
+        );
+        let command = super::cargo();
+        let removed: Vec<_> = command
+            .get_envs()
+            .filter(|(_, value)| value.is_none())
+            .filter_map(|(name, _)| name.to_str())
+            .collect();
+        for name in [
+            "CARGO_MANIFEST_DIR",
+            "CARGO_PKG_NAME",
+            "CARGO_PKG_VERSION_MAJOR",
+        ] {
+            assert!(removed.contains(&name), "{name} not removed: {removed:?}");
+        }
+        assert!(!removed.contains(&"CARGO"), "the path of cargo is kept");
+    }
 }

@@ -88,19 +88,23 @@ impl Broker for MemoryBroker {
         future::ready(result).boxed()
     }
 
-    fn publish_kept<'a>(
+    fn publish_kept_batch<'a>(
         &'a self,
         channel: &'a ChannelName,
-        data: &'a str,
+        data: &'a [String],
         policy: &'a HistoryConfig,
-    ) -> BoxFuture<'a, Result<Position, BrokerError>> {
-        if let Err(error) = self.limit.check_kept(data) {
-            return future::ready(Err(error)).boxed();
-        }
-        let kept = self.history.append(channel, data, policy, |at, frame| {
-            self.hub.deliver_at(channel, at, frame);
-        });
-        future::ready(kept.map_err(|full| BrokerError::Unavailable(full.to_string()))).boxed()
+    ) -> BoxFuture<'a, Vec<Result<Position, BrokerError>>> {
+        let kept = data
+            .iter()
+            .map(|one| {
+                self.limit.check_kept(one)?;
+                let kept = self.history.append(channel, one, policy, |at, frame| {
+                    self.hub.deliver_at(channel, at, frame);
+                });
+                kept.map_err(|full| BrokerError::Unavailable(full.to_string()))
+            })
+            .collect();
+        future::ready(kept).boxed()
     }
 
     fn history<'a>(

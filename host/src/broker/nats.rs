@@ -8,20 +8,23 @@
 //! down or unresponsive ([`Health`], probed by a server round trip,
 //! `probe`), publishes are refused `unavailable` (direct messages reach
 //! local sockets only), never put into async-nats' reconnect buffer.
-//! Presence lives in a JetStream key-value bucket (`nats/presence.rs`). See
-//! `docs/architecture.md`, "Broker layer".
+//! Presence lives in a JetStream key-value bucket (`nats/presence.rs`);
+//! sending and history appends are `nats/publish.rs`'s, the check that the
+//! server has JetStream `nats/jetstream.rs`'s. See `docs/architecture.md`,
+//! "Broker layer".
 
 mod connect;
 mod history;
+mod jetstream;
 mod presence;
 mod probe;
+mod publish;
 mod subscriptions;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::client::PublishErrorKind;
 use async_nats::connection::State;
 use async_nats::{Client, HeaderMap, RequestErrorKind};
 use futures_util::FutureExt;
@@ -150,6 +153,19 @@ impl NatsBroker {
         Ok(broker)
     }
 
+    /// Watches whether the server has JetStream, which the routes whose
+    /// channel patterns are `routes` (history, presence) need: said in the
+    /// log, `/metrics` and `/readyz` from the start (see `nats/jetstream.rs`).
+    pub fn watch_jetstream(&self, routes: Vec<String>) {
+        jetstream::watch(
+            self.client.clone(),
+            routes,
+            Arc::clone(&self.metrics),
+            Arc::downgrade(&self.probe),
+            self.timeout,
+        );
+    }
+
     /// Warns when the server takes less than receivers accept: such messages
     /// are then refused `too_large` by async-nats before they are sent.
     fn check_max_payload(&self, max_bytes: usize) {
@@ -177,94 +193,6 @@ impl NatsBroker {
             )),
         }
     }
-
-    async fn publish_envelope(
-        &self,
-        subject: String,
-        data: &str,
-        kind: MessageKind,
-    ) -> Result<(), BrokerError> {
-        let payload = envelope::encode(&self.node, data);
-        let published =
-            tokio::time::timeout(self.timeout, self.client.publish(subject, payload.into()));
-        match published.await {
-            Ok(Ok(())) => {
-                self.metrics.broker.sent(kind);
-                Ok(())
-            }
-            Ok(Err(e)) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
-                self.metrics.broker.publish_failed(PublishFailure::TooLarge);
-                Err(BrokerError::TooLarge {
-                    size: data.len(),
-                    limit: self
-                        .client
-                        .server_info()
-                        .max_payload
-                        .saturating_sub(envelope::overhead(&self.node)),
-                })
-            }
-            Ok(Err(e)) => {
-                self.metrics.broker.publish_failed(PublishFailure::Error);
-                Err(BrokerError::Unavailable(e.to_string()))
-            }
-            Err(_) => {
-                self.metrics.broker.publish_failed(PublishFailure::Timeout);
-                Err(BrokerError::Unavailable(format!(
-                    "NATS did not take the message within {:?}",
-                    self.timeout
-                )))
-            }
-        }
-    }
-
-    /// Refuses `data` before any work: too large, or the broker away.
-    fn admit(&self, data: &str) -> Result<(), BrokerError> {
-        self.fits(data)?;
-        if !self.is_connected() {
-            self.metrics
-                .broker
-                .publish_failed(PublishFailure::Disconnected);
-            return Err(unavailable());
-        }
-        Ok(())
-    }
-}
-
-/// `work` within `limit`, else `unavailable` saying that JetStream did not `what`.
-impl NatsBroker {
-    /// Keeps `data` (one or more messages) in `channel`'s history as one
-    /// record; the position of the last one. No local-only fallback: a
-    /// message history cannot keep is refused, and all of `data` with it.
-    async fn keep(
-        &self,
-        channel: &ChannelName,
-        data: &[String],
-        policy: &HistoryConfig,
-    ) -> Result<Position, BrokerError> {
-        for one in data {
-            self.admit(one)?;
-            self.limit.check_kept(one)?;
-        }
-        let append = self.history.append(channel, data, policy);
-        let kept = within(self.timeout, "keep the message", append).await;
-        match &kept {
-            Ok(_) => self.metrics.broker.sent(MessageKind::Channel),
-            Err(_) => self.metrics.broker.publish_failed(PublishFailure::Error),
-        }
-        kept
-    }
-}
-
-async fn within<T>(
-    limit: Duration,
-    what: &str,
-    work: impl Future<Output = Result<T, BrokerError>>,
-) -> Result<T, BrokerError> {
-    tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
-        Err(BrokerError::Unavailable(format!(
-            "JetStream did not {what} within {limit:?}"
-        )))
-    })
 }
 
 fn unavailable() -> BrokerError {
@@ -286,56 +214,13 @@ impl Broker for NatsBroker {
         .boxed()
     }
 
-    fn publish_kept<'a>(
-        &'a self,
-        channel: &'a ChannelName,
-        data: &'a str,
-        policy: &'a HistoryConfig,
-    ) -> BoxFuture<'a, Result<Position, BrokerError>> {
-        async move {
-            let one = [data.to_owned()];
-            self.keep(channel, &one, policy).await
-        }
-        .boxed()
-    }
-
     fn publish_kept_batch<'a>(
         &'a self,
         channel: &'a ChannelName,
         data: &'a [String],
         policy: &'a HistoryConfig,
     ) -> BoxFuture<'a, Vec<Result<Position, BrokerError>>> {
-        async move {
-            // Records of at most half the server's max_payload (with the
-            // default 1 MiB, the appender's whole batch is one record).
-            let room = self.client.server_info().max_payload / 2;
-            let mut outcomes = Vec::with_capacity(data.len());
-            let mut rest = data;
-            while !rest.is_empty() {
-                let mut take = 1;
-                let mut bytes = rest[0].len();
-                while take < rest.len() && bytes + rest[take].len() < room {
-                    bytes += rest[take].len() + 1;
-                    take += 1;
-                }
-                let kept = self.keep(channel, &rest[..take], policy).await;
-                let failed = kept.is_err();
-                outcomes.extend(crate::history::appender::spread(kept, take));
-                rest = &rest[take..];
-                if failed {
-                    // Not tried: a refused record (the store away, most
-                    // likely) refuses the rest of the batch with it.
-                    let why = "an earlier message of the batch was not kept";
-                    outcomes.extend(
-                        rest.iter()
-                            .map(|_| Err(BrokerError::Unavailable(why.to_owned()))),
-                    );
-                    break;
-                }
-            }
-            outcomes
-        }
-        .boxed()
+        self.keep_batch(channel, data, policy).boxed()
     }
 
     fn history<'a>(

@@ -8,10 +8,12 @@
 //! connection is down or unresponsive (a PING on each, [`Health`]), publishes
 //! are refused `unavailable` (direct messages reach local sockets only);
 //! after a reconnect every wanted subscription is made again. Presence
-//! lives in hashes and sorted sets (`redis/presence.rs`).
+//! lives in hashes and sorted sets (`redis/presence.rs`); the broker's side
+//! of an rpc is `redis/rpc.rs`'s, of history `redis/kept.rs`'s.
 
 mod connect;
 mod history;
+mod kept;
 mod presence;
 mod publisher;
 mod reader;
@@ -21,7 +23,7 @@ mod subscriptions;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fred::prelude::{Client, ClientLike, PubsubInterface, Value};
+use fred::prelude::{Client, ClientLike, Value};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
@@ -154,78 +156,6 @@ impl RedisBroker {
         startup::await_first_connection(config, "Redis", || broker.is_connected()).await?;
         Ok(broker)
     }
-
-    /// Keeps `data` (one or more messages) in `channel`'s history, in one
-    /// script call; the position of the last one. No local-only fallback: a
-    /// message history cannot keep is refused, and all of `data` with it.
-    async fn keep(
-        &self,
-        channel: &ChannelName,
-        data: &[String],
-        policy: &HistoryConfig,
-    ) -> Result<Position, BrokerError> {
-        if !self.is_connected() {
-            return Err(BrokerError::Unavailable(
-                "Redis is not connected: the channel's history cannot keep the message".to_owned(),
-            ));
-        }
-        for one in data {
-            self.limit.check_kept(one)?;
-        }
-        let pubsub = subscriptions::channel(&self.prefix, &Topic::Channel(channel.clone()));
-        let append = self
-            .history
-            .append(&self.commands, channel, pubsub, data, &self.node, policy);
-        let kept = tokio::time::timeout(self.timeout, append)
-            .await
-            .unwrap_or_else(|_| {
-                Err(BrokerError::Unavailable(format!(
-                    "Redis did not keep the message within {:?}",
-                    self.timeout
-                )))
-            });
-        match &kept {
-            Ok(_) => self.metrics.broker.sent(MessageKind::Channel),
-            Err(_) => self.metrics.broker.publish_failed(PublishFailure::Error),
-        }
-        kept
-    }
-
-    /// PUBLISH (or SPUBLISH when `sharded`) of `payload`; how many subscribers took it.
-    async fn publish_raw(
-        &self,
-        channel: String,
-        payload: String,
-        sharded: bool,
-    ) -> Result<i64, BrokerError> {
-        let result = if sharded {
-            tokio::time::timeout(
-                self.timeout,
-                self.commands.spublish::<i64, _, _>(channel, payload),
-            )
-            .await
-        } else {
-            tokio::time::timeout(
-                self.timeout,
-                self.commands.publish::<i64, _, _>(channel, payload),
-            )
-            .await
-        };
-        match result {
-            Ok(Ok(takers)) => Ok(takers),
-            Ok(Err(e)) => {
-                self.metrics.broker.publish_failed(PublishFailure::Error);
-                Err(BrokerError::Unavailable(format!("redis: {e}")))
-            }
-            Err(_) => {
-                self.metrics.broker.publish_failed(PublishFailure::Timeout);
-                Err(BrokerError::Unavailable(format!(
-                    "Redis did not answer within {:?}",
-                    self.timeout
-                )))
-            }
-        }
-    }
 }
 
 fn unavailable() -> BrokerError {
@@ -259,19 +189,6 @@ impl Broker for RedisBroker {
         .boxed()
     }
 
-    fn publish_kept<'a>(
-        &'a self,
-        channel: &'a ChannelName,
-        data: &'a str,
-        policy: &'a HistoryConfig,
-    ) -> BoxFuture<'a, Result<Position, BrokerError>> {
-        async move {
-            let one = [data.to_owned()];
-            self.keep(channel, &one, policy).await
-        }
-        .boxed()
-    }
-
     fn publish_kept_batch<'a>(
         &'a self,
         channel: &'a ChannelName,
@@ -292,25 +209,7 @@ impl Broker for RedisBroker {
         after: Option<u64>,
         max: usize,
     ) -> BoxFuture<'a, Result<HistoryRead, BrokerError>> {
-        async move {
-            if !self.is_connected() {
-                return Err(BrokerError::Unavailable(
-                    "Redis is not connected: the channel's history cannot be read".to_owned(),
-                ));
-            }
-            let read = self
-                .history
-                .read(&self.commands, channel, policy, after, max);
-            tokio::time::timeout(self.timeout, read)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(BrokerError::Unavailable(format!(
-                        "Redis did not answer the history read within {:?}",
-                        self.timeout
-                    )))
-                })
-        }
-        .boxed()
+        self.read_kept(channel, policy, after, max).boxed()
     }
 
     fn send<'a>(
@@ -359,35 +258,7 @@ impl Broker for RedisBroker {
         caller: Caller<'a>,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<String, RpcError>> {
-        async move {
-            if !self.is_connected() {
-                return Err(unavailable().into());
-            }
-            let ticket = self.pending.open();
-            let reply_to = format!("{}:reply:{}:{}", self.prefix, self.node, ticket.id);
-            let channel = format!("{}:rpc:{method}", self.prefix);
-            self.metrics.broker.sent(MessageKind::Rpc);
-            let takers = self
-                .publish_raw(
-                    channel,
-                    rpc::request(&self.node, &reply_to, caller, data),
-                    false,
-                )
-                .await?;
-            if takers == 0 {
-                return Err(RpcError::NoResponders(method.clone()));
-            }
-            let mut ticket = ticket;
-            match tokio::time::timeout(timeout, &mut ticket.reply).await {
-                Ok(Ok(payload)) => self
-                    .inbound
-                    .check_reply(&payload)
-                    .map(str::to_owned)
-                    .map_err(|why| BrokerError::BadReply(why.as_str()).into()),
-                Ok(Err(_)) | Err(_) => Err(RpcError::Timeout(timeout)),
-            }
-        }
-        .boxed()
+        self.call(method, data, caller, timeout).boxed()
     }
 
     fn presence(&self) -> Arc<dyn crate::presence::PresenceStore> {

@@ -1,6 +1,7 @@
 //! `GET /v1/presence/{channel}?limit=N&cursor=C`: one page of who is in a
 //! presence channel across every instance (see [`crate::presence::query`]).
-//! 404 for a channel without presence, 400 for a bad name, limit or cursor,
+//! 404 for a channel without presence, 400 for a bad name, limit or cursor
+//! (or a parameter repeated or unknown, [`super::query`]),
 //! 503 when the store cannot be read; all with the JSON error body.
 
 use std::sync::Arc;
@@ -31,17 +32,10 @@ pub(super) async fn presence(
             );
         }
     };
-    let (mut limit, mut cursor) = (None, None);
-    for (key, value) in form_urlencoded::parse(raw.as_deref().unwrap_or_default().as_bytes()) {
-        match key.as_ref() {
-            "limit" => limit = Some(value.into_owned()),
-            "cursor" => cursor = Some(value.into_owned()),
-            other => {
-                let message = format!("unknown query parameter `{other}`; expected limit, cursor");
-                return error(StatusCode::BAD_REQUEST, "bad_request", message);
-            }
-        }
-    }
+    let [limit, cursor] = match super::query::single(raw.as_deref(), ["limit", "cursor"]) {
+        Ok(values) => values,
+        Err(message) => return error(StatusCode::BAD_REQUEST, "bad_request", message),
+    };
     let answered = match PageRequest::parse(limit.as_deref(), cursor.as_deref()) {
         Ok(page) => {
             let plugins = gateway.plugins.current();

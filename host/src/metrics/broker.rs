@@ -97,6 +97,10 @@ pub struct BrokerMetrics {
     pub lagged: Counter,
     /// Liveness probes a connected broker did not answer within `[broker] timeout_ms`.
     pub liveness_failures: Counter,
+    /// 1 while routes of the manifest need JetStream (history or presence)
+    /// and the NATS server answers that it has none; 0 otherwise (and for
+    /// every other broker). Set by `broker::nats::jetstream`.
+    pub jetstream_missing: Gauge,
     messages_in: Family<Kind, Counter>,
     messages_out: Family<Kind, Counter>,
     malformed: Family<Reason, Counter>,
@@ -130,6 +134,11 @@ impl BrokerMetrics {
             "liveness_failures",
             "Liveness probes a connected broker did not answer in time",
             self.liveness_failures.clone(),
+        );
+        registry.register(
+            "jetstream_missing",
+            "1 while history or presence routes need JetStream and the NATS server has none",
+            self.jetstream_missing.clone(),
         );
         registry.register(
             "messages_in",

@@ -27,21 +27,40 @@ pub async fn malformed_broker_messages_are_counted_and_dropped(kind: Kind) {
     backend.publish("ch", "room", oversize.as_bytes()).await;
     // Envelopes (a numeric `ferrygate`) with a field of the wrong type are
     // dropped too, never delivered whole as if they were payloads.
-    let envelopes: [&[u8]; 4] = [
+    // So are presence events whose `data` is not `{"user":..,"conn":..}`.
+    let envelopes: [&[u8]; 8] = [
         br#"{"ferrygate":9,"data":1}"#,
         br#"{"ferrygate":1,"offset":-1,"epoch":"e1","data":1}"#,
         br#"{"ferrygate":1,"node":5,"data":1}"#,
         br#"{"ferrygate":-1,"data":1}"#,
+        br#"{"ferrygate":1,"presence":"join","data":"x"}"#,
+        br#"{"ferrygate":1,"presence":"leave","data":{"user":5}}"#,
+        br#"{"ferrygate":1,"presence":"join","data":{"conn":"n.1"}}"#,
+        br#"{"ferrygate":1,"presence":"join","data":{"user":"u","role":"admin"}}"#,
     ];
     for envelope in envelopes {
         backend.publish("ch", "room", envelope).await;
     }
+    // Without a numeric `ferrygate` it is a payload like any other.
+    backend
+        .publish("ch", "room", br#"{"presence":"join","data":"x"}"#)
+        .await;
+    let event = br#"{"ferrygate":1,"presence":"join","data":{"user":"u","conn":"n.1"}}"#;
+    backend.publish("ch", "room", event).await;
     backend.publish("ch", "room", br#"{"ok":true}"#).await;
+    assert_eq!(
+        client.recv().await,
+        json!({"channel":"room","data":{"presence":"join","data":"x"}})
+    );
+    assert_eq!(
+        client.recv().await,
+        json!({"channel":"room","join":{"user":"u","conn":"n.1"}})
+    );
     assert_eq!(
         client.recv().await,
         json!({"channel":"room","data":{"ok":true}})
     );
-    for (reason, count) in [("not_json", 1.0), ("oversize", 1.0), ("bad_envelope", 4.0)] {
+    for (reason, count) in [("not_json", 1.0), ("oversize", 1.0), ("bad_envelope", 8.0)] {
         let series = format!("ferrygate_broker_malformed_total{{reason=\"{reason}\"}}");
         gateways[0].wait_metric(&series, count).await;
     }

@@ -26,26 +26,27 @@
 //!
 //! Owns the per-channel cache of last positions (striped, bounded); the
 //! replay read (direct gets along the chain of stored messages, shared by
-//! concurrent recoveries) is [`replay`]. Knows no hub and no session.
+//! concurrent recoveries) is [`replay`]; the record format and its two
+//! JetStream calls are `record`.
+//! Knows no hub and no session.
 
+mod record;
 mod replay;
 pub mod stream;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use async_nats::jetstream::context::{Publish, PublishErrorKind};
-use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use parking_lot::Mutex;
 
-use crate::broker::{BrokerError, envelope};
+use crate::broker::BrokerError;
 use crate::config::HistoryConfig;
 use crate::history::{HistoryRead, Position};
 use crate::protocol::ChannelName;
 
-use super::within;
+use super::publish::within;
+use record::{Last, Refused, fresh_epoch, kept_envelope, kept_record, now_ms};
 use stream::HistoryStream;
 
 /// Most tries of one append when other writers keep storing on the same
@@ -57,31 +58,6 @@ pub const MAX_ATTEMPTS: usize = 16;
 const MAX_CACHED_PER_STRIPE: usize = 1024;
 
 const STRIPES: usize = 64;
-
-/// A channel's newest stored message as this instance knows it.
-#[derive(Debug, Clone)]
-struct Last {
-    /// Its stream sequence.
-    seq: u64,
-    /// The offset of its last message.
-    offset: u64,
-    epoch: Arc<str>,
-    /// When JetStream stored it, in ms since the Unix epoch.
-    at_ms: i128,
-}
-
-impl Last {
-    fn live(&self, policy: &HistoryConfig, now_ms: i128) -> bool {
-        now_ms - self.at_ms <= i128::from(policy.ttl_s) * 1000
-    }
-}
-
-/// Why one store attempt did not keep the message.
-enum Refused {
-    /// Another writer stored on the channel first.
-    Raced,
-    Failed(BrokerError),
-}
 
 /// See the module docs.
 #[derive(Debug)]
@@ -274,141 +250,5 @@ impl NatsHistory {
             }
         };
         Ok(last)
-    }
-
-    /// The channel's last stored message, from the stream leader; `None`
-    /// when there is none. One that is not a kept envelope (a backend
-    /// published to the subject without an offset) reads as an expired one:
-    /// the next message starts a new epoch after it.
-    async fn last(&self, subject: &str) -> Result<Option<Last>, BrokerError> {
-        let stream = self
-            .stream
-            .js()
-            .get_stream_no_info(self.stream.name())
-            .await
-            .map_err(|e| BrokerError::Unavailable(format!("JetStream: {e}")))?;
-        let message = match stream.get_last_raw_message_by_subject(subject).await {
-            Ok(message) => message,
-            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(None),
-            Err(e) => {
-                self.stream.forget().await;
-                return Err(BrokerError::Unavailable(format!(
-                    "JetStream: cannot read the last message of {subject}: {e}"
-                )));
-            }
-        };
-        let at_ms = message.time.unix_timestamp_nanos() / 1_000_000;
-        // A batch record's last offset is its first plus the messages after it.
-        let at = envelope::decode(&message.payload, usize::MAX)
-            .ok()
-            .and_then(|decoded| {
-                let (first, epoch) = decoded.at?;
-                Some((first + decoded.more.len() as u64, epoch))
-            });
-        Ok(Some(match at {
-            Some((offset, epoch)) => Last {
-                seq: message.sequence,
-                offset,
-                epoch: epoch.into(),
-                at_ms,
-            },
-            None => Last {
-                seq: message.sequence,
-                offset: 0,
-                epoch: fresh_epoch(),
-                at_ms: i128::MIN / 2,
-            },
-        }))
-    }
-
-    /// Stores `payload` on `subject` if the subject's last stream sequence is
-    /// still `expected` (0: no message); the new message's sequence.
-    async fn store(&self, subject: &str, payload: String, expected: u64) -> Result<u64, Refused> {
-        let publish = Publish::build()
-            .payload(payload.into())
-            .expected_last_subject_sequence(expected);
-        let failed = |e: &dyn std::fmt::Display| {
-            Refused::Failed(BrokerError::Unavailable(format!(
-                "JetStream did not keep the message: {e}"
-            )))
-        };
-        let sent = self
-            .stream
-            .js()
-            .send_publish(subject.to_owned(), publish)
-            .await
-            .map_err(|e| failed(&e))?;
-        match sent.await {
-            Ok(ack) => Ok(ack.sequence),
-            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Err(Refused::Raced),
-            Err(e) => {
-                if e.kind() == PublishErrorKind::StreamNotFound {
-                    self.stream.forget().await;
-                }
-                Err(failed(&e))
-            }
-        }
-    }
-}
-
-/// The envelope a history record is stored as: one message at `offset`,
-/// or (more than one) the `batch` at `offset` onwards.
-fn kept_record(node: &str, offset: u64, epoch: &str, data: &[String]) -> String {
-    match data {
-        [one] => kept_envelope(node, offset, epoch, one),
-        _ => format!(
-            r#"{{"ferrygate":{},"node":"{node}","offset":{offset},"epoch":"{epoch}","batch":[{}]}}"#,
-            envelope::VERSION,
-            data.join(",")
-        ),
-    }
-}
-
-/// The envelope of one message (or of a position marker, `data` `null`).
-fn kept_envelope(node: &str, offset: u64, epoch: &str, data: &str) -> String {
-    format!(
-        r#"{{"ferrygate":{},"node":"{node}","offset":{offset},"epoch":"{epoch}","data":{data}}}"#,
-        envelope::VERSION
-    )
-}
-
-/// A new epoch: 16 random hex digits.
-fn fresh_epoch() -> Arc<str> {
-    format!("{:016x}", rand::random::<u64>()).into()
-}
-
-/// Now, in ms since the Unix epoch (this host's clock; JetStream stamps
-/// messages with the server's).
-fn now_ms() -> i128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i128)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn kept_envelopes_decode_with_their_position() {
-        let text = kept_envelope("n1", 7, "e1", r#"{"a":1}"#);
-        let decoded = envelope::decode(text.as_bytes(), 1000).expect("valid");
-        assert_eq!(decoded.at, Some((7, "e1".to_owned())));
-        assert_eq!(decoded.data, r#"{"a":1}"#);
-        let data = ["1".to_owned(), r#"{"b":2}"#.to_owned()];
-        let text = kept_record("n1", 7, "e1", &data);
-        let decoded = envelope::decode(text.as_bytes(), 1000).expect("valid");
-        assert_eq!(decoded.at, Some((7, "e1".to_owned())));
-        assert_eq!((decoded.data, decoded.more), ("1", vec![r#"{"b":2}"#]));
-        assert!(crate::history::is_epoch(&fresh_epoch()));
-        let last = Last {
-            seq: 1,
-            offset: 1,
-            epoch: "e".into(),
-            at_ms: 0,
-        };
-        let policy = HistoryConfig { size: 1, ttl_s: 2 };
-        assert!(last.live(&policy, 2000));
-        assert!(!last.live(&policy, 2001));
     }
 }

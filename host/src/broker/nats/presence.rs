@@ -22,21 +22,22 @@
 //! Listing keys of a channel uses the bucket stream's subject listing
 //! (`STREAM.INFO` with a subject filter), so a page costs one listing of
 //! the channel's user keys plus one read per user on the page.
+//!
+//! Children: `bucket` (opening it, listing and reading keys), `liveness`
+//! (heartbeat, sweep, removal of a node), `writes` (user keys), `totals`
+//! (which `t` keys are dirty), `cleanup` (delete then purge).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::Client;
-use async_nats::connection::State;
-use async_nats::jetstream::kv::{self, Operation, Store};
-use async_nats::jetstream::stream::Stream;
-use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use futures_util::{FutureExt, StreamExt, TryStreamExt};
+use futures_util::{FutureExt, StreamExt};
 use parking_lot::Mutex;
 use tokio::sync::OnceCell;
 
+use self::bucket::Bucket;
 use self::totals::Totals;
 use self::writes::Unanswered;
 use super::subscriptions;
@@ -44,11 +45,13 @@ use crate::broker::BrokerError;
 use crate::broker::envelope;
 use crate::broker::interest::Topic;
 use crate::presence::{
-    Beat, Change, ENTRY_TTL, EventKind, Gone, Member, Page, PresenceStore, WRITE_MEMORY, WriteId,
+    Beat, Change, ENTRY_TTL, EventKind, Gone, Member, Page, PresenceStore, WriteId,
 };
 use crate::protocol::ChannelName;
 
+mod bucket;
 mod cleanup;
+mod liveness;
 mod totals;
 mod writes;
 
@@ -59,16 +62,6 @@ const MAX_CAS_ATTEMPTS: usize = 32;
 const READS_IN_FLIGHT: usize = 64;
 
 type Nodes = BTreeMap<String, u64>;
-
-/// The bucket and its stream, opened once.
-#[derive(Debug)]
-struct Bucket {
-    kv: Store,
-    stream: Stream,
-    /// For deletes that report their sequence (`cleanup`).
-    js: async_nats::jetstream::Context,
-    subject_prefix: String,
-}
 
 /// See the module docs.
 #[derive(Debug)]
@@ -110,151 +103,6 @@ impl NatsPresence {
             totals: Totals::default(),
             unanswered: Unanswered::default(),
         }
-    }
-
-    async fn bucket(&self) -> Result<&Bucket, BrokerError> {
-        if self.client.connection_state() != State::Connected {
-            return Err(BrokerError::Unavailable(
-                "NATS is disconnected: presence cannot be read or written".to_owned(),
-            ));
-        }
-        self.bucket
-            .get_or_try_init(|| async {
-                let name = format!("{}_presence", self.prefix.replace('.', "_"));
-                let js = async_nats::jetstream::new(self.client.clone());
-                // The bucket's stream, made by hand with the key-value
-                // conventions: async-nats' own `create_key_value` cannot read
-                // nats-server 2.9's answer.
-                let config = async_nats::jetstream::stream::Config {
-                    name: format!("KV_{name}"),
-                    subjects: vec![format!("$KV.{name}.>")],
-                    max_messages_per_subject: 1,
-                    discard: async_nats::jetstream::stream::DiscardPolicy::New,
-                    allow_direct: true,
-                    allow_rollup: true,
-                    deny_delete: true,
-                    // How long a write's `Nats-Msg-Id` is remembered
-                    // (`writes.rs`); the server's default, said here.
-                    duplicate_window: WRITE_MEMORY,
-                    ..Default::default()
-                };
-                js.get_or_create_stream(config)
-                    .await
-                    .map_err(|e| unavailable("bucket", e))?;
-                let kv = js
-                    .get_key_value(&name)
-                    .await
-                    .map_err(|e| unavailable("bucket", e))?;
-                let stream = js
-                    .get_stream(format!("KV_{name}"))
-                    .await
-                    .map_err(|e| unavailable("bucket stream", e))?;
-                Ok(Bucket {
-                    kv,
-                    stream,
-                    js,
-                    subject_prefix: format!("$KV.{name}."),
-                })
-            })
-            .await
-    }
-
-    /// Every key matching `filter` (a key pattern), deleted ones included.
-    async fn keys(&self, bucket: &Bucket, filter: &str) -> Result<Vec<String>, BrokerError> {
-        let subjects = bucket
-            .stream
-            .info_with_subjects(format!("{}{filter}", bucket.subject_prefix))
-            .await
-            .map_err(|e| unavailable("listing", e))?;
-        let subjects: Vec<(String, usize)> = subjects
-            .try_collect()
-            .await
-            .map_err(|e| unavailable("listing", e))?;
-        Ok(subjects
-            .into_iter()
-            .filter_map(|(subject, _)| {
-                subject
-                    .strip_prefix(&bucket.subject_prefix)
-                    .map(str::to_owned)
-            })
-            .collect())
-    }
-
-    /// The value of `key` and the revision to write against (0: none).
-    async fn read<T: serde::de::DeserializeOwned + Default>(
-        bucket: &Bucket,
-        key: &str,
-    ) -> Result<(T, u64, Option<kv::Entry>), BrokerError> {
-        let entry = bucket
-            .kv
-            .entry(key)
-            .await
-            .map_err(|e| unavailable("read", e))?;
-        let Some(entry) = entry else {
-            return Ok((T::default(), 0, None));
-        };
-        let value = if entry.operation == Operation::Put {
-            serde_json::from_slice(&entry.value).unwrap_or_default()
-        } else {
-            T::default()
-        };
-        Ok((value, entry.revision, Some(entry)))
-    }
-
-    /// Removes `node` from every user of its channels, then its `t` keys.
-    async fn remove(&self, bucket: &Bucket, node: &str) -> Result<Vec<Gone>, BrokerError> {
-        let mut gone = Vec::new();
-        for key in self.keys(bucket, &format!("t.*.{node}")).await? {
-            let Some(channel_hex) = key.split('.').nth(1) else {
-                continue;
-            };
-            let Some(channel) =
-                crate::presence::decode_cursor(channel_hex).and_then(|c| ChannelName::new(&c).ok())
-            else {
-                continue;
-            };
-            let users = self.keys(bucket, &format!("u.{channel_hex}.*")).await?;
-            let results: Vec<Result<Option<String>, BrokerError>> =
-                futures_util::stream::iter(users)
-                    .map(|key| async move {
-                        // Its own slot: a retry (the next sweep here) of a
-                        // removal whose answer was lost learns its outcome.
-                        let slot = format!("{key} {node}");
-                        let change = writes::update(
-                            bucket,
-                            &self.unanswered,
-                            (&slot, 0, &self.node),
-                            &key,
-                            |nodes| {
-                                nodes.remove(node);
-                            },
-                        )
-                        .await?;
-                        let left = change.before > 0 && change.after == 0;
-                        Ok(left
-                            .then(|| {
-                                key.split('.')
-                                    .nth(2)
-                                    .and_then(crate::presence::decode_cursor)
-                            })
-                            .flatten())
-                    })
-                    .buffer_unordered(READS_IN_FLIGHT)
-                    .collect()
-                    .await;
-            for result in results {
-                if let Some(user) = result? {
-                    gone.push(Gone {
-                        channel: channel.clone(),
-                        user,
-                    });
-                }
-            }
-            cleanup::delete(bucket, &key)
-                .await
-                .map_err(|e| unavailable("delete", e))?;
-        }
-        Ok(gone)
     }
 
     /// Writes this node's total of `channel` until the stored one is the
@@ -370,110 +218,11 @@ impl PresenceStore for NatsPresence {
     }
 
     fn heartbeat(&self) -> BoxFuture<'_, Result<Beat, BrokerError>> {
-        self.bounded(self.timeout, async move {
-            let bucket = self.bucket().await?;
-            let key = format!("n.{}", self.node);
-            let last = *self.beat.lock();
-            let value = Bytes::from_static(b"1");
-            let (revision, beat) = match last {
-                Some(revision) => match bucket.kv.update(&key, value.clone(), revision).await {
-                    Ok(revision) => (revision, Beat::Kept),
-                    // Only this node puts `n.N`: still there, it is this
-                    // node's own earlier beat whose answer was lost; gone,
-                    // a sweeper judged this node dead and deleted it.
-                    Err(_) => match Self::read::<serde_json::Value>(bucket, &key).await? {
-                        (_, revision, Some(entry)) if entry.operation == Operation::Put => {
-                            (revision, Beat::Kept)
-                        }
-                        _ => (
-                            bucket
-                                .kv
-                                .put(&key, value)
-                                .await
-                                .map_err(|e| unavailable("heartbeat", e))?,
-                            Beat::Lost,
-                        ),
-                    },
-                },
-                None => (
-                    bucket
-                        .kv
-                        .put(&key, value)
-                        .await
-                        .map_err(|e| unavailable("heartbeat", e))?,
-                    Beat::Kept,
-                ),
-            };
-            *self.beat.lock() = Some(revision);
-            // Totals a burst left unwritten, within half the budget so the
-            // beat itself is reported in time; the rest wait a beat more.
-            let flush = async {
-                for channel in self.totals.dirty() {
-                    if let Err(error) = self.write_total(bucket, &channel).await {
-                        tracing::warn!(%channel, %error, "presence total still not written");
-                    }
-                }
-            };
-            if tokio::time::timeout(self.timeout / 2, flush).await.is_err() {
-                tracing::warn!("presence totals not all written within the heartbeat");
-            }
-            Ok(beat)
-        })
-        .boxed()
+        self.bounded(self.timeout, self.beat_once()).boxed()
     }
 
     fn sweep(&self) -> BoxFuture<'_, Result<Vec<Gone>, BrokerError>> {
-        self.bounded(ENTRY_TTL, async move {
-            let bucket = self.bucket().await?;
-            let (_, _, own) =
-                Self::read::<serde_json::Value>(bucket, &format!("n.{}", self.node)).await?;
-            let Some(now) = own.map(|e| e.created) else {
-                return Ok(Vec::new());
-            };
-            let ttl_ms = i128::try_from(ENTRY_TTL.as_millis()).unwrap_or(i128::MAX);
-            let mut dead = Vec::new();
-            for key in self.keys(bucket, "n.*").await? {
-                let node = key.trim_start_matches("n.").to_owned();
-                if node == *self.node {
-                    continue;
-                }
-                let (_, revision, entry) = Self::read::<serde_json::Value>(bucket, &key).await?;
-                if let Some(entry) = entry
-                    && entry.operation == Operation::Put
-                    && (now - entry.created).whole_milliseconds() > ttl_ms
-                    && cleanup::delete_expect_revision(bucket, &key, revision).await
-                {
-                    dead.push(node);
-                }
-            }
-            // Nodes whose sweeper died mid-way: `t` keys, no record, old.
-            for key in self.keys(bucket, "t.*.*").await? {
-                let Some(node) = key.split('.').nth(2).map(str::to_owned) else {
-                    continue;
-                };
-                if node == *self.node || dead.contains(&node) {
-                    continue;
-                }
-                let (_, _, record) =
-                    Self::read::<serde_json::Value>(bucket, &format!("n.{node}")).await?;
-                if record.is_some_and(|r| r.operation == Operation::Put) {
-                    continue;
-                }
-                let (_, _, total) = Self::read::<serde_json::Value>(bucket, &key).await?;
-                if total.is_some_and(|t| {
-                    t.operation == Operation::Put && (now - t.created).whole_milliseconds() > ttl_ms
-                }) {
-                    dead.push(node);
-                }
-            }
-            let mut gone = Vec::new();
-            for node in dead {
-                tracing::info!(%node, "removing the presence entries of a dead instance");
-                gone.extend(self.remove(bucket, &node).await?);
-            }
-            Ok(gone)
-        })
-        .boxed()
+        self.bounded(ENTRY_TTL, self.sweep_once()).boxed()
     }
 
     fn remove_node(&self) -> BoxFuture<'_, Result<Vec<Gone>, BrokerError>> {

@@ -6,16 +6,94 @@
 //! publishes its answer (raw JSON or an envelope) there. Each instance has one
 //! pattern subscription `<prefix>:reply:<node>:*`, so replies cost no
 //! subscribe per request. PUBLISH returns how many subscribers took the
-//! request: 0 means no responder. Owns the table of requests awaiting replies.
+//! request: 0 means no responder. Owns the table of requests awaiting replies
+//! and the broker's side of a call ([`RedisBroker::call`]: publish, then wait);
+//! the reader hands the replies in.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
+use fred::prelude::PubsubInterface;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-use crate::broker::Caller;
+use super::{RedisBroker, unavailable};
+use crate::broker::{Broker, BrokerError, Caller, RpcError};
+use crate::metrics::{MessageKind, PublishFailure};
+use crate::protocol::ChannelName;
+
+impl RedisBroker {
+    /// Asks the service behind `method` for `caller` and waits up to
+    /// `timeout` for its reply (see the module docs).
+    pub(super) async fn call(
+        &self,
+        method: &ChannelName,
+        data: &str,
+        caller: Caller<'_>,
+        timeout: Duration,
+    ) -> Result<String, RpcError> {
+        if !self.is_connected() {
+            return Err(unavailable().into());
+        }
+        let ticket = self.pending.open();
+        let reply_to = format!("{}:reply:{}:{}", self.prefix, self.node, ticket.id);
+        let channel = format!("{}:rpc:{method}", self.prefix);
+        self.metrics.broker.sent(MessageKind::Rpc);
+        let takers = self
+            .publish_raw(channel, request(&self.node, &reply_to, caller, data), false)
+            .await?;
+        if takers == 0 {
+            return Err(RpcError::NoResponders(method.clone()));
+        }
+        let mut ticket = ticket;
+        match tokio::time::timeout(timeout, &mut ticket.reply).await {
+            Ok(Ok(payload)) => self
+                .inbound
+                .check_reply(&payload)
+                .map(str::to_owned)
+                .map_err(|why| BrokerError::BadReply(why.as_str()).into()),
+            Ok(Err(_)) | Err(_) => Err(RpcError::Timeout(timeout)),
+        }
+    }
+
+    /// PUBLISH (or SPUBLISH when `sharded`) of `payload`; how many subscribers took it.
+    async fn publish_raw(
+        &self,
+        channel: String,
+        payload: String,
+        sharded: bool,
+    ) -> Result<i64, BrokerError> {
+        let result = if sharded {
+            tokio::time::timeout(
+                self.timeout,
+                self.commands.spublish::<i64, _, _>(channel, payload),
+            )
+            .await
+        } else {
+            tokio::time::timeout(
+                self.timeout,
+                self.commands.publish::<i64, _, _>(channel, payload),
+            )
+            .await
+        };
+        match result {
+            Ok(Ok(takers)) => Ok(takers),
+            Ok(Err(e)) => {
+                self.metrics.broker.publish_failed(PublishFailure::Error);
+                Err(BrokerError::Unavailable(format!("redis: {e}")))
+            }
+            Err(_) => {
+                self.metrics.broker.publish_failed(PublishFailure::Timeout);
+                Err(BrokerError::Unavailable(format!(
+                    "Redis did not answer within {:?}",
+                    self.timeout
+                )))
+            }
+        }
+    }
+}
 
 /// Requests in flight, by number.
 #[derive(Debug, Default)]
