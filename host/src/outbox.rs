@@ -163,9 +163,21 @@ impl Outbox {
         batch: &mut Vec<Frame>,
         max_batch_bytes: usize,
     ) -> Poll<Next> {
+        self.poll_take(cx, max_batch_bytes, |frame| batch.push(frame))
+    }
+
+    /// [`Outbox::poll_next`] handing each frame taken to `take`, in order,
+    /// while the queue is locked (so `take` must be quick: the writer
+    /// appends to its batch); no vector in between.
+    pub fn poll_take(
+        &self,
+        cx: &mut Context<'_>,
+        max_batch_bytes: usize,
+        take: impl FnMut(Frame),
+    ) -> Poll<Next> {
         let mut state = self.state.lock();
         if !state.frames.is_empty() {
-            state.take(batch, max_batch_bytes);
+            state.take(max_batch_bytes, take);
             return Poll::Ready(Next::Frames);
         }
         if let Some(reason) = state.close {
@@ -193,7 +205,7 @@ impl Outbox {
 }
 
 impl State {
-    fn take(&mut self, batch: &mut Vec<Frame>, max_batch_bytes: usize) {
+    fn take(&mut self, max_batch_bytes: usize, mut take: impl FnMut(Frame)) {
         let mut taken = 0;
         while let Some(frame) = self.frames.front() {
             if taken > 0 && taken + frame.len() > max_batch_bytes {
@@ -202,7 +214,7 @@ impl State {
             taken += frame.len();
             self.bytes -= frame.len() + FRAME_OVERHEAD;
             if let Some(frame) = self.frames.pop_front() {
-                batch.push(frame);
+                take(frame);
             }
         }
         if self.frames.is_empty() && self.frames.capacity() > SHRINK_ABOVE_SLOTS {

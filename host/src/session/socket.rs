@@ -110,9 +110,17 @@ impl AsyncWrite for ReadSide {
 
 /// A batch of frames seen as one buffer, so that a vectored write hands the
 /// kernel many shared frames in one syscall without copying them together.
+///
+/// The first chunk is held inline and small frames are copied together only
+/// when there are two or more of them in a row, so the common batch (one
+/// small frame, a fan-out push) costs no allocation and no copy: it is
+/// written straight from the buffer every recipient shares.
 #[derive(Debug, Default)]
 pub(super) struct Batch {
-    frames: std::collections::VecDeque<Bytes>,
+    /// The chunk being written; empty only when the whole batch is.
+    head: Bytes,
+    /// The chunks after it.
+    tail: std::collections::VecDeque<Bytes>,
     remaining: usize,
 }
 
@@ -123,33 +131,72 @@ const GATHER_BELOW_BYTES: usize = 2048;
 pub(super) const MAX_IOVECS: usize = 64;
 
 impl Batch {
-    /// Gives back the slots of a fully written batch, so that an idle
+    /// Gives back the chunk slots of a fully written batch, so that an idle
     /// session holds no batch memory.
     pub(super) fn release(&mut self) {
-        if self.frames.is_empty() && self.frames.capacity() > 0 {
-            self.frames = std::collections::VecDeque::new();
+        if self.tail.is_empty() && self.tail.capacity() > 0 {
+            self.tail = std::collections::VecDeque::new();
         }
     }
 
-    /// Appends `frames`, gathering runs of small frames into one buffer: the
-    /// kernel handles one large slice much faster than many small ones, while
-    /// large frames are still written straight from the shared buffer.
+    /// Appends `frames` (see [`Gather`]).
     pub(super) fn extend(&mut self, frames: impl IntoIterator<Item = Frame>) {
-        let mut small = BytesMut::new();
+        let mut gather = Gather::default();
         for frame in frames {
-            let bytes = frame.into_bytes();
-            self.remaining += bytes.len();
-            if bytes.len() < GATHER_BELOW_BYTES {
-                small.extend_from_slice(&bytes);
-                continue;
-            }
-            if !small.is_empty() {
-                self.frames.push_back(small.split().freeze());
-            }
-            self.frames.push_back(bytes);
+            gather.push(self, frame);
         }
-        if !small.is_empty() {
-            self.frames.push_back(small.freeze());
+        gather.finish(self);
+    }
+
+    fn push_chunk(&mut self, chunk: Bytes) {
+        if chunk.is_empty() {
+            return;
+        }
+        self.remaining += chunk.len();
+        if self.head.is_empty() {
+            self.head = chunk;
+        } else {
+            self.tail.push_back(chunk);
+        }
+    }
+}
+
+/// Appends frames to a [`Batch`], gathering runs of small frames into one
+/// buffer: the kernel handles one large slice much faster than many small
+/// ones, while large frames, and a small one on its own, are written straight
+/// from the shared buffer. Lives on the stack for one batch.
+#[derive(Debug, Default)]
+pub(super) struct Gather {
+    /// A small frame not copied yet: copied only if another follows it.
+    single: Option<Bytes>,
+    gathered: BytesMut,
+}
+
+impl Gather {
+    pub(super) fn push(&mut self, batch: &mut Batch, frame: Frame) {
+        let bytes = frame.into_bytes();
+        if bytes.len() >= GATHER_BELOW_BYTES {
+            self.finish(batch);
+            batch.push_chunk(bytes);
+            return;
+        }
+        match self.single.take() {
+            None if self.gathered.is_empty() => self.single = Some(bytes),
+            None => self.gathered.extend_from_slice(&bytes),
+            Some(first) => {
+                self.gathered.reserve(first.len() + bytes.len());
+                self.gathered.extend_from_slice(&first);
+                self.gathered.extend_from_slice(&bytes);
+            }
+        }
+    }
+
+    /// Appends what is still held; call once the batch is complete.
+    pub(super) fn finish(&mut self, batch: &mut Batch) {
+        if let Some(single) = self.single.take() {
+            batch.push_chunk(single);
+        } else if !self.gathered.is_empty() {
+            batch.push_chunk(self.gathered.split().freeze());
         }
     }
 }
@@ -160,28 +207,28 @@ impl Buf for Batch {
     }
 
     fn chunk(&self) -> &[u8] {
-        self.frames.front().map_or(&[], |b| b.as_ref())
+        &self.head
     }
 
     fn advance(&mut self, mut count: usize) {
         self.remaining -= count.min(self.remaining);
-        while count > 0 {
-            let Some(front) = self.frames.front_mut() else {
-                return;
-            };
-            if count < front.len() {
-                front.advance(count);
+        while count > 0 && !self.head.is_empty() {
+            if count < self.head.len() {
+                self.head.advance(count);
                 return;
             }
-            count -= front.len();
-            self.frames.pop_front();
+            count -= self.head.len();
+            self.head = self.tail.pop_front().unwrap_or_default();
         }
     }
 
     fn chunks_vectored<'a>(&'a self, dst: &mut [io::IoSlice<'a>]) -> usize {
+        let chunks = std::iter::once(&self.head)
+            .filter(|head| !head.is_empty())
+            .chain(&self.tail);
         let mut filled = 0;
-        for (slot, frame) in dst.iter_mut().take(MAX_IOVECS).zip(&self.frames) {
-            *slot = io::IoSlice::new(frame);
+        for (slot, chunk) in dst.iter_mut().take(MAX_IOVECS).zip(chunks) {
+            *slot = io::IoSlice::new(chunk);
             filled += 1;
         }
         filled
@@ -248,5 +295,23 @@ mod tests {
         batch.advance(3);
         assert_eq!(batch.remaining(), 0);
         assert!(batch.chunk().is_empty());
+    }
+
+    /// One small frame is written from the shared buffer itself: no copy.
+    #[test]
+    fn a_lone_small_frame_is_not_copied() {
+        let frame = Frame::text("hello");
+        let shared = frame.clone().into_bytes();
+        let mut batch = Batch::default();
+        batch.extend([frame]);
+        assert_eq!(batch.chunk().as_ptr(), shared.as_ptr(), "the same buffer");
+        assert_eq!(batch.remaining(), shared.len());
+        let mut slices = [io::IoSlice::new(&[]); 4];
+        assert_eq!(batch.chunks_vectored(&mut slices), 1);
+        batch.advance(shared.len());
+        assert_eq!(batch.remaining(), 0);
+        assert!(batch.chunk().is_empty());
+        batch.extend([Frame::text("a"), Frame::text("b")]);
+        assert_eq!(batch.chunk(), b"\x81\x01a\x81\x01b", "two are gathered");
     }
 }

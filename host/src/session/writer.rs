@@ -24,7 +24,7 @@ use tokio::io::AsyncWrite;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::time::{Instant, Sleep};
 
-use super::socket::{Batch, MAX_IOVECS};
+use super::socket::{Batch, Gather, MAX_IOVECS};
 use crate::close::CloseReason;
 use crate::gateway::Gateway;
 use crate::outbox::{Next, Outbox};
@@ -38,9 +38,8 @@ pub(super) struct Writer {
     socket: OwnedWriteHalf,
     outbox: Arc<Outbox>,
     gateway: Arc<Gateway>,
-    /// Frames taken from the outbox, on their way into `batch`; kept empty
-    /// (no allocation) while the session is idle, as is `batch`.
-    frames: Vec<Frame>,
+    /// What is being written; holds no allocation while the session is
+    /// idle, nor for a batch of one small frame.
     batch: Batch,
     /// Frames in `batch` not yet counted as delivered.
     unconfirmed: u64,
@@ -66,7 +65,6 @@ impl Writer {
             socket,
             outbox,
             gateway,
-            frames: Vec::new(),
             batch: Batch::default(),
             unconfirmed: 0,
             next_ping,
@@ -172,8 +170,7 @@ impl Writer {
             match self.take(cx) {
                 Poll::Ready(()) => {}
                 Poll::Pending => {
-                    // Idle: give back what the last batch allocated.
-                    self.frames = Vec::new();
+                    // Idle: give back what a batch of several large frames allocated.
                     self.batch.release();
                     return Poll::Pending;
                 }
@@ -184,11 +181,15 @@ impl Writer {
     /// Moves what the outbox has into the batch; the close frame too once
     /// the outbox reports the close.
     fn take(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        match std::task::ready!(self.outbox.poll_next(cx, &mut self.frames, MAX_BATCH_BYTES)) {
-            Next::Frames => {
-                self.unconfirmed += self.frames.len() as u64;
-                self.batch.extend(self.frames.drain(..));
-            }
+        let (batch, unconfirmed) = (&mut self.batch, &mut self.unconfirmed);
+        let mut gather = Gather::default();
+        let next = self.outbox.poll_take(cx, MAX_BATCH_BYTES, |frame| {
+            *unconfirmed += 1;
+            gather.push(batch, frame);
+        });
+        gather.finish(batch);
+        match std::task::ready!(next) {
+            Next::Frames => {}
             Next::Close(reason) => {
                 if reason.sends_close_frame() {
                     let config = &self.gateway.config.server;
