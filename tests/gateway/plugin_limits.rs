@@ -157,3 +157,45 @@ async fn a_huge_output_is_refused_and_never_reaches_subscribers() {
     );
     gateway.stop().await;
 }
+
+/// What a plugin logs while it runs for a client's request (here the SDK's
+/// panic hook), and the failure the gateway logs for that call, name the
+/// client's connection (`conn`): an operator can tell whose request it was.
+/// The real binary, so that its log is the one an operator reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugins_log_lines_name_the_connection_it_ran_for() {
+    let plugin = section(
+        "hostile",
+        "transform",
+        "panic",
+        "limits = { memory_mib = 16, time_ms = 2000 }\non_error = \"deny\"",
+    );
+    let broker = format!(
+        "kind = \"memory\"\n{plugin}\n[[routes]]\nchannels = \"bad.*\"\ninbound = [\"hostile\"]\n"
+    );
+    let (_dir, command) = crate::cluster::Instance::command_with(&broker);
+    let (mut child, addr, lines) = crate::support::binary::spawn_with_log(command);
+    let mut client = Client::connect(&format!("ws://{addr}/ws")).await;
+    let (reply, _) = publish_bad(&mut client, json!({})).await;
+    assert_eq!(reply["error"]["code"], "plugin_error", "{reply}");
+    let mut panicked = None;
+    let mut failed = None;
+    let deadline = Instant::now() + crate::support::PATIENCE;
+    while (panicked.is_none() || failed.is_none()) && Instant::now() < deadline {
+        let Ok(line) = lines.recv_timeout(Duration::from_millis(100)) else {
+            continue;
+        };
+        // Messages may span lines; the fields end the last one.
+        if line.contains("panics on purpose") && line.contains("plugin=\"hostile\"") {
+            panicked = Some(line);
+        } else if line.contains("plugin=hostile") && line.contains("cause=trap") {
+            failed = Some(line);
+        }
+    }
+    let _ = child.kill();
+    let conn = &client.conn;
+    for (what, line) in [("the plugin's own line", panicked), ("the failure", failed)] {
+        let line = line.unwrap_or_else(|| panic!("{what} was logged"));
+        assert!(line.contains(conn.as_str()), "{what} names {conn}: {line}");
+    }
+}
