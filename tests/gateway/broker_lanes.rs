@@ -43,7 +43,7 @@ fn redis_delivery_runs_on_the_workers_in_order_while_the_accept_thread_is_blocke
 /// What one subscriber got: per (channel, publisher) the sequence numbers in
 /// arrival order, and every delivery's latency.
 #[derive(Default)]
-struct Got {
+pub struct Got {
     sequences: BTreeMap<(String, String), Vec<u64>>,
     latencies: Vec<Duration>,
 }
@@ -94,7 +94,13 @@ fn run(kind: Kind) {
         std::thread::sleep(BLOCK);
         let got = results.await.expect("the clients' results");
         clients.join().expect("the clients' thread");
-        check(&got);
+        check_delivery(
+            &got,
+            CHANNELS.len() * 2,
+            ROUNDS,
+            MAX_P99,
+            &format!("the accepting thread was blocked for {BLOCK:?}"),
+        );
         let _ = stop.send(());
         let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
     });
@@ -114,7 +120,11 @@ async fn drive(
         for channel in CHANNELS {
             client.subscribe(channel).await;
         }
-        readers.push(tokio::spawn(collect(client, base)));
+        readers.push(tokio::spawn(collect(
+            client,
+            base,
+            CHANNELS.len() * 2 * ROUNDS as usize,
+        )));
     }
     let backend = Backend::connect(broker).await;
     let mut publisher = Client::connect(&url).await;
@@ -141,8 +151,9 @@ async fn drive(
 }
 
 /// Reads every expected push of one subscriber.
-async fn collect(mut client: Client, base: Instant) -> Got {
-    let expected = CHANNELS.len() * 2 * ROUNDS as usize;
+/// Reads `expected` pushes of `{"p": publisher, "n": sequence, "t": sent
+/// micros since \`base\`}` (shared with `broker_stall`).
+pub async fn collect(mut client: Client, base: Instant, expected: usize) -> Got {
     let mut got = Got::default();
     for _ in 0..expected {
         let frame: Value = client.recv().await;
@@ -160,11 +171,15 @@ async fn collect(mut client: Client, base: Instant) -> Got {
     got
 }
 
-fn check(got: &[Got]) {
-    let all: Vec<u64> = (0..ROUNDS).collect();
+/// Every subscriber got `streams` (channel, publisher) sequences, each
+/// `0..rounds` once in order, and the p99 of all latencies is under `max_p99`;
+/// `during` says what was going on, for the printed figure (shared with
+/// `broker_stall`).
+pub fn check_delivery(got: &[Got], streams: usize, rounds: u64, max_p99: Duration, during: &str) {
+    let all: Vec<u64> = (0..rounds).collect();
     let mut latencies: Vec<Duration> = Vec::new();
     for subscriber in got {
-        assert_eq!(subscriber.sequences.len(), CHANNELS.len() * 2);
+        assert_eq!(subscriber.sequences.len(), streams);
         for ((channel, publisher), sequence) in &subscriber.sequences {
             assert_eq!(
                 sequence, &all,
@@ -177,8 +192,8 @@ fn check(got: &[Got]) {
     let p99 = latencies[latencies.len() * 99 / 100];
     let max = latencies.last().copied().unwrap_or_default();
     eprintln!(
-        "{} deliveries while the accepting thread was blocked for {BLOCK:?}: p99 {p99:?}, max {max:?}",
+        "{} deliveries while {during}: p99 {p99:?}, max {max:?}",
         latencies.len()
     );
-    assert!(p99 < MAX_P99, "p99 {p99:?} (max {max:?})");
+    assert!(p99 < max_p99, "p99 {p99:?} (max {max:?})");
 }

@@ -30,7 +30,7 @@
 //! broker unresponsive within `timeout_ms`. Delivery there (the subscriber
 //! connection) is covered by `broker_lanes.rs`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -41,6 +41,7 @@ use ferrygate::workers::Workers;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
+use crate::broker_lanes::{check_delivery, collect};
 use crate::cluster::history::ROUTES;
 use crate::cluster::{BrokerServer, Instance};
 use crate::support::relay::Relay;
@@ -87,7 +88,11 @@ async fn nats_a_publish_stalled_on_its_ack_delays_no_other_channel() {
             for channel in LANES.iter().chain([&KEPT]) {
                 client.subscribe(channel).await;
             }
-            readers.push(tokio::spawn(collect(client, base)));
+            readers.push(tokio::spawn(collect(
+                client,
+                base,
+                (LANES.len() + 1) * ROUNDS as usize,
+            )));
         }
     }
     let mut watcher = b.client().await;
@@ -120,7 +125,13 @@ async fn nats_a_publish_stalled_on_its_ack_delays_no_other_channel() {
     }
     done.store(true, Ordering::Relaxed);
     let (mut stalled, replies) = stalling.await.expect("the stalled publisher");
-    check_delivery(&got);
+    check_delivery(
+        &got,
+        LANES.len() + 1,
+        ROUNDS,
+        MAX_P99,
+        &format!("A's appends stalled {TIMEOUT_MS} ms each"),
+    );
     check_stalled(&replies);
     assert!(a_metric(a, FAILURES).await >= failed + replies.len() as f64);
 
@@ -205,56 +216,6 @@ async fn stall(mut client: Client, done: Arc<AtomicBool>) -> (Client, Vec<(Value
         }
     }
     (client, replies)
-}
-
-/// What one subscriber got: per (channel, publisher) the numbers in
-/// arrival order, and every delivery's latency.
-#[derive(Default)]
-struct Got {
-    sequences: BTreeMap<(String, String), Vec<u64>>,
-    latencies: Vec<Duration>,
-}
-
-async fn collect(mut client: Client, base: Instant) -> Got {
-    let expected = (LANES.len() + 1) * ROUNDS as usize;
-    let mut got = Got::default();
-    for _ in 0..expected {
-        let frame: Value = client.recv().await;
-        let now = base.elapsed();
-        let data = &frame["data"];
-        let sent = Duration::from_micros(data["t"].as_u64().expect("t"));
-        got.latencies.push(now.saturating_sub(sent));
-        let channel = frame["channel"].as_str().expect("channel").to_owned();
-        let publisher = data["p"].as_str().expect("p").to_owned();
-        got.sequences
-            .entry((channel, publisher))
-            .or_default()
-            .push(data["n"].as_u64().expect("n"));
-    }
-    got
-}
-
-fn check_delivery(got: &[Got]) {
-    let all: Vec<u64> = (0..ROUNDS).collect();
-    let mut latencies: Vec<Duration> = Vec::new();
-    for subscriber in got {
-        assert_eq!(subscriber.sequences.len(), LANES.len() + 1);
-        for ((channel, publisher), sequence) in &subscriber.sequences {
-            assert_eq!(
-                sequence, &all,
-                "{channel} from {publisher}: every message once, in order"
-            );
-        }
-        latencies.extend(&subscriber.latencies);
-    }
-    latencies.sort();
-    let p99 = latencies[latencies.len() * 99 / 100];
-    let max = latencies.last().copied().unwrap_or_default();
-    eprintln!(
-        "{} deliveries while A's appends stalled {TIMEOUT_MS} ms each: p99 {p99:?}, max {max:?}",
-        latencies.len()
-    );
-    assert!(p99 < MAX_P99, "p99 {p99:?} (max {max:?})");
 }
 
 /// Every stalled publish was refused after waiting for its acknowledgement,

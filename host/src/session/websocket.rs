@@ -30,7 +30,7 @@ pub use socket::READ_BUFFER_BYTES;
 /// Runs one session on an upgraded socket until it closes. `leftover` holds
 /// bytes the HTTP layer read past the handshake; they are the first frames.
 ///
-/// Memory: an idle session is its task and the [`Connection`] it polls, so
+/// Memory: an idle session is its task and the `Connection` it polls, so
 /// both are kept small (docs/benchmarks.md section 1). An async fn's future
 /// keeps every argument and every local whose scope spans an `.await`, for
 /// as long as it lives, moved out or not; so opening (which awaits the
