@@ -165,15 +165,18 @@ impl Files {
                 }
             })
             .collect();
-        // Every folder is watched again: one that was replaced is a new
-        // inode, which the old watch does not follow.
-        for folder in &self.watched {
-            let _ = watcher.unwatch(folder);
-        }
+        // Every folder is watched again, first: one that was replaced is a
+        // new inode, which the old watch does not follow (watching a path
+        // again adds to its watch). Only then are the folders no longer
+        // needed let go: removing a watch and adding it back left a moment
+        // in which a change was missed, and with it the reload it asked for.
         for folder in &folders {
             if let Err(error) = watcher.watch(folder, RecursiveMode::NonRecursive) {
                 tracing::debug!(folder = %folder.display(), %error, "cannot watch");
             }
+        }
+        for folder in self.watched.difference(&folders) {
+            let _ = watcher.unwatch(folder);
         }
         self.watched = folders;
         self.interesting = interesting;
